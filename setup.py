@@ -1,0 +1,29 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="sarra",
+    version="0.1.0",
+    description="Move files between organisations through AMQP brokers (v02 messages)",
+    long_description=open("README.rst", encoding="utf-8").read(),
+    long_description_content_type="text/x-rst",
+    license="GPL-2.0-or-later",
+    python_requires=">=3.9",
+    packages=find_packages(exclude=["tests", "tests.*"]),
+    install_requires=[
+        "pika>=1.3,<2",
+        "paramiko>=2.11",
+        "requests>=2.25",
+        "appdirs>=1.4",
+        "humanize>=3.0",
+        "watchdog>=2.1",
+    ],
+    extras_require={
+        "test": ["pytest>=7", "hypothesis>=6", "ruff", "mypy"],
+    },
+    entry_points={"console_scripts": []},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Operating System :: POSIX :: Linux",
+        "Topic :: System :: Networking",
+    ],
+)
