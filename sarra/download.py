@@ -1,0 +1,259 @@
+"""The work step of dd_subscribe and dd_sara: bring a notice's file (or block) home.
+
+A whole file is written to its inflight name while its checksum is computed, checked
+(size and sum), given its announced times and mode, and only then renamed to its final
+name.  A wrong checksum is never placed.  Removals (``R``), symbolic links (``L``) and
+renames (``newname``/``oldname``) are applied locally.  Blocks of partitioned files are
+handed to ``sarra.assembly``.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import os
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from sarra import checksum, partition
+from sarra.delivery import Delivery
+from sarra.errors import ChecksumMismatch, MessageError, TransferError
+from sarra.message import Notice, parse_time, split_sum
+from sarra.placement import inflight_path
+
+log = logging.getLogger(__name__)
+
+VERIFIABLE = ("d", "s")
+
+
+def file_sum(path: Path, method: str, offset: int = 0, length: Optional[int] = None) -> str:
+    """Checksum of local bytes, streamed."""
+    c = checksum.new(method)
+    with open(path, "rb") as f:
+        f.seek(offset)
+        left = length
+        while left is None or left > 0:
+            chunk = f.read(1 << 20 if left is None else min(1 << 20, left))
+            if not chunk:
+                break
+            c.update(chunk)
+            if left is not None:
+                left -= len(chunk)
+    return c.value()
+
+
+def apply_metadata(path: Path, notice: Notice, *, preserve_time: bool, preserve_mode: bool) -> None:
+    h = notice.headers
+    if preserve_mode and h.get("mode"):
+        try:
+            os.chmod(path, int(h["mode"], 8) & 0o777)
+        except ValueError:
+            log.debug("ignoring bad mode header %r", h["mode"])
+    if preserve_time and h.get("mtime"):
+        try:
+            mtime = parse_time(h["mtime"])
+            atime = parse_time(h["atime"]) if h.get("atime") else mtime
+            os.utime(path, (atime, mtime))
+        except MessageError:
+            log.debug("ignoring bad time header %r", h["mtime"])
+
+
+class Downloader:
+    """Callable work step.  ``locate(delivery)`` sets ``delivery.local_path``.
+
+    ``transfers`` is a ``sarra.transfer.TransferPool``; ``progress`` is called with a
+    byte count as data streams (it keeps broker heartbeats alive and drives progress
+    displays); ``after_file(delivery)`` runs the on_file hooks.
+    """
+
+    def __init__(
+        self,
+        options: Any,
+        *,
+        locate: Callable[[Delivery], None],
+        transfers: Any,
+        progress: Callable[[int], None] = lambda n: None,
+        after_file: Callable[[Delivery], None] = lambda d: None,
+        assembler: Any = None,
+    ) -> None:
+        self.o = options
+        self.locate = locate
+        self.transfers = transfers
+        self.progress = progress
+        self.after_file = after_file
+        self.assembler = assembler
+        self.events = set(
+            getattr(options, "events", None) or ("create", "delete", "link", "modify")
+        )
+
+    def __call__(self, d: Delivery) -> None:
+        self.locate(d)
+        method, _ = split_sum(d.notice.headers.get("sum", ""))
+        if method == "R":
+            self._remove(d)
+        elif method == "L":
+            self._link(d)
+        elif method in ("m", "r"):
+            d.reject(f"directory event {method} ignored")
+        else:
+            self._file(d)
+        if d.outcome == "ok" and d.post_notice is None:
+            d.post_notice = d.notice
+
+    # ---------------------------------------------------------------- files
+    def _file(self, d: Delivery) -> None:
+        parts_hdr = d.notice.headers.get("parts")
+        parts = partition.parse(parts_hdr) if parts_hdr else None
+        if parts is not None and not parts.is_whole:
+            if self.assembler is None:
+                raise TransferError("partitioned files are not handled here", permanent=True)
+            self.assembler.block(d, parts)
+            return
+        target = d.local_path
+        assert target is not None
+        oldname = d.notice.headers.get("oldname")
+        if oldname and self._moved_from(d, target):
+            return
+        if self._already_current(d, target, parts):
+            return
+        size = self._fetch(d, target, parts)
+        d.size = size
+        d.ok(201, "Downloaded")
+        self.after_file(d)
+
+    def _already_current(self, d: Delivery, target: Path, parts: Any) -> bool:
+        """``overwrite False``: skip when the local file already has the announced sum."""
+        if getattr(self.o, "overwrite", True) or not target.is_file():
+            return False
+        method, value = split_sum(d.notice.headers.get("sum", ""))
+        if method not in VERIFIABLE or not value:
+            return False
+        if parts is not None and target.stat().st_size != parts.size:
+            return False
+        if file_sum(target, method) == value:
+            d.ok(304, "not modified3")
+            d.reason = "local copy is current"
+            return True
+        return False
+
+    def _fetch(self, d: Delivery, target: Path, parts: Any) -> int:
+        n = d.notice
+        method, value = split_sum(n.headers.get("sum", ""))
+        algo = method if method in VERIFIABLE else (value if method == "z" else None)
+        sums = [checksum.new(algo)] if algo in VERIFIABLE else []
+        tmp = inflight_path(target, getattr(self.o, "inflight", ".tmp"))
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        transfer = self.transfers.get(n.baseurl)
+        expected = parts.size if parts is not None else None
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o644), "wb") as f:
+            _lock(f, tmp)
+            f.truncate(0)
+            try:
+                got = transfer.get(
+                    transfer.remote_path(n.relpath),
+                    f,
+                    offset=0,
+                    length=expected,
+                    sums=sums,
+                    progress=self.progress,
+                )
+                f.flush()
+            except BaseException:
+                _unlink(tmp)
+                raise
+        if sums and method in VERIFIABLE and sums[0].value() != value:
+            _unlink(tmp)
+            raise ChecksumMismatch(
+                f"checksum mismatch for {n.relpath}: announced {method},{value[:16]}..., "
+                f"received {sums[0].value()[:16]}...",
+                expected=value,
+                actual=sums[0].value(),
+            )
+        if method == "z" and sums:
+            d.notice = n.with_headers(sum=f"{algo},{sums[0].value()}")
+        apply_metadata(
+            tmp,
+            d.notice,
+            preserve_time=getattr(self.o, "preserve_time", True),
+            preserve_mode=getattr(self.o, "preserve_mode", True),
+        )
+        if tmp != target:
+            os.replace(tmp, target)
+        return got
+
+    def _moved_from(self, d: Delivery, target: Path) -> bool:
+        """Post with ``oldname``: reuse the old local file when it is still there."""
+        old = self._sibling(d, d.notice.headers["oldname"])
+        if old is None or not old.exists() or target.exists():
+            return False
+        os.replace(old, target)
+        d.ok(201, "moved")
+        self.after_file(d)
+        return True
+
+    # ---------------------------------------------------------------- R, L
+    def _remove(self, d: Delivery) -> None:
+        target = d.local_path
+        assert target is not None
+        newname = d.notice.headers.get("newname")
+        if newname:
+            new = self._sibling(d, newname)
+            if new is not None and target.exists() and not new.exists():
+                new.parent.mkdir(parents=True, exist_ok=True)
+                os.link(target, new) if target.is_file() else os.rename(target, new)
+        elif "delete" not in self.events:
+            d.reject("removal ignored (events exclude delete)")
+            return
+        try:
+            if target.is_dir() and not target.is_symlink():
+                target.rmdir()
+            else:
+                target.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            d.fail(f"remove failed: {e}", code=500, permanent=e.errno != errno.EBUSY)
+            return
+        d.ok(201, "removed")
+
+    def _link(self, d: Delivery) -> None:
+        if "link" not in self.events:
+            d.reject("link ignored (events exclude link)")
+            return
+        link = d.notice.headers.get("link")
+        if not link:
+            raise MessageError("L post without link header")
+        target = d.local_path
+        assert target is not None
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.parent / f".{target.name}.lnk.tmp"
+        _unlink(tmp)
+        os.symlink(link, tmp)
+        os.replace(tmp, target)
+        d.ok(201, "linked")
+
+    def _sibling(self, d: Delivery, relpath: str) -> Optional[Path]:
+        """Local path of another relpath placed with the same rules (renames)."""
+        probe = Delivery(d.notice.replace(relpath=relpath))
+        try:
+            self.locate(probe)
+        except Exception as e:  # noqa: BLE001 - a bad other name only disables the shortcut
+            log.debug("cannot place %r: %s", relpath, e)
+            return None
+        return probe.local_path
+
+
+def _lock(f: Any, path: Path) -> None:
+    """One writer per inflight file, across the instances of a config."""
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise TransferError(f"{path} is being written by another instance") from None
+
+
+def _unlink(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,333 @@
+"""The pipeline every command runs: gather -> filter -> work -> post -> report -> settle.
+
+``Flow`` knows nothing of pika, HTTP or files: it is composed by a role from a
+*source* (the broker, or local files), a *work* step (download, or nothing), a
+*publisher* (downstream posts) and a *reporter* (report messages back to sources).
+
+The rule that keeps messages from being lost lives in ``_settle``: a broker message is
+acknowledged only once its outcome is durable: file in place *and* downstream post
+confirmed (OK), decision logged (REJECTED), or failure written to the on-disk retry
+queue (FAILED).  If the broker connection drops mid-batch, nothing of that batch is
+acknowledged; the broker redelivers it, and the work, being idempotent, finds it done.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence
+
+from sarra import message
+from sarra.dedup import DedupCache, fingerprint
+from sarra.delivery import FAILED, OK, REJECTED, Delivery
+from sarra.errors import ConnectionLost, HookError, MessageError, PathError, TransferError
+from sarra.hooks import HookSet
+from sarra.retry import RetryQueue
+
+log = logging.getLogger(__name__)
+
+
+class Source(Protocol):
+    """Where deliveries come from (a broker queue, or files named by the user)."""
+
+    done: bool
+
+    def gather(self, max_count: int, timeout: float) -> List[Delivery]: ...
+
+    def settle(self, delivery: Delivery) -> None: ...
+
+
+class Sink(Protocol):
+    """Publishes what the batch produced (downstream posts, or reports)."""
+
+    def publish(self, deliveries: Sequence[Delivery]) -> None: ...
+
+
+@dataclass
+class Stats:
+    """Counters since start, for the periodic log line and ``dd status``."""
+
+    ok: int = 0
+    rejected: int = 0
+    failed: int = 0
+    bytes: int = 0
+    last_activity: float = 0.0
+    by_reason: Dict[str, int] = field(default_factory=dict)
+
+    def count(self, d: Delivery) -> None:
+        self.last_activity = time.time()
+        if d.outcome == OK:
+            self.ok += 1
+            self.bytes += d.size
+        elif d.outcome == REJECTED:
+            self.rejected += 1
+        else:
+            self.failed += 1
+
+
+class Flow:
+    """One instance's run loop.  See the module docstring for the order of steps.
+
+    ``select(delivery)`` returns False to reject a message (accept/reject masks);
+    ``work(delivery)`` sets the outcome or raises a ``SarraError``.
+    """
+
+    def __init__(
+        self,
+        *,
+        source: Source,
+        select: Callable[[Delivery], bool] = lambda d: True,
+        work: Optional[Callable[[Delivery], None]] = None,
+        publisher: Optional[Sink] = None,
+        reporter: Optional[Sink] = None,
+        hooks: Optional[HookSet] = None,
+        retry: Optional[RetryQueue] = None,
+        dedup: Optional[DedupCache] = None,
+        dedup_basis: str = "path",
+        batch: int = 100,
+        idle: float = 1.0,
+        housekeeping: float = 300.0,
+        stop: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.source = source
+        self.select = select
+        self.work = work
+        self.publisher = publisher
+        self.reporter = reporter
+        self.hooks = hooks or HookSet()
+        self.retry = retry
+        self.dedup = dedup
+        self.dedup_basis = dedup_basis
+        self.batch = batch
+        self.idle = idle
+        self.housekeeping_every = housekeeping
+        self.stop = stop
+        self.stats = Stats()
+        self.failures: List[Delivery] = []
+
+    # ------------------------------------------------------------------ run loop
+    def run(self) -> int:
+        """Loop until a stop is requested or a one-shot source is exhausted.
+
+        Returns the number of deliveries that ended FAILED (for one-shot commands).
+        """
+        self.hooks.safe_emit("on_start")
+        next_housekeeping = time.monotonic() + self.housekeeping_every
+        try:
+            while not self.stop():
+                try:
+                    handled = self.run_once()
+                except ConnectionLost as e:
+                    log.warning(
+                        "broker connection lost (%s); unacknowledged messages will be redelivered",
+                        e,
+                    )
+                    continue
+                if getattr(self.source, "done", False) and handled == 0:
+                    break
+                if time.monotonic() >= next_housekeeping:
+                    self.housekeeping()
+                    next_housekeeping = time.monotonic() + self.housekeeping_every
+        finally:
+            self.hooks.safe_emit("on_stop")
+        return len(self.failures)
+
+    def run_once(self) -> int:
+        """Gather one batch and carry it through every step.  Returns its size.
+
+        Raises:
+            ConnectionLost: the batch is void; nothing of it was acknowledged.
+        """
+        batch = self._gather()
+        if not batch:
+            return 0
+        try:
+            for d in batch:
+                self._process(d)
+            self._post(batch)
+            if self.reporter is not None:
+                self.reporter.publish(batch)
+        except ConnectionLost:
+            self._abandon(batch)
+            raise
+        for d in batch:
+            self._settle(d)
+        return len(batch)
+
+    def _gather(self) -> List[Delivery]:
+        batch: List[Delivery] = []
+        if self.retry is not None:
+            batch.extend(self._due_retries(max(1, self.batch // 2)))
+        timeout = 0.0 if batch else self.idle
+        batch.extend(self.source.gather(self.batch - len(batch), timeout))
+        return batch
+
+    def _due_retries(self, n: int) -> List[Delivery]:
+        out = []
+        assert self.retry is not None
+        for entry in self.retry.due(n):
+            try:
+                notice = message.decode(entry.topic, entry.headers, entry.body)
+            except MessageError as e:
+                log.error("retry queue: dropping undecodable entry: %s", e)
+                self.retry.remove(entry)
+                continue
+            out.append(Delivery(notice, retry=entry, attempts=entry.attempts))
+        return out
+
+    # ------------------------------------------------------------------ steps
+    def _process(self, d: Delivery) -> None:
+        """Filter, deduplicate, run hooks and the work step; always sets an outcome."""
+        try:
+            if not self.select(d):
+                if d.outcome is None:
+                    d.reject("rejected by accept/reject masks")
+                return
+            if not self._claim(d):
+                d.reject("duplicate", code=304, text="Not modified1")
+                return
+            if not self.hooks.accepts(d):
+                d.reject("rejected by on_message hook")
+                return
+            if self.work is None:
+                d.ok(201, "Published")
+                d.post_notice = d.post_notice or d.notice
+            else:
+                self.work(d)
+        except ConnectionLost:
+            raise
+        except PathError as e:
+            d.reject(str(e), code=403, text=f"Forbidden : {e}")
+        except MessageError as e:
+            d.reject(str(e), code=417, text="Expectation Failed : malformed message")
+        except TransferError as e:
+            d.fail(str(e), code=e.code, permanent=e.permanent)
+        except HookError as e:
+            d.fail(str(e), code=503)
+        if d.outcome is None:
+            d.fail("work step set no outcome", code=503)
+
+    def _claim(self, d: Delivery) -> bool:
+        if self.dedup is None or d.retry is not None:
+            return True
+        key = fingerprint(d.notice, self.dedup_basis)
+        if not self.dedup.claim(key):
+            return False
+        d.dedup_key = key
+        return True
+
+    def _post(self, batch: Sequence[Delivery]) -> None:
+        if self.publisher is None:
+            return
+        ready = []
+        for d in batch:
+            if d.outcome != OK or d.post_notice is None:
+                continue
+            try:
+                self.hooks.emit("on_post", d)
+            except HookError as e:
+                d.fail(str(e), code=503)
+                continue
+            ready.append(d)
+        if ready:
+            self.publisher.publish(ready)
+
+    def _abandon(self, batch: Sequence[Delivery]) -> None:
+        for d in batch:
+            if d.dedup_key and self.dedup is not None:
+                self.dedup.release(d.dedup_key)
+
+    def _settle(self, d: Delivery) -> None:
+        """The one place that decides what happens to a message after its batch."""
+        self.stats.count(d)
+        if d.outcome != OK and d.dedup_key and self.dedup is not None:
+            self.dedup.release(d.dedup_key)
+        if d.outcome == REJECTED:
+            log.info("rejected %s: %s", d.describe(), d.reason)
+        elif d.outcome == FAILED:
+            if not self._keep_for_retry(d):
+                return  # not acknowledged: the broker will redeliver it
+        elif d.retry is not None and self.retry is not None:
+            self.retry.remove(d.retry)
+        self.source.settle(d)
+
+    def _keep_for_retry(self, d: Delivery) -> bool:
+        """Write a failure to the retry queue.  False if it could not be kept safely."""
+        if self.retry is None or d.permanent or d.received is None and d.retry is None:
+            log.error("failed %s: %s", d.describe(), d.reason)
+            self.failures.append(d)
+            if d.retry is not None and self.retry is not None:
+                self.retry.remove(d.retry)
+            return True
+        wire = message.encode(d.notice)
+        try:
+            kept = self.retry.put(
+                wire.topic, wire.headers, wire.body.decode("utf-8"), d.reason, previous=d.retry
+            )
+        except OSError as e:
+            log.error(
+                "cannot write retry entry for %s (%s); leaving it to the broker", d.describe(), e
+            )
+            if d.received is not None and hasattr(self.source, "requeue"):
+                self.source.requeue(d)
+            return False
+        if kept:
+            log.warning(
+                "failed %s (attempt %d, will retry): %s", d.describe(), d.attempts + 1, d.reason
+            )
+        else:
+            log.error("giving up on %s after retry_ttl: %s", d.describe(), d.reason)
+            self.failures.append(d)
+        return True
+
+    def housekeeping(self) -> None:
+        if self.dedup is not None:
+            self.dedup.expire()
+        self.hooks.safe_emit("on_housekeeping")
+        s = self.stats
+        log.info(
+            "housekeeping: %d ok, %d rejected, %d failed, %d bytes; retry backlog %d",
+            s.ok,
+            s.rejected,
+            s.failed,
+            s.bytes,
+            len(self.retry) if self.retry else 0,
+        )
+
+
+class BrokerSource:
+    """Deliveries from a broker queue.  Undecodable messages are dropped here.
+
+    ``broker`` is a ``sarra.broker.Broker`` (already consuming).
+    """
+
+    done = False
+
+    def __init__(self, broker: Any, queue: str = "") -> None:
+        self.broker = broker
+        self.queue = queue
+
+    def gather(self, max_count: int, timeout: float) -> List[Delivery]:
+        out = []
+        for r in self.broker.get(max_count, timeout):
+            try:
+                notice = message.decode(r.routing_key, r.headers, r.body)
+            except message.IgnoredMessage as e:
+                log.debug("ignoring %s: %s", r.routing_key, e)
+                self.broker.ack(r)
+                continue
+            except MessageError as e:
+                log.error("dropping undecodable message (topic %r): %s", r.routing_key[:80], e)
+                self.broker.nack(r, requeue=False)
+                continue
+            out.append(Delivery(notice, received=r))
+        return out
+
+    def settle(self, d: Delivery) -> None:
+        if d.received is not None:
+            self.broker.ack(d.received)
+
+    def requeue(self, d: Delivery) -> None:
+        if d.received is not None:
+            self.broker.nack(d.received, requeue=True)

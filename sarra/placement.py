@@ -1,0 +1,110 @@
+"""Where a notice's file goes on the local disk, and the guard against escaping it.
+
+``target_path`` applies the placement options captured by the accept mask that chose
+the message (``directory``, ``mirror``, ``strip``, ``flatten``) plus the ``rename``
+header, and refuses any path that would leave the target directory: ``..`` components,
+absolute paths after stripping, and parents that are symbolic links pointing outside.
+``inflight_path`` names the temporary file a download is written to.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+from sarra.errors import PathError
+from sarra.message import Notice
+
+_VAR = re.compile(r"\$\{(\w+)\}")
+
+
+def message_values(notice: Notice, extra: Optional[Mapping[str, str]] = None) -> dict:
+    """Per-message variables for ``directory`` patterns (``${SOURCE}``, ``${YYYYMMDD}``...)."""
+    now = time.gmtime()
+    values = {
+        "SOURCE": notice.headers.get("source", ""),
+        "YYYYMMDD": time.strftime("%Y%m%d", now),
+        "YYYY": time.strftime("%Y", now),
+        "MM": time.strftime("%m", now),
+        "DD": time.strftime("%d", now),
+        "HH": time.strftime("%H", now),
+    }
+    values.update(extra or {})
+    return values
+
+
+def expand_directory(template: str, values: Mapping[str, str]) -> str:
+    def sub(m: re.Match) -> str:
+        name = m.group(1)
+        if name in values:
+            return values[name]
+        if name in os.environ:
+            return os.environ[name]
+        raise PathError(f"unknown variable ${{{name}}} in directory {template!r}")
+
+    return _VAR.sub(sub, template)
+
+
+def _strip(rel: str, strip: Any) -> str:
+    if isinstance(strip, int):
+        parts = rel.split("/")
+        return "/".join(parts[strip:]) if strip < len(parts) else ""
+    if strip:
+        return re.sub(strip, "", rel, count=1)
+    return rel
+
+
+def relative_target(notice: Notice, *, mirror: bool, strip: Any = 0, flatten: str = "/") -> str:
+    """The path below the target directory, ``/``-separated, checked for escapes.
+
+    Raises:
+        PathError: the path is empty, absolute, or contains ``..``.
+    """
+    rel = notice.headers.get("rename") or notice.relpath
+    if rel.endswith("/"):
+        rel = rel + notice.relpath.rsplit("/", 1)[-1]
+    rel = _strip(rel.lstrip("/"), strip)
+    parts = [p for p in rel.split("/") if p not in ("", ".")]
+    if "\0" in rel or not parts:
+        raise PathError(f"unusable path {notice.relpath!r}")
+    if ".." in parts:
+        raise PathError(f"path escapes the target directory: {notice.relpath!r}")
+    if not mirror:
+        parts = [flatten.join(parts)] if flatten != "/" else parts[-1:]
+    return "/".join(parts)
+
+
+def target_path(root: str, relative: str) -> Path:
+    """Join and check that no existing parent is a symbolic link leading outside ``root``.
+
+    Raises:
+        PathError: the resolved parent is outside ``root``.
+    """
+    base = Path(root).expanduser()
+    target = base / relative
+    real_base = os.path.realpath(base)
+    parent = target.parent
+    while not parent.exists() and parent != base and parent != parent.parent:
+        parent = parent.parent
+    real_parent = os.path.realpath(parent)
+    if real_parent != real_base and not real_parent.startswith(real_base.rstrip("/") + "/"):
+        raise PathError(f"path escapes the target directory through a link: {relative!r}")
+    return target
+
+
+def inflight_path(target: Path, inflight: Optional[str]) -> Path:
+    """Temporary name a download is written to before its rename into ``target``.
+
+    ``.tmp`` (any string starting with ``.`` and longer than 1): suffix; ``.``: prefix;
+    ``tmp/`` (ends with ``/``): sub-directory; ``NONE``/None: the target itself.
+    """
+    if not inflight or inflight == "NONE":
+        return target
+    if inflight.endswith("/"):
+        return target.parent / inflight.rstrip("/") / target.name
+    if inflight == ".":
+        return target.parent / ("." + target.name)
+    return target.parent / (target.name + inflight)
