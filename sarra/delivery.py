@@ -4,6 +4,7 @@ Wire fields live in the frozen ``Notice``; everything local (where it came from,
 the file goes, what happened to it) lives here, so nothing local can leak onto the
 wire.  Every delivery ends in exactly one outcome: OK, REJECTED or FAILED.
 """
+
 from __future__ import annotations
 
 import time
@@ -39,6 +40,7 @@ class Delivery:
     report: Optional[tuple] = None
     attempts: int = 0
     dedup_key: Optional[str] = None
+    mask: Any = None
     started: float = field(default_factory=time.monotonic)
     size: int = 0
 

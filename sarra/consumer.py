@@ -1,0 +1,111 @@
+"""What every broker-fed role shares: its queue, its selection, its placement.
+
+* ``queue_name``: ``q_<user>.<program>.<config>[.<8 digits>.<8 digits>]`` (spec 10.2),
+  remembered in the state directory so restarts and all instances reuse it.
+* ``setup_queue``: declare the queue and bind every ``subtopic`` on the exchange.
+* ``Selector``: accept/reject masks in configuration order, matched against the URL.
+* ``Locator``: the local path of a delivery, from the placement options of its mask.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import random
+from pathlib import Path
+from typing import Any, Optional
+from urllib.parse import urlparse
+
+from sarra.delivery import Delivery
+from sarra.placement import expand_directory, message_values, relative_target, target_path
+
+log = logging.getLogger(__name__)
+
+
+def broker_user(url: Optional[str]) -> str:
+    return (urlparse(url).username or "anonymous") if url else "anonymous"
+
+
+def queue_name(options: Any, program: str, state_dir: Path, *, random_suffix: bool) -> str:
+    """The configured queue name, or the remembered one, or a new one (then saved)."""
+    if getattr(options, "queue_name", None):
+        return options.queue_name
+    state_dir.mkdir(parents=True, exist_ok=True)
+    saved = state_dir / "queue_name"
+    with open(state_dir / ".queue_name.lock", "w") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        if saved.exists() and saved.read_text().strip():
+            return saved.read_text().strip()
+        name = f"q_{broker_user(options.broker)}.{program}.{options.config}"
+        if random_suffix:
+            rnd = random.SystemRandom()
+            name += f".{rnd.randrange(10**8):08d}.{rnd.randrange(10**8):08d}"
+        tmp = saved.with_suffix(".tmp")
+        tmp.write_text(name + "\n")
+        tmp.replace(saved)
+        return name
+
+
+def bindings(options: Any, default_prefix: str = "v02.post") -> list:
+    prefix = getattr(options, "topic_prefix", None) or default_prefix
+    subtopics = list(getattr(options, "subtopic", None) or []) or ["#"]
+    return [f"{prefix}.{s}" for s in subtopics]
+
+
+def setup_queue(
+    broker: Any, options: Any, queue: str, exchange: str, default_prefix: str = "v02.post"
+) -> None:
+    """Declare the queue, bind it to ``exchange`` for every subtopic, start consuming."""
+    broker.declare_exchange(exchange)
+    broker.declare_queue(
+        queue,
+        durable=getattr(options, "durable", True),
+        expire_s=getattr(options, "expire", None) or None,
+        message_ttl_s=getattr(options, "message_ttl", None) or None,
+    )
+    for key in bindings(options, default_prefix):
+        broker.bind(queue, exchange, key)
+    broker.consume(queue)
+
+
+class Selector:
+    """Accept/reject masks in order; the first that matches decides.
+
+    With no mask matching, ``accept_unmatch`` decides.  The chosen mask (or None) is
+    kept on the delivery for placement.
+    """
+
+    def __init__(self, options: Any) -> None:
+        self.masks = list(getattr(options, "masks", ()) or ())
+        self.accept_unmatch = bool(getattr(options, "accept_unmatch", False)) or not any(
+            m.accept for m in self.masks
+        )
+
+    def __call__(self, d: Delivery) -> bool:
+        url = d.notice.url
+        for mask in self.masks:
+            if mask.regex.match(url):
+                d.mask = mask
+                return bool(mask.accept)
+        return self.accept_unmatch
+
+
+class Locator:
+    """Sets ``delivery.local_path`` from the mask's (or the global) placement options."""
+
+    def __init__(self, options: Any, extra_values: Optional[dict] = None) -> None:
+        self.o = options
+        self.extra = extra_values or {}
+
+    def __call__(self, d: Delivery) -> None:
+        src = d.mask if d.mask is not None else self.o
+        directory = expand_directory(
+            str(getattr(src, "directory", None) or "."), message_values(d.notice, self.extra)
+        )
+        rel = relative_target(
+            d.notice,
+            mirror=bool(getattr(src, "mirror", False)),
+            strip=getattr(src, "strip", 0) or 0,
+            flatten=getattr(src, "flatten", "/") or "/",
+        )
+        d.local_path = target_path(directory, rel)

@@ -1,0 +1,174 @@
+"""Turning local files into v02 notices (dd_post, dd_watch).
+
+Each file is read once: the checksum of every block is computed in a single pass.
+Symbolic links become ``L`` posts, removals ``R`` posts, renames the ``R``+``newname``
+then post+``oldname`` pair of spec 8.4.  Paths outside ``post_base_dir`` and names that
+v02 cannot carry are refused with ``PathError``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import logging
+import os
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional
+
+from sarra import checksum, message, partition
+from sarra.errors import ConfigError, PathError
+from sarra.message import Notice
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1 << 20
+
+
+def _header_options(options: Any) -> Dict[str, str]:
+    extra: Dict[str, str] = {}
+    for item in getattr(options, "header", None) or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"header {item!r}: expected key=value")
+        extra[key.strip()] = value
+    return extra
+
+
+class NoticeMaker:
+    """Builds the notices for local paths according to the post options."""
+
+    def __init__(self, options: Any, *, broker_user: str = "", broker_host: str = "") -> None:
+        self.o = options
+        self.base_url = options.post_base_url
+        if not self.base_url:
+            raise ConfigError("post_base_url (-u) is required to post")
+        base_dir = getattr(options, "post_base_dir", None)
+        self.base_dir = os.path.abspath(base_dir) if base_dir else None
+        self.sum = getattr(options, "sum", None) or "d"
+        self.blocksize = getattr(options, "blocksize", 1)
+        self.prefix = getattr(options, "post_topic_prefix", None) or "v02.post"
+        to = getattr(options, "to", None)
+        self.common: Dict[str, str] = {}
+        self.common["to_clusters"] = (
+            ",".join(to) if isinstance(to, (list, tuple)) else (to or broker_host or "localhost")
+        )
+        if getattr(options, "cluster", None):
+            self.common["from_cluster"] = options.cluster
+        if broker_user:
+            self.common["source"] = broker_user
+        self.common.update(_header_options(options))
+        self.slash = bool(getattr(options, "post_relpath_slash", False))
+        self.rename = getattr(options, "rename", None)
+
+    # ---------------------------------------------------------------- paths
+    def relpath(self, path: str) -> str:
+        """The relpath of a local path: below post_base_dir, or absolute for ``file:``.
+
+        Raises:
+            PathError: the path is outside post_base_dir, or cannot be carried by v02.
+        """
+        ap = os.path.abspath(path)
+        if self.base_dir:
+            if ap != self.base_dir and not ap.startswith(self.base_dir.rstrip("/") + "/"):
+                raise PathError(f"{path}: outside post_base_dir {self.base_dir}")
+            rel = ap[len(self.base_dir) :].lstrip("/")
+        else:
+            rel = ap.lstrip("/")
+        message.check_name(rel)
+        return ("/" + rel) if self.slash else rel
+
+    def _notice(self, path: str, headers: Dict[str, str], pubtime: Optional[str]) -> Notice:
+        h = dict(self.common)
+        h.update(headers)
+        if self.rename:
+            name = os.path.basename(path)
+            h["rename"] = self.rename + name if self.rename.endswith("/") else self.rename
+        return message.new_post(
+            self.base_url, self.relpath(path), h, pubtime=pubtime, topic_prefix=self.prefix
+        )
+
+    # ---------------------------------------------------------------- notices
+    def for_path(self, path: str, extra: Optional[Dict[str, str]] = None) -> List[Notice]:
+        """Notices for one existing path: ``L`` for a symlink, else the file's blocks.
+
+        Raises:
+            PathError: missing, not a regular file, or outside post_base_dir.
+            OSError: the file could not be read.
+        """
+        extra = extra or {}
+        st = os.lstat(path)
+        if os.path.islink(path) and not getattr(self.o, "follow_symlinks", False):
+            return [self.link(path, extra)]
+        if not os.path.isfile(path):
+            raise PathError(f"{path}: not a regular file")
+        return self.file(path, extra, st if not os.path.islink(path) else os.stat(path))
+
+    def link(self, path: str, extra: Dict[str, str]) -> Notice:
+        target = os.readlink(path)
+        value = hashlib.sha512(target.encode("utf-8", "surrogateescape")).hexdigest()
+        return self._notice(path, {**extra, "link": target, "sum": f"L,{value}"}, None)
+
+    def removal(self, path: str, extra: Optional[Dict[str, str]] = None) -> Notice:
+        name = os.path.basename(path.rstrip("/"))
+        value = hashlib.sha512(name.encode("utf-8", "surrogateescape")).hexdigest()
+        return self._notice(path, {**(extra or {}), "sum": f"R,{value}"}, None)
+
+    def rename_pair(self, old: str, new: str) -> List[Notice]:
+        """Spec 8.4: ``R`` of the old path with ``newname``, then the new path with ``oldname``."""
+        first = self.removal(old, {"newname": self.relpath(new)})
+        return [first, *self.for_path(new, {"oldname": self.relpath(old)})]
+
+    def file(self, path: str, extra: Dict[str, str], st: os.stat_result) -> List[Notice]:
+        meta = dict(extra)
+        if getattr(self.o, "preserve_time", True):
+            meta["mtime"] = message.format_time_ns(st.st_mtime_ns)
+            meta["atime"] = message.format_time_ns(st.st_atime_ns)
+        if getattr(self.o, "preserve_mode", True):
+            meta["mode"] = format(st.st_mode & 0o7777, "o")
+        blocks = partition.plan(st.st_size, self.blocksize)
+        sums = list(self._block_sums(path, blocks))
+        pubtime = message.format_time(time.time())
+        return [
+            self._notice(path, {**meta, "parts": b.header(), "sum": s}, pubtime)
+            for b, s in zip(blocks, sums)
+        ]
+
+    def _block_sums(self, path: str, blocks: List[partition.Parts]) -> Iterator[str]:
+        """One pass over the file, yielding each block's ``sum`` header."""
+        name = os.path.basename(path)
+        method = self.sum
+        if method in ("n", "0") or method.startswith("z"):
+            for _ in blocks:
+                yield checksum.new(method, name=name).header()
+            return
+        with open(path, "rb") as f:
+            for b in blocks:
+                c = checksum.new(method)
+                left = b.length
+                while left > 0:
+                    chunk = f.read(min(CHUNK, left))
+                    if not chunk:
+                        raise PathError(f"{path}: file shrank while being read")
+                    c.update(chunk)
+                    left -= len(chunk)
+                yield c.header()
+
+
+def walk(path: str, follow_symlinks: bool = False) -> Iterator[str]:
+    """Files and symlinks below ``path`` (or ``path`` itself), lazily, sorted per dir."""
+    if not os.path.isdir(path) or (os.path.islink(path) and not follow_symlinks):
+        yield path
+        return
+    try:
+        entries = sorted(os.scandir(path), key=lambda e: e.name)
+    except OSError as e:
+        raise PathError(f"{path}: cannot list directory: {e.strerror}") from e
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=follow_symlinks):
+            yield from walk(entry.path, follow_symlinks)
+        else:
+            yield entry.path
+
+
+def common_base(paths: List[str]) -> str:
+    return str(Path(os.path.commonpath([os.path.abspath(p) for p in paths])))
