@@ -9,9 +9,9 @@ v02 cannot carry are refused with ``PathError``.
 from __future__ import annotations
 
 import hashlib
-import time
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
