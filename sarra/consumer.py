@@ -109,3 +109,16 @@ class Locator:
             flatten=getattr(src, "flatten", "/") or "/",
         )
         d.local_path = target_path(directory, rel)
+
+
+def forget_state(state_dir: Path) -> None:
+    """Remove the remembered queue name, retry queues and caches of a config."""
+    import shutil
+
+    for p in state_dir.glob("*"):
+        if p.name.endswith(".pid"):
+            continue
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink()

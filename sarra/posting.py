@@ -52,8 +52,8 @@ class NoticeMaker:
         self.common["to_clusters"] = (
             ",".join(to) if isinstance(to, (list, tuple)) else (to or broker_host or "localhost")
         )
-        if getattr(options, "cluster", None):
-            self.common["from_cluster"] = options.cluster
+        self.common["from_cluster"] = getattr(options, "cluster", None) or broker_host or (
+            "localhost")
         if broker_user:
             self.common["source"] = broker_user
         self.common.update(_header_options(options))

@@ -1,0 +1,413 @@
+"""One command-line grammar for every ``dd_*`` command, and the action table.
+
+``dd_subscribe [options] action [config]``; ``dd_post [options] [paths...]`` (one
+shot, like rsync or scp).  Options are the rows of ``sarra.options`` (``--name value``
+or any listed synonym such as ``-b``); a flag may be followed by ``True``/``False``.
+Errors end here: a ``SarraError`` becomes one line on stderr and an exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from sarra import __version__
+from sarra import options as optdefs
+from sarra.config import Options, load
+from sarra.errors import ConfigError, SarraError
+from sarra.paths import Paths, short_name
+
+log = logging.getLogger("sarra")
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_STOPPED = 3
+
+ROLES = {
+    "dd_post": "sarra.roles.post",
+    "dd_subscribe": "sarra.roles.subscribe",
+}
+DAEMON_ACTIONS = (
+    "foreground",
+    "start",
+    "stop",
+    "restart",
+    "status",
+    "cleanup",
+    "declare",
+    "setup",
+    "add",
+    "remove",
+    "edit",
+    "list",
+)
+BOOL_WORDS = {"true", "false", "yes", "no", "on", "off", "1", "0"}
+
+
+class _Collect(argparse.Action):
+    """Record ``(option, value)`` in command-line order (accept/reject order matters)."""
+
+    def __init__(
+        self, option_strings: Sequence[str], dest: str, option_name: str = "", **kw: Any
+    ) -> None:
+        super().__init__(option_strings, dest, **kw)
+        self.option_name = option_name
+
+    def __call__(self, parser: Any, ns: Any, values: Any, option_string: Any = None) -> None:
+        ns.overrides.append((self.option_name, values))
+
+
+def _flags_for(opt: Any) -> List[str]:
+    flags = [f"--{opt.name}"]
+    for word, target in optdefs.SYNONYMS.items():
+        if target == opt.name and word.startswith("-") and word not in flags:
+            flags.append(word)
+    return flags
+
+
+def build_parser(program: str) -> argparse.ArgumentParser:
+    short = short_name(program)
+    p = argparse.ArgumentParser(
+        prog=program,
+        allow_abbrev=False,
+        description=f"{program}: see man {program}. Actions: "
+        + ("[paths...]" if short == "post" else " ".join(DAEMON_ACTIONS) + " [config]"),
+    )
+    p.set_defaults(overrides=[])
+    for opt in optdefs.options_for(short):
+        p.add_argument(
+            *_flags_for(opt),
+            action=_Collect,
+            option_name=opt.name,
+            metavar=opt.name.upper(),
+            help=opt.help,
+            dest=f"_{opt.name}",
+        )
+    p.add_argument("-c", "--config", dest="config_name", help="configuration name or file")
+    p.add_argument("--instance", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    p.add_argument("words", nargs="*", help=argparse.SUPPRESS)
+    return p
+
+
+def _join_flags(program: str, argv: Sequence[str]) -> List[str]:
+    """``-mirror`` alone means True; ``-mirror False`` becomes ``-mirror=False``."""
+    flags = {
+        f
+        for opt in optdefs.options_for(short_name(program))
+        if opt.is_flag
+        for f in _flags_for(opt)
+    }
+    out: List[str] = []
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        if tok in flags:
+            if i + 1 < len(argv) and argv[i + 1].lower() in BOOL_WORDS:
+                out.append(f"{tok}={argv[i + 1]}")
+                i += 2
+                continue
+            out.append(f"{tok}=True")
+        else:
+            out.append(tok)
+        i += 1
+    return out
+
+
+def parse(program: str, argv: Sequence[str]) -> argparse.Namespace:
+    parser = build_parser(program)
+    ns = parser.parse_intermixed_args(_join_flags(program, argv))
+    ns.parser = parser
+    return ns
+
+
+# ---------------------------------------------------------------- helpers
+def _role(program: str) -> Any:
+    if program not in ROLES:
+        raise ConfigError(f"{program} is not available yet")
+    return importlib.import_module(ROLES[program])
+
+
+def _options(program: str, config: Optional[str], ns: argparse.Namespace, paths: Paths) -> Options:
+    return load(program, config, ns.overrides, paths, defaults=_role(program).DEFAULTS)
+
+
+def _setup_logging(o: Options, program: str, config: str, instance: int, paths: Paths) -> None:
+    from sarra.logsetup import setup_logging
+
+    log_file = paths.log_file(program, config, instance) if instance else None
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+    level = "debug" if o.debug else o.log_level
+    setup_logging(
+        level=level,
+        log_file=log_file,
+        backups=o.log_backups,
+        rotate_s=o.log_rotate,
+        program=program,
+        instance=instance,
+    )
+
+
+def _context(program: str, o: Options, paths: Paths, instance: int, stop: Callable) -> Any:
+    from sarra.runtime import Context
+
+    return Context(
+        program,
+        o,
+        paths,
+        instance=instance or 1,
+        stop=stop,
+        interactive=instance == 0 and sys.stderr.isatty(),
+    )
+
+
+def _configs(program: str, paths: Paths) -> List[str]:
+    d = paths.program_config_dir(program)
+    return sorted(p.stem for p in d.glob("*.conf")) if d.is_dir() else []
+
+
+def _instances(program: str, config: str, o: Options, paths: Paths, ns: argparse.Namespace) -> Any:
+    from sarra.instances import Instances
+
+    extra = [f"--{name}={value}" for name, value in ns.overrides]
+
+    def argv(n: int) -> List[str]:
+        return [
+            sys.executable,
+            "-m",
+            "sarra.cli",
+            program,
+            *extra,
+            "--instance",
+            str(n),
+            "foreground",
+            config,
+        ]
+
+    return Instances(
+        program,
+        config,
+        int(o.instances),
+        paths.state(program, config),
+        lambda n: paths.log_file(program, config, n),
+        argv,
+        stop_timeout=float(o.stop_timeout),
+    )
+
+
+# ---------------------------------------------------------------- actions
+def act_foreground(
+    program: str, config: Optional[str], ns: argparse.Namespace, paths: Paths
+) -> int:
+    from sarra.instances import run_foreground
+
+    o = _options(program, config, ns, paths)
+    name = o.config or "_cmdline"
+    _setup_logging(o, program, name, ns.instance, paths)
+    pidfile = None
+    if config and short_name(program) != "post":
+        pidfile = paths.state(program, name) / f"i{max(ns.instance, 1):02d}.pid"
+        pidfile.parent.mkdir(parents=True, exist_ok=True)
+
+    def main(receiver: Any) -> int:
+        ctx = _context(program, o, paths, ns.instance, lambda: receiver.stop_requested)
+        try:
+            if short_name(program) == "post":
+                return int(_role(program).run(ctx, ns.words))
+            return int(_role(program).run(ctx))
+        finally:
+            ctx.close()
+
+    return run_foreground(program, name, max(ns.instance, 1), pidfile, main)
+
+
+def _each_config(fn: Callable[[str], int]) -> Callable:
+    def run(program: str, config: Optional[str], ns: argparse.Namespace, paths: Paths) -> int:
+        configs = [config] if config else _configs(program, paths)
+        if not configs:
+            print(f"{program}: no configurations in {paths.program_config_dir(program)}")
+            return EXIT_STOPPED if fn.__name__ == "status" else EXIT_OK
+        codes = [fn(program, c, ns, paths) for c in configs]  # type: ignore[call-arg]
+        return max(codes)
+
+    return run
+
+
+def _report(program: str, config: str, report: Any) -> int:
+    for oc in report.outcomes:
+        pid = f" pid {oc.pid}" if oc.pid else ""
+        detail = f": {oc.detail}" if oc.detail else ""
+        print(f"{program} {config} instance {oc.n:02d}{pid}: {oc.action}{detail}")
+    return int(report.exit_code)
+
+
+def start(program: str, config: str, ns: argparse.Namespace, paths: Paths) -> int:
+    o = _options(program, config, ns, paths)
+    return _report(program, config, _instances(program, config, o, paths, ns).start())
+
+
+def stop(program: str, config: str, ns: argparse.Namespace, paths: Paths) -> int:
+    o = _options(program, config, ns, paths)
+    return _report(program, config, _instances(program, config, o, paths, ns).stop())
+
+
+def restart(program: str, config: str, ns: argparse.Namespace, paths: Paths) -> int:
+    o = _options(program, config, ns, paths)
+    return _report(program, config, _instances(program, config, o, paths, ns).restart())
+
+
+def status(program: str, config: str, ns: argparse.Namespace, paths: Paths) -> int:
+    from sarra.instances import status_code
+
+    o = _options(program, config, ns, paths)
+    found = _instances(program, config, o, paths, ns).status()
+    running = [s for s in found if s.state == "running"]
+    pids = ",".join(str(s.pid) for s in running) or "-"
+    print(f"{program} {config}: {len(running)}/{o.instances} running (pids {pids})")
+    return int(status_code(found))
+
+
+def cleanup(program: str, config: str, ns: argparse.Namespace, paths: Paths) -> int:
+    o = _options(program, config, ns, paths)
+    inst = _instances(program, config, o, paths, ns)
+    if any(s.state == "running" for s in inst.status()):
+        print(f"{program} {config}: stop it before cleanup", file=sys.stderr)
+        return EXIT_FAILURE
+    ctx = _context(program, o, paths, 1, lambda: False)
+    try:
+        _role(program).cleanup(ctx)
+    finally:
+        ctx.close()
+    _report(program, config, inst.cleanup())
+    print(f"{program} {config}: queue and state removed")
+    return EXIT_OK
+
+
+def declare(program: str, config: str, ns: argparse.Namespace, paths: Paths) -> int:
+    o = _options(program, config, ns, paths)
+    ctx = _context(program, o, paths, 1, lambda: False)
+    try:
+        _role(program).declare(ctx)
+    finally:
+        ctx.close()
+    print(f"{program} {config}: declared")
+    return EXIT_OK
+
+
+def act_list(program: str, config: Optional[str], ns: argparse.Namespace, paths: Paths) -> int:
+    if config:
+        print(paths.config_file(program, config).read_text(), end="")
+        return EXIT_OK
+    for name in _configs(program, paths):
+        print(name)
+    return EXIT_OK
+
+
+def act_add(program: str, config: Optional[str], ns: argparse.Namespace, paths: Paths) -> int:
+    if not config or not Path(config).is_file():
+        raise ConfigError(f"add: give an existing .conf file to add (got {config!r})")
+    dest = paths.program_config_dir(program)
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy(config, dest / Path(config).name)
+    print(f"{program}: added {dest / Path(config).name}")
+    return EXIT_OK
+
+
+def act_remove(program: str, config: Optional[str], ns: argparse.Namespace, paths: Paths) -> int:
+    path = paths.config_file(program, config or "")
+    if not config or not path.is_file():
+        raise ConfigError(f"remove: no configuration {config!r} in {path.parent}")
+    path.unlink()
+    print(f"{program}: removed {path}")
+    return EXIT_OK
+
+
+def act_edit(program: str, config: Optional[str], ns: argparse.Namespace, paths: Paths) -> int:
+    if not config:
+        raise ConfigError("edit: name a configuration")
+    path = paths.config_file(program, config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.call([os.environ.get("EDITOR", "vi"), str(path)])
+
+
+ACTIONS: Dict[str, Callable[..., int]] = {
+    "foreground": act_foreground,
+    "start": _each_config(start),
+    "stop": _each_config(stop),
+    "restart": _each_config(restart),
+    "status": _each_config(status),
+    "cleanup": _each_config(cleanup),
+    "declare": _each_config(declare),
+    "setup": _each_config(declare),
+    "list": act_list,
+    "add": act_add,
+    "remove": act_remove,
+    "edit": act_edit,
+}
+
+
+def _split_words(program: str, ns: argparse.Namespace) -> Tuple[str, Optional[str]]:
+    words = list(ns.words)
+    config = ns.config_name
+    if short_name(program) == "post":
+        if words and words[0] == "foreground":
+            words.pop(0)
+        ns.words = words
+        return "foreground", config
+    if not words:
+        raise ConfigError(f"no action given (one of: {', '.join(DAEMON_ACTIONS)})")
+    action = words.pop(0)
+    if action not in ACTIONS and words and words[0] in ACTIONS:
+        action, words[0] = words[0], action  # "dd_subscribe conf start" works too
+    if action not in ACTIONS:
+        raise ConfigError(f"unknown action {action!r} (one of: {', '.join(DAEMON_ACTIONS)})")
+    if words:
+        config = words.pop(0)
+    if words:
+        raise ConfigError(f"unexpected arguments: {' '.join(words)}")
+    ns.words = []
+    return action, config
+
+
+def main(program: str, argv: Optional[Sequence[str]] = None) -> int:
+    """Run ``program`` with ``argv``; return the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        ns = parse(program, argv)
+        action, config = _split_words(program, ns)
+        return ACTIONS[action](program, config, ns, Paths.from_env())
+    except ConfigError as e:
+        print(f"{program}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except SarraError as e:
+        print(f"{program}: error: {e}", file=sys.stderr)
+        log.debug("details", exc_info=True)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return EXIT_FAILURE
+
+
+def entry(program: str) -> Callable[[], None]:
+    def run() -> None:
+        sys.exit(main(program))
+
+    return run
+
+
+dd_post = entry("dd_post")
+dd_subscribe = entry("dd_subscribe")
+dd_sara = entry("dd_sara")
+dd_log = entry("dd_log")
+dd_watch = entry("dd_watch")
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2:]))

@@ -1,0 +1,85 @@
+"""dd_subscribe: select notices, download, verify, place atomically, trigger, report."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from sarra import consumer
+from sarra.dedup import DedupCache
+from sarra.download import Downloader
+from sarra.flow import BrokerSource, Flow
+from sarra.hooks import HookSet
+from sarra.publish import NoticePublisher, Reporter
+from sarra.retry import RetryQueue
+from sarra.runtime import Context, file_hooks
+
+PROGRAM = "dd_subscribe"
+DEFAULTS = {"exchange": "xpublic"}
+
+
+def queue(ctx: Context) -> str:
+    return consumer.queue_name(ctx.options, PROGRAM, ctx.state_dir, random_suffix=True)
+
+
+def report_exchange(ctx: Context) -> str:
+    o = ctx.options
+    return o.report_exchange or f"xs_{ctx.user(o.broker)}"
+
+
+def build(ctx: Context, broker: Any, assembler: Optional[Any] = None) -> Flow:
+    """The subscriber's flow on a connected ``broker`` (consumed, reported to)."""
+    o = ctx.options
+    consumer.setup_queue(broker, o, queue(ctx), o.exchange)
+    hooks = HookSet.from_options(o)
+    work = Downloader(
+        o,
+        locate=consumer.Locator(o),
+        transfers=ctx.transfers(),
+        progress=ctx.progress(broker),
+        after_file=file_hooks(hooks),
+        assembler=assembler,
+    )
+    reporter = None
+    if o.report_back:
+        reporter = Reporter(broker, report_exchange(ctx), ctx.user(o.broker))
+    publisher = None
+    if o.post_broker and o.post_exchange:
+        post_broker = ctx.broker(o.post_broker, "post_broker")
+        post_broker.declare_exchange(o.post_exchange)
+        publisher = NoticePublisher(post_broker, o.post_exchange)
+    dedup = None
+    if o.suppress_duplicates:
+        dedup = DedupCache(ctx.state_dir / "dedup.sqlite", o.suppress_duplicates)
+    retry = RetryQueue(
+        ctx.state_dir / f"retry.{ctx.instance:02d}", delay=o.retry_delay, ttl=o.retry_ttl
+    )
+    return Flow(
+        source=BrokerSource(broker),
+        select=consumer.Selector(o),
+        work=work,
+        publisher=publisher,
+        reporter=reporter,
+        hooks=hooks,
+        retry=retry,
+        dedup=dedup,
+        batch=o.batch,
+        housekeeping=o.housekeeping,
+        stop=ctx.stop,
+    )
+
+
+def run(ctx: Context) -> int:
+    broker = ctx.broker(ctx.options.broker)
+    build(ctx, broker).run()
+    return 0
+
+
+def declare(ctx: Context) -> None:
+    broker = ctx.broker(ctx.options.broker)
+    consumer.setup_queue(broker, ctx.options, queue(ctx), ctx.options.exchange)
+
+
+def cleanup(ctx: Context) -> None:
+    broker = ctx.broker(ctx.options.broker)
+    broker.delete_queue(queue(ctx))
+    consumer.forget_state(ctx.state_dir)

@@ -1,0 +1,153 @@
+"""The services a role is built from: options, paths, credentials, broker, transfers.
+
+``Context`` is created by ``cli`` for one process (one instance of one config) and
+passed explicitly to the role; nothing here is global.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+from urllib.parse import urlparse
+
+from sarra.credentials import Credentials, redact_url
+from sarra.delivery import Delivery
+from sarra.errors import ConfigError, HookError
+from sarra.hooks import HookSet
+from sarra.logsetup import human_rate, human_size
+from sarra.paths import Paths
+
+log = logging.getLogger(__name__)
+
+
+class Context:
+    """Everything one running instance needs, built once."""
+
+    def __init__(
+        self,
+        program: str,
+        options: Any,
+        paths: Paths,
+        *,
+        instance: int = 1,
+        stop: Callable[[], bool] = lambda: False,
+        interactive: bool = False,
+    ) -> None:
+        self.program = program
+        self.options = options
+        self.paths = paths
+        self.instance = instance
+        self.stop = stop
+        self.interactive = interactive
+        self.credentials = Credentials.load(paths.credentials_file())
+        self._closers: list = []
+
+    @property
+    def config(self) -> str:
+        return getattr(self.options, "config", None) or "_cmdline"
+
+    @property
+    def state_dir(self) -> Path:
+        d = self.paths.state(self.program, self.config)
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def broker(self, url: Optional[str], what: str = "broker") -> Any:
+        """A connected ``Broker`` for ``url`` (password from credentials.conf)."""
+        from sarra.broker import Broker
+
+        if not url:
+            raise ConfigError(f"no {what} configured (option {what})")
+        o = self.options
+        b = Broker(
+            self.credentials.resolve(url),
+            heartbeat=int(o.heartbeat or 60),
+            prefetch=int(o.prefetch or 25),
+            name=f"{self.program}/{self.config}",
+            stop=self.stop,
+        )
+        b.connect()
+        self._closers.append(b.close)
+        return b
+
+    def transfers(self) -> Any:
+        from sarra.transfer import TransferPool
+
+        pool = TransferPool(
+            credentials=self.credentials.lookup, timeout=float(self.options.timeout or 30)
+        )
+        self._closers.append(pool.close_all)
+        return pool
+
+    def user(self, url: Optional[str]) -> str:
+        return (urlparse(url).username or "anonymous") if url else "anonymous"
+
+    def host(self, url: Optional[str]) -> str:
+        return (urlparse(url).hostname or "localhost") if url else "localhost"
+
+    def progress(self, broker: Any = None) -> Callable[[int], None]:
+        """Progress callback for transfers: broker heartbeats, and a bar on a terminal."""
+        bar = TerminalProgress() if self.interactive else None
+
+        def tick(n: int) -> None:
+            if broker is not None:
+                broker.keepalive()
+            if bar is not None:
+                bar.add(n)
+
+        return tick
+
+    def close(self) -> None:
+        for close in reversed(self._closers):
+            try:
+                close()
+            except Exception as e:  # noqa: BLE001 - closing must go on for the others
+                log.debug("error while closing: %s", e)
+        self._closers.clear()
+
+
+def file_hooks(hooks: HookSet) -> Callable[[Delivery], None]:
+    """``on_file`` runner: a failing hook is logged with its name; the file stays."""
+
+    def run(d: Delivery) -> None:
+        size = d.size
+        log.info(
+            "%s %s (%s, %s)",
+            d.report[1].lower() if d.report else "placed",
+            d.local_path,
+            human_size(size),
+            human_rate(size, d.elapsed),
+        )
+        try:
+            hooks.emit("on_file", d)
+        except HookError as e:
+            log.error("%s (file %s is in place)", e, d.local_path)
+
+    return run
+
+
+class TerminalProgress:
+    """Bytes, rate and elapsed time of the current transfer on stderr (a terminal)."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.t0 = time.monotonic()
+        self.shown = 0.0
+
+    def add(self, n: int) -> None:
+        self.total += n
+        now = time.monotonic()
+        if now - self.shown < 0.5:
+            return
+        self.shown = now
+        sys.stderr.write(
+            f"\r  {human_size(self.total)} at {human_rate(self.total, now - self.t0)}   "
+        )
+        sys.stderr.flush()
+
+
+def describe_url(url: Optional[str]) -> str:
+    return redact_url(url) if url else "(none)"
