@@ -1,0 +1,107 @@
+"""Broker URLs and connection settings: parsing, redaction, TLS, and the backoff schedule.
+
+Split from ``sarra.broker`` for size; only ``sarra.broker`` builds connections from it.
+
+Vhost in the URL (a deliberate choice): the path without its leading slash,
+percent-decoded.  ``amqp://h``, ``amqp://h/`` and ``amqp://h/%2F`` are vhost ``/``;
+``amqp://h/name`` is vhost ``name`` (what sr3 and pika do); ``amqp://h/%2Fname`` is vhost
+``/name``.  Sarracenia v2 (spec 10.6) keeps the leading slash, so its ``amqp://h/name``
+means vhost ``/name``: write ``amqp://h/%2Fname`` here to reach that vhost.  The default
+vhost ``/`` means the same everywhere.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass, field
+from typing import Iterator
+from urllib.parse import unquote, urlsplit
+
+import pika
+
+from sarra.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """What a broker URL says: where to connect, as whom, to which vhost."""
+
+    tls: bool
+    host: str
+    port: int
+    vhost: str
+    user: str
+    password: str = field(repr=False)
+
+
+def parse_url(url: str) -> Endpoint:
+    """Split an ``amqp://`` or ``amqps://`` URL (see the module docstring for the vhost).
+
+    Raises:
+        ConfigError: not an amqp/amqps URL, or no host.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("amqp", "amqps"):
+        raise ConfigError(f"broker URL must be amqp:// or amqps://, not {redact(url)!r}")
+    if not parts.hostname:
+        raise ConfigError(f"broker URL has no host: {redact(url)!r}")
+    tls = parts.scheme == "amqps"
+    try:
+        port = parts.port or (5671 if tls else 5672)
+    except ValueError as e:
+        raise ConfigError(f"bad port in broker URL {redact(url)!r}") from e
+    path = parts.path[1:] if parts.path.startswith("/") else parts.path
+    vhost = unquote(path) or "/"
+    user = unquote(parts.username) if parts.username else "guest"
+    password = unquote(parts.password) if parts.password is not None else "guest"
+    return Endpoint(tls, parts.hostname, port, vhost, user, password)
+
+
+def redact(url: str) -> str:
+    """The URL with its password replaced by ``***`` (safe to log)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    return parts._replace(netloc=f"{parts.username}:***@{netloc}").geturl()
+
+
+def backoff_delays(max_backoff: float, first: float = 1.0) -> Iterator[float]:
+    """Endless capped exponential backoff: first, 2*first, 4*first, ... up to max_backoff."""
+    delay = min(first, max_backoff)
+    while True:
+        yield delay
+        delay = min(delay * 2, max_backoff)
+
+
+def connection_parameters(
+    ep: Endpoint,
+    *,
+    heartbeat: int,
+    name: str = "",
+    tls_ca: str | None = None,
+    tls_verify: bool = True,
+) -> pika.ConnectionParameters:
+    """pika parameters for ``ep``: one connection attempt (``Broker`` does the retrying).
+
+    For amqps the server certificate is verified against the system CAs, or ``tls_ca``
+    when given; ``tls_verify=False`` turns verification off.
+    """
+    ssl_options = None
+    if ep.tls:
+        ctx = ssl.create_default_context(cafile=tls_ca)
+        if not tls_verify:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        ssl_options = pika.SSLOptions(ctx, server_hostname=ep.host)
+    return pika.ConnectionParameters(
+        host=ep.host,
+        port=ep.port,
+        virtual_host=ep.vhost,
+        credentials=pika.PlainCredentials(ep.user, ep.password),
+        heartbeat=heartbeat,
+        ssl_options=ssl_options,
+        connection_attempts=1,
+        socket_timeout=10,
+        client_properties={"connection_name": name} if name else None,
+    )
