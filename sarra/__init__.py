@@ -3,6 +3,7 @@
 The package is the one core library behind every ``dd_*`` command; see STYLE in the
 project docs for the module map.
 """
+
 from __future__ import annotations
 
 __version__ = "0.1.0"

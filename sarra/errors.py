@@ -5,6 +5,7 @@ Library code raises these; the two boundaries (the per-message step in ``flow`` 
 paramiko) into these types with ``raise ... from e`` so that nothing above an adapter
 needs to know which library sits below it.
 """
+
 from __future__ import annotations
 
 

@@ -15,6 +15,7 @@ Every library exception is translated into :class:`sarra.errors.TransferError` (
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import (
     Any,
@@ -76,9 +77,10 @@ def remote_path(baseurl: str, relpath: str) -> str:
     """Return the server path for ``relpath`` (already decoded) under ``baseurl``.
 
     The baseurl path (percent-decoded) and relpath are joined with exactly one ``/``;
-    the result is always absolute.  ``file:`` + ``/abs/path`` gives ``/abs/path``.
+    the result is always absolute.  ``file:`` + ``/abs/path`` gives ``/abs/path``;
+    repeated slashes in the baseurl path collapse (``sftp://u@h//abs/`` is ``/abs/``).
     """
-    base = unquote(urlsplit(baseurl).path)
+    base = re.sub("/+", "/", unquote(urlsplit(baseurl).path))
     return base.rstrip("/") + "/" + relpath.lstrip("/")
 
 
