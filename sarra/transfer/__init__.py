@@ -1,0 +1,389 @@
+"""Transfer abstraction: the :class:`Transfer` base class, the scheme registry, a pool.
+
+This package owns moving bytes to and from remote servers.  A backend (``file``,
+``http``/``https``, ``sftp``, ``ftp``/``ftps``) implements a few primitive operations;
+the base class does the shared work once: the read/write loop, checksums computed as
+the bytes stream past, throttling, progress callbacks and the byte-count check.
+
+Server paths: :func:`remote_path` joins the baseurl path and a *decoded* relpath with a
+single ``/`` (spec 4.5).  Every backend call takes such an absolute server path.
+
+Every library exception is translated into :class:`sarra.errors.TransferError` (with
+``from e``) inside the backend module; ``permanent`` says whether retrying can help.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import (
+    Any,
+    BinaryIO,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Optional,
+    Protocol,
+    Sequence,
+)
+from urllib.parse import unquote, urlsplit
+
+from sarra.checksum import Checksum
+from sarra.errors import TransferError
+
+__all__ = [
+    "CHUNK_SIZE",
+    "Credential",
+    "CredentialLookup",
+    "Transfer",
+    "TransferPool",
+    "TRANSFERS",
+    "for_url",
+    "pool_key",
+    "redact_url",
+    "remote_path",
+]
+
+log = logging.getLogger(__name__)
+
+CHUNK_SIZE = 1 << 20
+
+
+class Credential(Protocol):
+    """What a credentials lookup returns (duck-typed; see ``sarra.credentials``)."""
+
+    user: str | None
+    password: str | None
+    keyfile: str | None
+    options: Mapping[str, Any]
+
+
+CredentialLookup = Callable[[str], Optional[Credential]]
+Progress = Callable[[int], None]
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` with any password replaced by ``***`` (for log lines)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return parts._replace(netloc=f"{parts.username}:***@{host}").geturl()
+
+
+def remote_path(baseurl: str, relpath: str) -> str:
+    """Return the server path for ``relpath`` (already decoded) under ``baseurl``.
+
+    The baseurl path (percent-decoded) and relpath are joined with exactly one ``/``;
+    the result is always absolute.  ``file:`` + ``/abs/path`` gives ``/abs/path``;
+    repeated slashes in the baseurl path collapse (``sftp://u@h//abs/`` is ``/abs/``).
+    """
+    base = re.sub("/+", "/", unquote(urlsplit(baseurl).path))
+    return base.rstrip("/") + "/" + relpath.lstrip("/")
+
+
+def pool_key(baseurl: str) -> tuple[str, str | None, str, int | None]:
+    """Return the connection key ``(scheme, user, host, port)`` of ``baseurl``."""
+    parts = urlsplit(baseurl)
+    return (parts.scheme.lower(), parts.username, parts.hostname or "", parts.port)
+
+
+class _Throttle:
+    """Sleeps so that ``total`` bytes never arrive faster than ``rate`` bytes/s."""
+
+    def __init__(
+        self,
+        rate: int,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.rate = rate
+        self._clock = clock
+        self._sleep = sleep
+        self._start = clock()
+
+    def wait(self, total: int) -> None:
+        if self.rate <= 0:
+            return
+        ahead = total / self.rate - (self._clock() - self._start)
+        if ahead > 0:
+            self._sleep(ahead)
+
+
+class Transfer:
+    """One connection to one server, reading and writing files by server path.
+
+    Backends implement ``connect``, ``close``, ``iter_read``, ``write_from``, ``ls``,
+    ``mkdir``, ``delete``, ``rename`` and ``stat``; they connect lazily, so a transfer
+    whose connection broke reconnects on next use.  :meth:`get` and :meth:`put` are the
+    shared loops: callers position ``dest``/``src``, the loop streams ``chunk_size``
+    pieces, feeds every checksum in ``sums``, calls ``progress(nbytes)`` after each piece
+    (a good place to keep a broker heartbeat alive), throttles to ``throttle`` bytes/s
+    and checks the byte count against ``length``.
+    """
+
+    scheme = ""
+    chunk_size = CHUNK_SIZE
+
+    def __init__(
+        self,
+        baseurl: str,
+        *,
+        credentials: CredentialLookup | None = None,
+        timeout: float = 30,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        parts = urlsplit(baseurl)
+        self.baseurl = baseurl
+        self.host = parts.hostname or ""
+        self.port = parts.port
+        self.timeout = timeout
+        cred = credentials(baseurl) if credentials else None
+        self.user: str | None = parts.username or getattr(cred, "user", None)
+        self.password: str | None = getattr(cred, "password", None) or parts.password
+        self.keyfile: str | None = getattr(cred, "keyfile", None)
+        self.options: dict[str, Any] = dict(options or {})
+        self.options.update(getattr(cred, "options", None) or {})
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.scheme}://{self.host}:{self.port}>"
+
+    def __enter__(self) -> Transfer:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- backend interface -------------------------------------------------------------
+
+    def connect(self) -> None:
+        """Open the connection now (backends otherwise connect on first use)."""
+
+    def close(self) -> None:
+        """Close the connection; never raises."""
+
+    def iter_read(self, path: str, offset: int, length: int | None) -> Iterator[bytes]:
+        """Yield the bytes of ``path`` from ``offset`` (``length`` bytes, or to EOF)."""
+        raise NotImplementedError
+
+    def write_from(
+        self, path: str, chunks: Iterable[bytes], offset: int, *, truncate: bool = True
+    ) -> None:
+        """Write ``chunks`` into ``path`` at ``offset``; ``truncate`` replaces the file."""
+        raise TransferError(f"{self.scheme}: sending is not supported", permanent=True)
+
+    def ls(self, path: str) -> list[str]:
+        """Return the sorted names in directory ``path``."""
+        raise TransferError(f"{self.scheme}: ls is not supported", permanent=True)
+
+    def mkdir(self, path: str) -> None:
+        """Create directory ``path`` (existing is fine)."""
+        raise TransferError(f"{self.scheme}: mkdir is not supported", permanent=True)
+
+    def delete(self, path: str) -> None:
+        """Remove file ``path``."""
+        raise TransferError(f"{self.scheme}: delete is not supported", permanent=True)
+
+    def rename(self, old: str, new: str) -> None:
+        """Rename ``old`` to ``new``, replacing ``new`` where the server allows it."""
+        raise TransferError(f"{self.scheme}: rename is not supported", permanent=True)
+
+    def stat(self, path: str) -> int:
+        """Return the size of ``path`` in bytes."""
+        raise NotImplementedError
+
+    # -- shared loops ------------------------------------------------------------------
+
+    def get(
+        self,
+        remote_path: str,
+        dest: BinaryIO,
+        *,
+        offset: int = 0,
+        length: int | None = None,
+        sums: Sequence[Checksum] = (),
+        progress: Progress | None = None,
+        throttle: int = 0,
+    ) -> int:
+        """Copy ``length`` bytes (or to EOF) of ``remote_path`` from ``offset`` into ``dest``.
+
+        ``dest`` is already open and positioned.  Returns the number of bytes written.
+
+        Raises:
+            TransferError: the backend failed, ``dest`` could not be written, or the
+                server sent fewer or more bytes than ``length`` (extra bytes are never
+                written).
+        """
+        throttler = _Throttle(throttle)
+        total = 0
+        for chunk in self.iter_read(remote_path, offset, length):
+            if length is not None and total + len(chunk) > length:
+                raise TransferError(f"{remote_path}: server sent more than {length} bytes")
+            _write(dest, chunk, remote_path)
+            for s in sums:
+                s.update(chunk)
+            total += len(chunk)
+            if progress is not None:
+                progress(len(chunk))
+            throttler.wait(total)
+        if length is not None and total != length:
+            raise TransferError(f"{remote_path}: got {total} of {length} bytes")
+        log.debug("got %d bytes of %s from %s", total, remote_path, redact_url(self.baseurl))
+        return total
+
+    def put(
+        self,
+        src: BinaryIO,
+        remote_path: str,
+        *,
+        offset: int = 0,
+        length: int | None = None,
+        sums: Sequence[Checksum] = (),
+        progress: Progress | None = None,
+        throttle: int = 0,
+    ) -> int:
+        """Send ``length`` bytes (or to EOF) of ``src`` to ``remote_path`` at ``offset``.
+
+        ``src`` is already open and positioned.  A whole-file put (``offset`` 0, no
+        ``length``) replaces the remote file; a block put writes into it.
+
+        Raises:
+            TransferError: the backend failed, ``src`` could not be read, or it held
+                fewer than ``length`` bytes.
+        """
+        sent = [0]
+
+        def chunks() -> Iterator[bytes]:
+            throttler = _Throttle(throttle)
+            while length is None or sent[0] < length:
+                want = self.chunk_size if length is None else min(self.chunk_size, length - sent[0])
+                chunk = _read(src, want, remote_path)
+                if not chunk:
+                    break
+                for s in sums:
+                    s.update(chunk)
+                sent[0] += len(chunk)
+                yield chunk
+                if progress is not None:
+                    progress(len(chunk))
+                throttler.wait(sent[0])
+
+        truncate = offset == 0 and length is None
+        self.write_from(remote_path, chunks(), offset, truncate=truncate)
+        if length is not None and sent[0] != length:
+            raise TransferError(f"{remote_path}: source had {sent[0]} of {length} bytes")
+        log.debug("put %d bytes to %s on %s", sent[0], remote_path, redact_url(self.baseurl))
+        return sent[0]
+
+
+def _write(dest: BinaryIO, chunk: bytes, what: str) -> None:
+    try:
+        dest.write(chunk)
+    except OSError as e:
+        raise TransferError(f"{what}: writing local copy failed: {e}") from e
+
+
+def _read(src: BinaryIO, size: int, what: str) -> bytes:
+    try:
+        return src.read(size)
+    except OSError as e:
+        raise TransferError(f"{what}: reading local file failed: {e}") from e
+
+
+def _registry() -> dict[str, type[Transfer]]:
+    from sarra.transfer.file import FileTransfer
+    from sarra.transfer.ftp import FtpTransfer
+    from sarra.transfer.http import HttpTransfer
+    from sarra.transfer.sftp import SftpTransfer
+
+    return {
+        "file": FileTransfer,
+        "http": HttpTransfer,
+        "https": HttpTransfer,
+        "sftp": SftpTransfer,
+        "ftp": FtpTransfer,
+        "ftps": FtpTransfer,
+    }
+
+
+TRANSFERS: Mapping[str, type[Transfer]] = _registry()
+
+
+def for_url(
+    baseurl: str,
+    *,
+    credentials: CredentialLookup | None = None,
+    timeout: float = 30,
+    options: Mapping[str, Any] | None = None,
+    registry: Mapping[str, type[Transfer]] | None = None,
+) -> Transfer:
+    """Return an (unconnected) transfer for ``baseurl``, chosen by its scheme.
+
+    Raises:
+        TransferError: unknown scheme (permanent, code 503).
+    """
+    scheme = urlsplit(baseurl).scheme.lower()
+    cls = (TRANSFERS if registry is None else registry).get(scheme)
+    if cls is None:
+        raise TransferError(
+            f"unsupported scheme {scheme!r} in {redact_url(baseurl)}", permanent=True, code=503
+        )
+    return cls(baseurl, credentials=credentials, timeout=timeout, options=options)
+
+
+class TransferPool:
+    """Keeps one open transfer per ``(scheme, user, host, port)`` for reuse (keep-alive).
+
+    Not thread-safe: use one pool per process or thread.  ``close_all`` closes them all.
+    """
+
+    def __init__(
+        self,
+        *,
+        credentials: CredentialLookup | None = None,
+        timeout: float = 30,
+        options: Mapping[str, Any] | None = None,
+        registry: Mapping[str, type[Transfer]] | None = None,
+    ) -> None:
+        self._credentials = credentials
+        self._timeout = timeout
+        self._options = dict(options or {})
+        self._registry = registry
+        self._open: dict[tuple[str, str | None, str, int | None], Transfer] = {}
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def __enter__(self) -> TransferPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close_all()
+
+    def get(self, baseurl: str) -> Transfer:
+        """Return the pooled transfer for ``baseurl``'s server, creating it if needed.
+
+        Raises:
+            TransferError: unknown scheme.
+        """
+        key = pool_key(baseurl)
+        transfer = self._open.get(key)
+        if transfer is None:
+            transfer = for_url(
+                baseurl,
+                credentials=self._credentials,
+                timeout=self._timeout,
+                options=self._options,
+                registry=self._registry,
+            )
+            self._open[key] = transfer
+        return transfer
+
+    def close_all(self) -> None:
+        """Close every pooled transfer and forget them."""
+        while self._open:
+            _, transfer = self._open.popitem()
+            transfer.close()

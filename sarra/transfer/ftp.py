@@ -1,0 +1,195 @@
+"""FTP and FTPS transfer backend on ``ftplib``.
+
+Owns the control connection (``FTP``, or ``FTP_TLS`` for ``ftps://`` or the ``tls``
+option, with a protected data channel), passive mode by default (option ``passive``),
+binary transfers (``TYPE I``), ``REST`` for block offsets (the read stops after
+``length`` bytes and aborts the rest of the transfer), and file operations by server
+path.
+
+Errors: 5xx replies (no such file, permission denied) are permanent; 4xx replies,
+network and protocol failures are transient, and a failure in the middle of a transfer
+drops the connection so the next use reconnects.
+
+Limitation: ``REST`` with a zero offset is ignored by servers, so a block put at offset
+0 (``truncate=False``) truncates the remote file like a whole-file put.
+"""
+
+from __future__ import annotations
+
+import ftplib
+import logging
+import ssl
+from typing import Any, Iterable, Iterator, NoReturn
+
+from sarra.errors import TransferError
+from sarra.transfer import Transfer
+
+__all__ = ["FtpTransfer"]
+
+log = logging.getLogger(__name__)
+
+_ERRORS = (ftplib.Error, OSError, EOFError, ValueError)
+
+
+def _flag(value: Any, default: bool) -> bool:
+    if value is None:
+        return default
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "yes", "true", "on")
+    return bool(value)
+
+
+class FtpTransfer(Transfer):
+    """Reads and writes files over one FTP control connection."""
+
+    scheme = "ftp"
+
+    def __init__(self, baseurl: str, **kwargs: Any) -> None:
+        super().__init__(baseurl, **kwargs)
+        self.tls = baseurl.lower().startswith("ftps:") or _flag(self.options.get("tls"), False)
+        self.scheme = "ftps" if self.tls else "ftp"
+        self.passive = _flag(self.options.get("passive"), True)
+        self.port = self.port or 21
+        self._ftp: ftplib.FTP | None = None
+
+    def connect(self) -> None:
+        if self._ftp is not None:
+            return
+        ftp = ftplib.FTP_TLS(timeout=self.timeout) if self.tls else ftplib.FTP(timeout=self.timeout)
+        try:
+            ftp.connect(self.host, self.port)
+            ftp.login(self.user or "anonymous", self.password or "")
+            if isinstance(ftp, ftplib.FTP_TLS):
+                ftp.prot_p()
+            ftp.set_pasv(self.passive)
+            ftp.voidcmd("TYPE I")
+        except ftplib.error_perm as e:
+            _quiet_close(ftp)
+            raise TransferError(
+                f"{self.scheme}: login to {self.host} refused: {e}", permanent=True
+            ) from e
+        except _ERRORS as e:
+            _quiet_close(ftp)
+            raise TransferError(f"{self.scheme}: connecting to {self.host}:{self.port}: {e}") from e
+        self._ftp = ftp
+        log.debug("%s connected to %s@%s:%s", self.scheme, self.user, self.host, self.port)
+
+    def close(self) -> None:
+        ftp, self._ftp = self._ftp, None
+        if ftp is not None:
+            try:
+                ftp.quit()
+            except _ERRORS:
+                _quiet_close(ftp)
+
+    def _control(self) -> ftplib.FTP:
+        self.connect()
+        assert self._ftp is not None
+        return self._ftp
+
+    def _fail(self, e: Exception, what: str, *, broken: bool = False) -> NoReturn:
+        if isinstance(e, ftplib.error_perm):
+            raise TransferError(f"{self.scheme}: {what}: {e}", permanent=True) from e
+        if broken or not isinstance(e, ftplib.error_temp):
+            self.close()
+        raise TransferError(f"{self.scheme}: {what}: {e}") from e
+
+    def iter_read(self, path: str, offset: int, length: int | None) -> Iterator[bytes]:
+        ftp = self._control()
+        try:
+            conn = ftp.transfercmd(f"RETR {path}", rest=offset or None)
+        except _ERRORS as e:
+            self._fail(e, f"reading {path}")
+        try:
+            with conn:
+                left = length
+                while left is None or left > 0:
+                    chunk = conn.recv(
+                        self.chunk_size if left is None else min(self.chunk_size, left)
+                    )
+                    if not chunk:
+                        break
+                    if left is not None:
+                        left -= len(chunk)
+                    yield chunk
+        except _ERRORS as e:
+            self._fail(e, f"reading {path}", broken=True)
+        except BaseException:
+            self._end_transfer(path, early=True)  # the consumer stopped reading
+            raise
+        self._end_transfer(path, early=length is not None)
+
+    def _end_transfer(self, path: str, *, early: bool) -> None:
+        """Read the reply that ends a transfer; 426 is expected after stopping early."""
+        if self._ftp is None:
+            return
+        try:
+            self._ftp.voidresp()
+        except ftplib.error_temp as e:
+            if not early:
+                self._fail(e, f"reading {path}", broken=True)
+        except _ERRORS as e:
+            self._fail(e, f"reading {path}", broken=True)
+
+    def write_from(
+        self, path: str, chunks: Iterable[bytes], offset: int, *, truncate: bool = True
+    ) -> None:
+        ftp = self._control()
+        try:
+            conn = ftp.transfercmd(f"STOR {path}", rest=None if truncate else offset or None)
+        except _ERRORS as e:
+            self._fail(e, f"writing {path}")
+        try:
+            with conn:
+                for chunk in chunks:
+                    conn.sendall(chunk)
+                if isinstance(conn, ssl.SSLSocket):
+                    conn.unwrap()
+        except _ERRORS as e:
+            self._fail(e, f"writing {path}", broken=True)
+        except BaseException:
+            self.close()
+            raise
+        try:
+            ftp.voidresp()
+        except _ERRORS as e:
+            self._fail(e, f"writing {path}", broken=True)
+
+    def _call(self, what: str, fn: Any, *args: Any) -> Any:
+        ftp = self._control()
+        try:
+            return fn(ftp, *args)
+        except _ERRORS as e:
+            self._fail(e, what)
+
+    def ls(self, path: str) -> list[str]:
+        names = self._call(f"listing {path}", ftplib.FTP.nlst, path)
+        return sorted({n.rstrip("/").rsplit("/", 1)[-1] for n in names} - {".", "..", ""})
+
+    def mkdir(self, path: str) -> None:
+        try:
+            self._call(f"mkdir {path}", ftplib.FTP.mkd, path)
+        except TransferError:
+            # Most servers answer 550 when it exists: accept that if it is a directory.
+            current = self._call("pwd", ftplib.FTP.pwd)
+            self._call(f"mkdir {path}", ftplib.FTP.cwd, path)
+            self._call("cwd", ftplib.FTP.cwd, current)
+
+    def delete(self, path: str) -> None:
+        self._call(f"deleting {path}", ftplib.FTP.delete, path)
+
+    def rename(self, old: str, new: str) -> None:
+        self._call(f"renaming {old}", ftplib.FTP.rename, old, new)
+
+    def stat(self, path: str) -> int:
+        size = self._call(f"stat {path}", ftplib.FTP.size, path)
+        if size is None:
+            raise TransferError(f"{self.scheme}: no size for {path}")
+        return int(size)
+
+
+def _quiet_close(ftp: ftplib.FTP) -> None:
+    try:
+        ftp.close()
+    except _ERRORS:
+        log.debug("ftp: error while closing", exc_info=True)

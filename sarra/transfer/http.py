@@ -1,0 +1,177 @@
+"""HTTP(S) transfer backend on ``requests`` (read-only: get, stat, ls).
+
+Owns: one ``requests.Session`` per transfer (keep-alive), explicit ``(connect, read)``
+timeouts, streamed bodies (``stream=True`` + ``iter_content``), RFC 3986
+percent-encoding of the decoded server path (spec 4.5, 17.8), basic auth from the
+credentials, and byte ranges for blocks.
+
+A block read sends ``Range: bytes=a-b`` and accepts only a 206 whose ``Content-Range``
+matches, or a 200 when the request covered the whole file from offset 0.  A server that
+ignores ranges is a permanent error raised before any byte is returned, so wrong data is
+never written.  Status mapping: 401/403/404/410 and other 4xx permanent (except 408 and
+429), 5xx and connection errors transient; all with code 499 and the text
+``http download failed: <status> <reason>``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from html.parser import HTMLParser
+from typing import Any, Iterator
+from urllib.parse import quote, unquote, urlsplit
+
+import requests
+
+from sarra.errors import TransferError
+from sarra.transfer import Transfer
+
+__all__ = ["HttpTransfer", "quote_path"]
+
+log = logging.getLogger(__name__)
+
+# RFC 3986 pchar minus "%": unreserved, sub-delims, ":" and "@" stay; "/" separates.
+_SAFE = "/!$&'()*+,;=:@"
+_TRANSIENT_4XX = {408, 425, 429}
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+
+
+def quote_path(path: str) -> str:
+    """Percent-encode a decoded server path (UTF-8) for a request line."""
+    return quote(path, safe=_SAFE)
+
+
+def _status_error(resp: requests.Response) -> TransferError:
+    status = resp.status_code
+    permanent = 400 <= status < 500 and status not in _TRANSIENT_4XX
+    return TransferError(f"http download failed: {status} {resp.reason}", permanent=permanent)
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.hrefs: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self.hrefs.extend(v for k, v in attrs if k == "href" and v)
+
+
+class HttpTransfer(Transfer):
+    """Downloads over HTTP or HTTPS with one keep-alive session."""
+
+    scheme = "http"
+
+    def __init__(self, baseurl: str, **kwargs: Any) -> None:
+        super().__init__(baseurl, **kwargs)
+        parts = urlsplit(baseurl)
+        self.scheme = parts.scheme.lower()
+        netloc = f"[{self.host}]" if ":" in self.host else self.host
+        self.origin = f"{self.scheme}://{netloc}" + (f":{self.port}" if self.port else "")
+        self._session: requests.Session | None = None
+
+    def connect(self) -> None:
+        if self._session is None:
+            session = requests.Session()
+            # Byte ranges address the stored bytes: never let the server compress.
+            session.headers["Accept-Encoding"] = "identity"
+            if self.user and self.password is not None:
+                session.auth = (self.user, self.password)
+            if "verify" in self.options:
+                session.verify = self.options["verify"]
+            self._session = session
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def url(self, path: str) -> str:
+        """Return the request URL for server ``path`` (no credentials in it)."""
+        return self.origin + quote_path(path)
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        self.connect()
+        assert self._session is not None
+        url = self.url(path)
+        try:
+            resp = self._session.request(
+                method, url, timeout=(self.timeout, self.timeout), **kwargs
+            )
+        except requests.RequestException as e:
+            raise TransferError(f"http {method} {url} failed: {e}") from e
+        try:
+            resp.raise_for_status()
+        except requests.HTTPError as e:
+            resp.close()
+            raise _status_error(resp) from e
+        return resp
+
+    def iter_read(self, path: str, offset: int, length: int | None) -> Iterator[bytes]:
+        if length == 0:
+            return
+        ranged = offset > 0 or length is not None
+        headers = {}
+        if ranged:
+            end = "" if length is None else str(offset + length - 1)
+            headers["Range"] = f"bytes={offset}-{end}"
+        resp = self._request("GET", path, headers=headers, stream=True)
+        with resp:
+            if ranged:
+                _check_range(resp, path, offset, length)
+            try:
+                yield from resp.iter_content(self.chunk_size)
+            except requests.RequestException as e:
+                raise TransferError(f"http download of {self.url(path)} failed: {e}") from e
+
+    def stat(self, path: str) -> int:
+        with self._request("HEAD", path, allow_redirects=True) as resp:
+            size = resp.headers.get("Content-Length")
+        if size is None or not size.isdigit():
+            raise TransferError(f"http: no Content-Length for {self.url(path)}")
+        return int(size)
+
+    def ls(self, path: str) -> list[str]:
+        """Return the names linked from the directory index page at ``path``."""
+        directory = path.rstrip("/") + "/"
+        with self._request("GET", directory) as resp:
+            parser = _Links()
+            parser.feed(resp.text)
+        names = set()
+        for href in parser.hrefs:
+            target = urlsplit(href)
+            if target.scheme or target.netloc or target.query or not target.path:
+                continue
+            name = unquote(target.path)
+            if name.startswith("/"):
+                if not name.startswith(directory):
+                    continue
+                name = name[len(directory) :]
+            name = name.rstrip("/")
+            if name and "/" not in name and name not in (".", ".."):
+                names.add(name)
+        return sorted(names)
+
+
+def _check_range(resp: requests.Response, path: str, offset: int, length: int | None) -> None:
+    """Accept only the bytes that were asked for; raises a permanent TransferError."""
+    if resp.status_code == 200:
+        size = resp.headers.get("Content-Length")
+        if offset == 0 and (length is None or (size is not None and size == str(length))):
+            return
+        raise TransferError(
+            f"http: server ignores byte ranges (200 for bytes {offset}+{length} of {path})",
+            permanent=True,
+        )
+    m = _CONTENT_RANGE.fullmatch(resp.headers.get("Content-Range", "").strip())
+    if resp.status_code != 206 or m is None:
+        raise TransferError(
+            f"http: server ignores byte ranges ({resp.status_code} for {path})", permanent=True
+        )
+    first, last = int(m[1]), int(m[2])
+    want_last = None if length is None else offset + length - 1
+    if first != offset or (want_last is not None and last != want_last):
+        raise TransferError(
+            f"http: server sent bytes {first}-{last} of {path}, asked for {offset}-{want_last}",
+            permanent=True,
+        )
