@@ -1,0 +1,159 @@
+"""Logging configuration for commands and daemons, and numbers for people.
+
+Owns :func:`setup_logging` (stderr in the foreground, a time-rotated file for daemons),
+:class:`RedactingFilter` (no password ever reaches a log line, whatever the caller
+forgot) and the ``human_*`` formatters.  Not called ``logging.py``: that would shadow the
+standard library.
+
+Rotation is the stdlib's ``TimedRotatingFileHandler``; there is no homemade rotator.
+A daemon also points its fds 1 and 2 at the log file, so that tracebacks and anything a
+library prints land in the log rather than in ``/dev/null`` (sr3 ``instance.py``), and
+points them at the new file after each rollover.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import re
+import sys
+from pathlib import Path
+
+import humanize
+
+from sarra.errors import ConfigError
+
+DAEMON_FORMAT = "%(asctime)s [%(levelname)s] %(name)s: %(message)s"
+FOREGROUND_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+FOREGROUND_DATEFMT = "%H:%M:%S"
+
+# scheme://user:password@  ->  scheme://user:***@ ; the password part is greedy up to
+# the last "@" before a "/" or blank, so an unencoded "@" in a password is still hidden.
+_URL_PASSWORD_RE = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*):[^\s/]*@")
+
+_UNITS = ((86400, "D"), (3600, "H"), (60, "M"), (1, "S"))
+
+
+def redact(text: str) -> str:
+    """Replace the password of every ``scheme://user:password@`` in ``text`` by ``***``."""
+    return _URL_PASSWORD_RE.sub(r"\g<head>:***@", text)
+
+
+class RedactingFilter(logging.Filter):
+    """Redact URL passwords in the message, its arguments and any traceback text.
+
+    Attach it to *handlers*: a filter on a logger does not see records propagated from
+    its children.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
+class DaemonFileHandler(logging.handlers.TimedRotatingFileHandler):
+    """A timed rotating file that also carries fds 1 and 2 along on each rollover."""
+
+    def __init__(self, path: Path, when: str, interval: int, backups: int, fds: bool) -> None:
+        super().__init__(path, when=when, interval=interval, backupCount=backups, delay=False)
+        self._fds = fds
+        self._point_fds()
+
+    def doRollover(self) -> None:
+        super().doRollover()
+        self._point_fds()
+
+    def _point_fds(self) -> None:
+        if not self._fds or self.stream is None:
+            return
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for fd in (1, 2):
+            os.dup2(self.stream.fileno(), fd)
+
+
+def parse_level(level: str) -> int:
+    """Map a level name (``debug``, ``info``, ``warning``, ``error``, ``critical``).
+
+    Raises:
+        ConfigError: unknown level name.
+    """
+    value = logging.getLevelName(level.strip().upper())
+    if not isinstance(value, int):
+        raise ConfigError(f"unknown log level {level!r}")
+    return value
+
+
+def _rotation(rotate_s: float) -> tuple[str, int]:
+    seconds = int(rotate_s)
+    if seconds < 1:
+        raise ConfigError(f"log rotation interval must be at least 1s, not {rotate_s!r}")
+    for unit, when in _UNITS:
+        if seconds % unit == 0:
+            return when, seconds // unit
+    raise AssertionError("unreachable: every int is a multiple of 1")
+
+
+def setup_logging(
+    *,
+    level: str,
+    log_file: Path | None,
+    backups: int,
+    rotate_s: float,
+    program: str,
+    instance: int,
+    redirect_fds: bool = True,
+) -> logging.Handler:
+    """Configure the root logger for one process; return the handler installed.
+
+    ``log_file`` None means foreground: a short format on stderr.  Otherwise a daemon
+    log rotated every ``rotate_s`` seconds keeping ``backups`` old files, with fds 1
+    and 2 redirected into it unless ``redirect_fds`` is False (tests).  Calling it again
+    replaces the handler installed by the previous call.
+    Raises:
+        ConfigError: bad level or rotation interval.
+    """
+    numeric = parse_level(level)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, "sarra_handler", False)]:
+        root.removeHandler(old)
+        old.close()
+    handler: logging.Handler
+    if log_file is None:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(FOREGROUND_FORMAT, FOREGROUND_DATEFMT))
+    else:
+        when, interval = _rotation(rotate_s)
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handler = DaemonFileHandler(log_file, when, interval, backups, redirect_fds)
+        handler.setFormatter(logging.Formatter(DAEMON_FORMAT))
+    handler.addFilter(RedactingFilter())
+    handler.sarra_handler = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(numeric)
+    logging.getLogger(__name__).debug(
+        "logging for %s instance %d at %s", program, instance, logging.getLevelName(numeric)
+    )
+    return handler
+
+
+def human_size(n: float) -> str:
+    """``1536`` -> ``'1.5 KiB'`` (binary units, as file sizes are shown by ls -h)."""
+    return humanize.naturalsize(n, binary=True)
+
+
+def human_rate(nbytes: float, seconds: float) -> str:
+    """Throughput for people: ``human_rate(3 * 2**20, 2)`` -> ``'1.5 MiB/s'``."""
+    if seconds <= 0:
+        return "n/a"
+    return f"{humanize.naturalsize(nbytes / seconds, binary=True)}/s"
