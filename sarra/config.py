@@ -31,7 +31,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Dict, List, Mapping, Pattern, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Pattern, Sequence, Set, Tuple, Union
 from urllib.parse import unquote, urlsplit
 
 from sarra.errors import ConfigError
@@ -125,6 +125,11 @@ class Options:
         init(self, "config", config)
         init(self, "config_path", config_path)
 
+    def __reduce__(self) -> Tuple[Any, ...]:
+        # Slots plus a refusing __setattr__ defeat the default copy/pickle protocol.
+        args = (dict(self._values), dict(self._set_by), self.masks, self.program, self.config)
+        return (Options, args + (self.config_path,))
+
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
@@ -182,15 +187,16 @@ class Options:
 class _Loader:
     """Accumulates values line by line; one loader per ``load`` call (no shared state)."""
 
-    def __init__(self, program: str, config: str | None, environ: Mapping[str, str],
-                 now: _dt.datetime) -> None:  # fmt: skip
+    def __init__(
+        self, program: str, config: str | None, environ: Mapping[str, str], now: _dt.datetime
+    ) -> None:
         self.program = program
         self.config = config
         self.environ = environ
         self.now = now
         self.values: Dict[str, Any] = {name: opt.default for name, opt in OPTIONS.items()}
         self.set_by: Dict[str, str] = {}
-        self.explicit_scope: Dict[str, Any] = {}
+        self.explicit_scope: Set[str] = set()
         self.cli_scope: Dict[str, Any] = {}
         self.pending: List[Tuple[Pattern[str], bool, Dict[str, Any], frozenset, str]] = []
         self.stack: List[Path] = []
@@ -274,12 +280,12 @@ class _Loader:
         else:
             self.values[canon] = converted
         if canon in SCOPE:
-            self.explicit_scope[canon] = converted
+            self.explicit_scope.add(canon)
             if where == COMMAND_LINE:
                 self.cli_scope[canon] = converted
         if canon in ("accept", "reject"):
             scope = {name: self.values[name] for name in SCOPE}
-            inherited = frozenset(SCOPE) - set(self.explicit_scope)
+            inherited = frozenset(SCOPE) - self.explicit_scope
             self.pending.append((converted, canon == "accept", scope, inherited, where))
 
     def apply_defaults(self, defaults: Mapping[str, Any]) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import logging
+import pickle
 import re
 import socket
 from pathlib import Path
@@ -198,6 +200,13 @@ def test_option_not_used_by_the_program_is_a_warning_naming_the_line(paths, capl
     assert "t.conf:1: option 'force_polling' is not used by dd_subscribe" in caplog.text
 
 
+def test_default_conf_may_hold_options_of_other_programs_silently(paths, caplog):
+    paths.default_conf().write_text("post_on_start on\n")
+    with caplog.at_level(logging.WARNING, logger="sarra.config"):
+        assert run(paths, "").post_on_start is True
+    assert caplog.text == ""
+
+
 # -- include
 
 
@@ -368,6 +377,14 @@ def test_replace_returns_a_new_object_and_keeps_is_set(paths):
     assert changed.masks == opts.masks
     with pytest.raises(ConfigError, match="unknown option 'bogus'"):
         opts.replace(bogus=1)
+
+
+def test_options_survive_copy_and_pickle(paths):
+    opts = run(paths, "prefetch 5\naccept .*\\.txt\n")
+    for clone in (copy.deepcopy(opts), pickle.loads(pickle.dumps(opts))):
+        assert clone.prefetch == 5 and clone.is_set("prefetch")
+        assert clone.masks[0].regex.pattern == r".*\.txt"
+        assert clone.config_path == opts.config_path
 
 
 def test_repr_never_shows_a_password(paths):
