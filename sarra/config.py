@@ -14,8 +14,9 @@ what earlier lines added.  ``${NAME}`` is replaced by a built-in variable (``HOS
 
 ``accept``/``reject`` lines become :class:`Mask` objects, in file order, each capturing the
 ``directory``, ``mirror``, ``strip`` and ``flatten`` in force at its line.  A scoped
-option that no line set before the mask takes its final value (so ``-directory`` on the
-command line applies to masks that have no directory of their own).
+option given on the command line also applies to the masks of the files that did not set
+it before their line (so ``-directory`` on the command line places what a config accepts
+when the config names no directory of its own).
 
 Every problem raises :class:`~sarra.errors.ConfigError` with ``where="file:line"``.
 """
@@ -30,7 +31,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Dict, List, Mapping, Pattern, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Pattern, Sequence, Set, Tuple, Union
 from urllib.parse import unquote, urlsplit
 
 from sarra.errors import ConfigError
@@ -44,8 +45,8 @@ MESSAGE_VARIABLES = frozenset(
     {"SOURCE", "YYYYMMDD", "YYYY", "MM", "DD", "HH", "JJJ", "BD", "PBD", "DR", "PDR"}
 )
 SCOPE = ("directory", "mirror", "strip", "flatten")
+COMMAND_LINE = "command line"
 _VARIABLE = re.compile(r"\$\{([^}]*)\}")
-_UNSET = object()
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,11 @@ class Options:
         init(self, "config", config)
         init(self, "config_path", config_path)
 
+    def __reduce__(self) -> Tuple[Any, ...]:
+        # Slots plus a refusing __setattr__ defeat the default copy/pickle protocol.
+        args = (dict(self._values), dict(self._set_by), self.masks, self.program, self.config)
+        return (Options, args + (self.config_path,))
+
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
@@ -181,16 +187,18 @@ class Options:
 class _Loader:
     """Accumulates values line by line; one loader per ``load`` call (no shared state)."""
 
-    def __init__(self, program: str, config: str | None, environ: Mapping[str, str],
-                 now: _dt.datetime) -> None:  # fmt: skip
+    def __init__(
+        self, program: str, config: str | None, environ: Mapping[str, str], now: _dt.datetime
+    ) -> None:
         self.program = program
         self.config = config
         self.environ = environ
         self.now = now
         self.values: Dict[str, Any] = {name: opt.default for name, opt in OPTIONS.items()}
         self.set_by: Dict[str, str] = {}
-        self.explicit_scope: Dict[str, Any] = {}
-        self.pending: List[Tuple[Pattern[str], bool, Dict[str, Any], str]] = []
+        self.explicit_scope: Set[str] = set()
+        self.cli_scope: Dict[str, Any] = {}
+        self.pending: List[Tuple[Pattern[str], bool, Dict[str, Any], frozenset, str]] = []
         self.stack: List[Path] = []
 
     # -- variables
@@ -272,9 +280,13 @@ class _Loader:
         else:
             self.values[canon] = converted
         if canon in SCOPE:
-            self.explicit_scope[canon] = converted
+            self.explicit_scope.add(canon)
+            if where == COMMAND_LINE:
+                self.cli_scope[canon] = converted
         if canon in ("accept", "reject"):
-            self.pending.append((converted, canon == "accept", dict(self.explicit_scope), where))
+            scope = {name: self.values[name] for name in SCOPE}
+            inherited = frozenset(SCOPE) - self.explicit_scope
+            self.pending.append((converted, canon == "accept", scope, inherited, where))
 
     def apply_defaults(self, defaults: Mapping[str, Any]) -> None:
         unknown = sorted(set(defaults) - set(OPTIONS))
@@ -322,8 +334,8 @@ class _Loader:
         if self.values.get("debug"):
             self.values["log_level"] = "debug"
         masks = []
-        for pattern, accept, scope, where in self.pending:
-            placed = {name: scope.get(name, self.values[name]) for name in SCOPE}
+        for pattern, accept, scope, inherited, where in self.pending:
+            placed = {**scope, **{n: v for n, v in self.cli_scope.items() if n in inherited}}
             masks.append(Mask(pattern, accept, where=where, **placed))
         return Options(self.values, self.set_by, masks, self.program, self.config, config_path)
 
@@ -375,5 +387,5 @@ def load(
     if config_path is not None:
         loader.read_file(config_path)
     for name, value in overrides:
-        loader.set(name, value, "command line")
+        loader.set(name, value, COMMAND_LINE)
     return loader.finish(config_path)
