@@ -8,8 +8,7 @@ report bodies, header text conversion and the 253-byte header limit. It knows ``
 
 Decisions recorded here:
 
-* ``decode`` is liberal (15.2): it keeps every header it receives, including legacy
-  (``flow``, ``filename``, ``event``) and v03 names, so nothing is lost when inspecting.
+* ``decode`` is liberal (15.2): it keeps every header it receives, legacy and v03 included.
 * ``encode`` is strict (15.1): it **refuses** (:class:`MessageError` naming the header) a
   notice carrying a v03 field or a legacy header, rather than silently dropping data.
   Relays call :meth:`Notice.relayable` first, which removes them (and logs at debug).
@@ -292,6 +291,8 @@ def _header_text(name: str, value: Any) -> str:
         except UnicodeDecodeError:
             excerpt = _excerpt(bytes(value))
             raise MessageError(f"header {name!r} is not valid UTF-8: {excerpt}") from None
+    if value is None:  # AMQP void
+        return ""
     if isinstance(value, (dict, list, tuple)):
         return json.dumps(value, default=str, ensure_ascii=False, sort_keys=True)
     return str(value)

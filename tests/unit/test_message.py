@@ -209,10 +209,10 @@ def test_decode_strips_one_trailing_newline_and_ignores_extra_post_fields() -> N
 
 
 def test_decode_converts_header_values_to_text() -> None:
-    headers = {"sum": b"d,abc", "n": 5, "flag": True, "t": {"a": 1}, b"bk": "v"}
+    headers = {"sum": b"d,abc", "n": 5, "flag": True, "t": {"a": 1}, b"bk": "v", "void": None}
     notice = decode(b"v02.post.data", headers, BODY.encode())
     assert dict(notice.headers) == {
-        "sum": "d,abc", "n": "5", "flag": "True", "t": '{"a": 1}', "bk": "v"
+        "sum": "d,abc", "n": "5", "flag": "True", "t": '{"a": 1}', "bk": "v", "void": ""
     }  # fmt: skip
     assert notice.topic == "v02.post.data"
     assert decode("v02.post", None, BODY).headers == {}
@@ -299,6 +299,12 @@ def test_encode_refuses_v03_and_legacy_headers_and_relayable_drops_them(name: st
 def test_encode_refuses_fields_that_would_corrupt_the_body(change, text) -> None:
     with pytest.raises(MessageError, match=text):
         encode(_notice().replace(**change))
+
+
+def test_encode_keeps_sr3_percent_22_and_escapes_raw_spaces_in_a_received_topic() -> None:
+    notice = decode("v02.post.st%22r.odd dir", {}, BODY)
+    assert notice.topic == "v02.post.st%22r.odd dir"
+    assert encode(notice).topic == "v02.post.st%22r.odd%20dir"
 
 
 def test_encode_cuts_a_received_255_byte_topic_to_253() -> None:
