@@ -29,6 +29,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Callable
 
 from sarra.errors import SarraError
@@ -58,14 +59,16 @@ STOPPING = "stopping"  # SIGTERM sent, not gone yet
 STALE = "stale"  # pidfile names a process that is gone
 FAILED = "failed"  # spawned, exited before writing its pidfile
 
-TRANSITIONS: Mapping[str, tuple[str, ...]] = {
-    STOPPED: (STARTING,),
-    STARTING: (RUNNING, FAILED),
-    RUNNING: (STOPPING,),
-    STOPPING: (STOPPED,),
-    STALE: (STOPPED,),
-    FAILED: (STOPPED, STARTING),
-}
+TRANSITIONS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        STOPPED: (STARTING,),
+        STARTING: (RUNNING, FAILED),
+        RUNNING: (STOPPING,),
+        STOPPING: (STOPPED,),
+        STALE: (STOPPED,),
+        FAILED: (STOPPED, STARTING),
+    }
+)
 
 # `status` exit codes, as LSB init scripts (and Supervisor's LSBStatusExitStatuses).
 STATUS_RUNNING = 0

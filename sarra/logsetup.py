@@ -32,6 +32,7 @@ FOREGROUND_DATEFMT = "%H:%M:%S"
 # the last "@" before a "/" or blank, so an unencoded "@" in a password is still hidden.
 _URL_PASSWORD_RE = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*):[^\s/]*@")
 
+_HANDLER_NAME = "sarra"
 _UNITS = ((86400, "D"), (3600, "H"), (60, "M"), (1, "S"))
 
 
@@ -125,7 +126,7 @@ def setup_logging(
     """
     numeric = parse_level(level)
     root = logging.getLogger()
-    for old in [h for h in root.handlers if getattr(h, "sarra_handler", False)]:
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
         root.removeHandler(old)
         old.close()
     handler: logging.Handler
@@ -138,7 +139,7 @@ def setup_logging(
         handler = DaemonFileHandler(log_file, when, interval, backups, redirect_fds)
         handler.setFormatter(logging.Formatter(DAEMON_FORMAT))
     handler.addFilter(RedactingFilter())
-    handler.sarra_handler = True  # type: ignore[attr-defined]
+    handler.set_name(_HANDLER_NAME)
     root.addHandler(handler)
     root.setLevel(numeric)
     logging.getLogger(__name__).debug(

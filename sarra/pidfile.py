@@ -89,9 +89,12 @@ class Pidfile:
             AlreadyRunning: the pidfile names another live process.
             SarraError: the pidfile holds garbage, or cannot be written.
         """
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.{self._pid}.tmp")
-        tmp.write_text(f"{self._pid}\n", encoding="ascii")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(f"{self._pid}\n", encoding="ascii")
+        except OSError as e:
+            raise SarraError(f"{self.path}: cannot write pidfile: {e.strerror}") from e
         try:
             for _ in range(3):
                 if self._try_link(tmp):

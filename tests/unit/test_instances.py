@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -309,7 +310,7 @@ def test_a_second_start_waits_for_the_first_to_finish(fake, tmp_path):
     instances = make(fake, tmp_path)
     entered = threading.Event()
     release = threading.Event()
-    finished = []
+    finished = {}
 
     def slow_spawn(argv, log_path, env, _spawn=fake.spawn):
         entered.set()
@@ -317,18 +318,31 @@ def test_a_second_start_waits_for_the_first_to_finish(fake, tmp_path):
         return _spawn(argv, log_path, env)
 
     fake.spawn = slow_spawn
-    first = threading.Thread(target=lambda: finished.append(instances.start()))
+    first = threading.Thread(target=lambda: finished.update(first=instances.start()))
     first.start()
     assert entered.wait(5)
     second = make(fake, tmp_path)
-    fake_second = threading.Thread(target=lambda: finished.append(second.start()))
-    fake_second.start()
+    blocked = threading.Event()
+    watcher = logging.Handler()
+    watcher.emit = lambda record: "waiting for another" in record.getMessage() and blocked.set()
+    logger = logging.getLogger("sarra.instances")
+    old_level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(watcher)
+    try:
+        racer = threading.Thread(target=lambda: finished.update(second=second.start()))
+        racer.start()
+        assert blocked.wait(5)  # the second start is queued behind the lock
+    finally:
+        logger.removeHandler(watcher)
+        logger.setLevel(old_level)
     release.set()
     first.join(5)
-    fake_second.join(5)
+    racer.join(5)
 
     assert len(fake.spawned) == 3
-    assert actions(finished[1]) == [(n, inst.ALREADY_RUNNING) for n in (1, 2, 3)]
+    assert actions(finished["first"]) == [(n, inst.STARTED) for n in (1, 2, 3)]
+    assert actions(finished["second"]) == [(n, inst.ALREADY_RUNNING) for n in (1, 2, 3)]
 
 
 # -- Pidfile, with real files -------------------------------------------------------------
