@@ -62,7 +62,6 @@ class FtpTransfer(Transfer):
             if isinstance(ftp, ftplib.FTP_TLS):
                 ftp.prot_p()
             ftp.set_pasv(self.passive)
-            ftp.voidcmd("TYPE I")
         except ftplib.error_perm as e:
             _quiet_close(ftp)
             raise TransferError(
@@ -82,9 +81,15 @@ class FtpTransfer(Transfer):
             except _ERRORS:
                 _quiet_close(ftp)
 
-    def _control(self) -> ftplib.FTP:
+    def _control(self, binary: bool = True) -> ftplib.FTP:
         self.connect()
         assert self._ftp is not None
+        if binary:
+            # Listing switches to TYPE A (ftplib.retrlines); data and SIZE need TYPE I.
+            try:
+                self._ftp.voidcmd("TYPE I")
+            except _ERRORS as e:
+                self._fail(e, "TYPE I")
         return self._ftp
 
     def _fail(self, e: Exception, what: str, *, broken: bool = False) -> NoReturn:
@@ -155,8 +160,8 @@ class FtpTransfer(Transfer):
         except _ERRORS as e:
             self._fail(e, f"writing {path}", broken=True)
 
-    def _call(self, what: str, fn: Any, *args: Any) -> Any:
-        ftp = self._control()
+    def _call(self, what: str, fn: Any, *args: Any, binary: bool = False) -> Any:
+        ftp = self._control(binary)
         try:
             return fn(ftp, *args)
         except _ERRORS as e:
@@ -182,7 +187,7 @@ class FtpTransfer(Transfer):
         self._call(f"renaming {old}", ftplib.FTP.rename, old, new)
 
     def stat(self, path: str) -> int:
-        size = self._call(f"stat {path}", ftplib.FTP.size, path)
+        size = self._call(f"stat {path}", ftplib.FTP.size, path, binary=True)
         if size is None:
             raise TransferError(f"{self.scheme}: no size for {path}")
         return int(size)
