@@ -1,10 +1,11 @@
 """FTP and FTPS transfer backend on ``ftplib``.
 
 Owns the control connection (``FTP``, or ``FTP_TLS`` for ``ftps://`` or the ``tls``
-option, with a protected data channel), passive mode by default (option ``passive``),
-binary transfers (``TYPE I``), ``REST`` for block offsets (the read stops after
-``length`` bytes and aborts the rest of the transfer), and file operations by server
-path.
+option, with a protected data channel and the server certificate verified against the
+system CAs or option ``cafile``; option ``tls_verify`` off disables that), passive mode
+by default (option ``passive``), binary transfers (``TYPE I``), ``REST`` for block
+offsets (the read stops after ``length`` bytes and aborts the rest of the transfer), and
+file operations by server path.
 
 Errors: 5xx replies (no such file, permission denied) are permanent; 4xx replies,
 network and protocol failures are transient, and a failure in the middle of a transfer
@@ -55,7 +56,10 @@ class FtpTransfer(Transfer):
     def connect(self) -> None:
         if self._ftp is not None:
             return
-        ftp = ftplib.FTP_TLS(timeout=self.timeout) if self.tls else ftplib.FTP(timeout=self.timeout)
+        if self.tls:
+            ftp: ftplib.FTP = ftplib.FTP_TLS(context=self._tls_context(), timeout=self.timeout)
+        else:
+            ftp = ftplib.FTP(timeout=self.timeout)
         try:
             ftp.connect(self.host, self.port)
             ftp.login(self.user or "anonymous", self.password or "")
@@ -72,6 +76,14 @@ class FtpTransfer(Transfer):
             raise TransferError(f"{self.scheme}: connecting to {self.host}:{self.port}: {e}") from e
         self._ftp = ftp
         log.debug("%s connected to %s@%s:%s", self.scheme, self.user, self.host, self.port)
+
+    def _tls_context(self) -> ssl.SSLContext:
+        """Verify the server certificate (CA file: option ``cafile``) unless ``tls_verify``."""
+        context = ssl.create_default_context(cafile=self.options.get("cafile"))
+        if not _flag(self.options.get("tls_verify"), True):
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
 
     def close(self) -> None:
         ftp, self._ftp = self._ftp, None

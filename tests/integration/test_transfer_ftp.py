@@ -9,11 +9,11 @@ import pytest
 from sarra.checksum import new
 from sarra.errors import TransferError
 from sarra.transfer import for_url, remote_path
-from tests.fixtures.servers import TestCredential, ftp_server
+from tests.fixtures.servers import TestCredential, ftp_server, ftps_server
 
 pytestmark = pytest.mark.integration
 
-__all__ = ["ftp_server"]
+__all__ = ["ftp_server", "ftps_server"]
 
 
 def pattern(size: int) -> bytes:
@@ -121,3 +121,19 @@ def test_refused_connection_is_transient():
     with pytest.raises(TransferError) as info:
         for_url(f"ftp://u@127.0.0.1:{free_port()}/", timeout=2).connect()
     assert not info.value.permanent
+
+
+def test_ftps_get_verifies_server_certificate(ftps_server):
+    (ftps_server.root / "s.bin").write_bytes(pattern(2500))
+    md5 = new("d")
+    with for_url(ftps_server.url, credentials=ftps_server.credentials) as t:
+        t.get("/s.bin", io.BytesIO(), offset=1000, length=1000, sums=[md5])
+        t.put(io.BytesIO(b"up"), "/up.bin")
+    assert md5.value() == "ec7b6e58df88bc0c0fdddfed9267d71f"
+    assert (ftps_server.root / "up.bin").read_bytes() == b"up"
+
+
+def test_ftps_untrusted_certificate_is_refused(ftps_server):
+    t = for_url(ftps_server.url, credentials=lambda url: TestCredential("user", "secret"))
+    with pytest.raises(TransferError):
+        t.connect()
