@@ -61,7 +61,7 @@ class FtpTransfer(Transfer):
         else:
             ftp = ftplib.FTP(timeout=self.timeout)
         try:
-            ftp.connect(self.host, self.port)
+            ftp.connect(self.host, self.port or 21)
             ftp.login(self.user or "anonymous", self.password or "")
             if isinstance(ftp, ftplib.FTP_TLS):
                 ftp.prot_p()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import ssl
 
 import pytest
 
@@ -135,5 +136,6 @@ def test_ftps_get_verifies_server_certificate(ftps_server):
 
 def test_ftps_untrusted_certificate_is_refused(ftps_server):
     t = for_url(ftps_server.url, credentials=lambda url: TestCredential("user", "secret"))
-    with pytest.raises(TransferError):
+    with pytest.raises(TransferError) as info:
         t.connect()
+    assert isinstance(info.value.__cause__, ssl.SSLCertVerificationError)
