@@ -1,10 +1,11 @@
 """FTP and FTPS transfer backend on ``ftplib``.
 
 Owns the control connection (``FTP``, or ``FTP_TLS`` for ``ftps://`` or the ``tls``
-option, with a protected data channel), passive mode by default (option ``passive``),
-binary transfers (``TYPE I``), ``REST`` for block offsets (the read stops after
-``length`` bytes and aborts the rest of the transfer), and file operations by server
-path.
+option, with a protected data channel and the server certificate verified against the
+system CAs or option ``cafile``; option ``tls_verify`` off disables that), passive mode
+by default (option ``passive``), binary transfers (``TYPE I``), ``REST`` for block
+offsets (the read stops after ``length`` bytes and aborts the rest of the transfer), and
+file operations by server path.
 
 Errors: 5xx replies (no such file, permission denied) are permanent; 4xx replies,
 network and protocol failures are transient, and a failure in the middle of a transfer
@@ -55,14 +56,16 @@ class FtpTransfer(Transfer):
     def connect(self) -> None:
         if self._ftp is not None:
             return
-        ftp = ftplib.FTP_TLS(timeout=self.timeout) if self.tls else ftplib.FTP(timeout=self.timeout)
+        if self.tls:
+            ftp: ftplib.FTP = ftplib.FTP_TLS(context=self._tls_context(), timeout=self.timeout)
+        else:
+            ftp = ftplib.FTP(timeout=self.timeout)
         try:
-            ftp.connect(self.host, self.port)
+            ftp.connect(self.host, self.port or 21)
             ftp.login(self.user or "anonymous", self.password or "")
             if isinstance(ftp, ftplib.FTP_TLS):
                 ftp.prot_p()
             ftp.set_pasv(self.passive)
-            ftp.voidcmd("TYPE I")
         except ftplib.error_perm as e:
             _quiet_close(ftp)
             raise TransferError(
@@ -74,6 +77,14 @@ class FtpTransfer(Transfer):
         self._ftp = ftp
         log.debug("%s connected to %s@%s:%s", self.scheme, self.user, self.host, self.port)
 
+    def _tls_context(self) -> ssl.SSLContext:
+        """Verify the server certificate (CA file: option ``cafile``) unless ``tls_verify``."""
+        context = ssl.create_default_context(cafile=self.options.get("cafile"))
+        if not _flag(self.options.get("tls_verify"), True):
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
     def close(self) -> None:
         ftp, self._ftp = self._ftp, None
         if ftp is not None:
@@ -82,9 +93,15 @@ class FtpTransfer(Transfer):
             except _ERRORS:
                 _quiet_close(ftp)
 
-    def _control(self) -> ftplib.FTP:
+    def _control(self, binary: bool = True) -> ftplib.FTP:
         self.connect()
         assert self._ftp is not None
+        if binary:
+            # Listing switches to TYPE A (ftplib.retrlines); data and SIZE need TYPE I.
+            try:
+                self._ftp.voidcmd("TYPE I")
+            except _ERRORS as e:
+                self._fail(e, "TYPE I")
         return self._ftp
 
     def _fail(self, e: Exception, what: str, *, broken: bool = False) -> NoReturn:
@@ -155,8 +172,8 @@ class FtpTransfer(Transfer):
         except _ERRORS as e:
             self._fail(e, f"writing {path}", broken=True)
 
-    def _call(self, what: str, fn: Any, *args: Any) -> Any:
-        ftp = self._control()
+    def _call(self, what: str, fn: Any, *args: Any, binary: bool = False) -> Any:
+        ftp = self._control(binary)
         try:
             return fn(ftp, *args)
         except _ERRORS as e:
@@ -182,7 +199,7 @@ class FtpTransfer(Transfer):
         self._call(f"renaming {old}", ftplib.FTP.rename, old, new)
 
     def stat(self, path: str) -> int:
-        size = self._call(f"stat {path}", ftplib.FTP.size, path)
+        size = self._call(f"stat {path}", ftplib.FTP.size, path, binary=True)
         if size is None:
             raise TransferError(f"{self.scheme}: no size for {path}")
         return int(size)

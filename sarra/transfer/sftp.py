@@ -64,14 +64,14 @@ class SftpTransfer(Transfer):
             else:
                 client.load_system_host_keys()
             client.set_missing_host_key_policy(_Reject())
-            keyfile = self.keyfile or self.options.get("ssh_keyfile")
-            explicit = bool(keyfile or self.password)
+            pkey = self._load_key()
+            explicit = bool(pkey or self.password)
             client.connect(
                 self.host,
                 port=self.port,
                 username=self.user,
                 password=self.password,
-                key_filename=os.path.expanduser(keyfile) if keyfile else None,
+                pkey=pkey,
                 timeout=self.timeout,
                 banner_timeout=self.timeout,
                 auth_timeout=self.timeout,
@@ -92,6 +92,17 @@ class SftpTransfer(Transfer):
             raise TransferError(f"sftp: connecting to {self.host}:{self.port}: {e}") from e
         self._client, self._sftp = client, sftp
         log.debug("sftp connected to %s@%s:%s", self.user, self.host, self.port)
+
+    def _load_key(self) -> paramiko.PKey | None:
+        """Load the private key named by ``keyfile`` (or option ``ssh_keyfile``)."""
+        keyfile = self.keyfile or self.options.get("ssh_keyfile")
+        if not keyfile:
+            return None
+        try:
+            passphrase = self.options.get("passphrase")
+            return paramiko.PKey.from_path(os.path.expanduser(keyfile), passphrase)
+        except (paramiko.SSHException, OSError, ValueError) as e:
+            raise TransferError(f"sftp: cannot load key {keyfile}: {e}", permanent=True) from e
 
     def close(self) -> None:
         sftp, client = self._sftp, self._client
