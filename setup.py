@@ -18,9 +18,14 @@ setup(
         "watchdog>=2.1",
     ],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6", "ruff", "mypy"],
+        "test": ["pytest>=7", "hypothesis>=6", "pyftpdlib>=1.5", "ruff", "mypy"],
     },
-    entry_points={"console_scripts": []},
+    entry_points={
+        "console_scripts": [
+            f"{name} = sarra.cli:{name}"
+            for name in ("dd_post", "dd_subscribe", "dd_sara", "dd_log", "dd_watch")
+        ]
+    },
     classifiers=[
         "Programming Language :: Python :: 3",
         "Operating System :: POSIX :: Linux",

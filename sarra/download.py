@@ -21,6 +21,7 @@ from sarra.delivery import Delivery
 from sarra.errors import ChecksumMismatch, MessageError, TransferError
 from sarra.message import Notice, parse_time, split_sum
 from sarra.placement import inflight_path
+from sarra.transfer import remote_path
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +152,7 @@ class Downloader:
             f.truncate(0)
             try:
                 got = transfer.get(
-                    transfer.remote_path(n.relpath),
+                    remote_path(n.baseurl, n.relpath),
                     f,
                     offset=0,
                     length=expected,

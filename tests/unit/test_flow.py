@@ -1,0 +1,195 @@
+"""The flow against a fake broker: every message settles exactly once, and only after
+its outcome is durable."""
+from __future__ import annotations
+
+import pytest
+
+from sarra import message
+from sarra.dedup import DedupCache
+from sarra.delivery import Delivery
+from sarra.errors import PathError, TransferError
+from sarra.flow import BrokerSource, Flow
+from sarra.hooks import Hook, HookSet
+from sarra.publish import NoticePublisher, Reporter
+from sarra.retry import RetryQueue
+from tests.fixtures.fakebroker import FakeBroker
+
+
+def post(rel: str, s: str = "d,746308829575e17c3331bbcb00c0898b") -> message.Notice:
+    return message.new_post("http://localhost:8090/", rel,
+                            {"sum": s, "parts": "1,14,1,0,0", "source": "alice"})
+
+
+def make_flow(broker, work=None, tmp_path=None, **kw):
+    retry = RetryQueue(tmp_path / "retry", delay=0.0) if tmp_path else None
+    return Flow(source=BrokerSource(broker), work=work, retry=retry,
+                publisher=NoticePublisher(broker, "xpublic"),
+                reporter=Reporter(broker, "xs_bob", "bob", "host.example"), **kw)
+
+
+def ok_work(d: Delivery) -> None:
+    d.ok(201, "Downloaded")
+    d.post_notice = d.notice
+
+
+def test_ok_messages_are_posted_reported_then_acked(tmp_path):
+    b = FakeBroker()
+    for i in range(3):
+        b.put(post(f"data/f{i}.txt"))
+    flow = make_flow(b, ok_work, tmp_path)
+    assert flow.run_once() == 3
+    assert len(b.acked) == 3 and not b.nacked
+    posts = [o for o in b.published if o.exchange == "xpublic"]
+    reports = [o for o in b.published if o.exchange == "xs_bob"]
+    assert [o.routing_key for o in posts] == ["v02.post.data"] * 3
+    assert len(reports) == 3
+    assert reports[0].body.endswith(b" 201 host.example bob " + reports[0].body.split()[-1])
+
+
+def test_undecodable_body_is_nacked_without_requeue(tmp_path):
+    b = FakeBroker()
+    bad = b.put_raw("v02.post.x", {}, b"\xff\xfe not utf8")
+    b.put(post("data/good.txt"))
+    flow = make_flow(b, ok_work, tmp_path)
+    flow.run_once()
+    assert b.nacked == [(bad, False)]
+    assert len(b.acked) == 1
+
+
+def test_transient_failure_goes_to_retry_queue_before_ack(tmp_path):
+    b = FakeBroker()
+    r = b.put(post("data/f.txt"))
+
+    def failing(d):
+        raise TransferError("503 Service Unavailable")
+
+    flow = make_flow(b, failing, tmp_path)
+    flow.run_once()
+    assert b.acked == [r]
+    assert len(flow.retry) == 1
+    # the retry is picked up on the next pass and succeeds
+    flow.work = ok_work
+    flow.run_once()
+    assert len(flow.retry) == 0
+    assert len([o for o in b.published if o.exchange == "xpublic"]) == 1
+
+
+def test_retry_write_failure_means_no_ack(tmp_path, monkeypatch):
+    b = FakeBroker()
+    b.put(post("data/f.txt"))
+
+    def failing(d):
+        raise TransferError("connection reset")
+
+    flow = make_flow(b, failing, tmp_path)
+
+    def broken_put(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(flow.retry, "put", broken_put)
+    flow.run_once()
+    assert not b.acked
+    assert b.nacked and b.nacked[0][1] is True
+
+
+def test_permanent_failure_is_reported_and_acked_not_retried(tmp_path):
+    b = FakeBroker()
+    b.put(post("data/gone.txt"))
+
+    def gone(d):
+        raise TransferError("404 Not Found", permanent=True)
+
+    flow = make_flow(b, gone, tmp_path)
+    flow.run_once()
+    assert len(b.acked) == 1 and len(flow.retry) == 0
+    reports = [o for o in b.published if o.exchange == "xs_bob"]
+    assert b" 499 " in reports[0].body
+
+
+def test_unconfirmed_post_is_not_acked_as_ok(tmp_path):
+    b = FakeBroker()
+    b.put(post("data/f.txt"))
+    b.fail_publish = lambda o: o.exchange == "xpublic"
+    flow = make_flow(b, ok_work, tmp_path)
+    flow.run_once()
+    # failed -> written to retry, then acked; the retry will post again
+    assert len(flow.retry) == 1
+    b.fail_publish = lambda o: False
+    flow.run_once()
+    assert len([o for o in b.published if o.exchange == "xpublic"]) == 1
+
+
+def test_connection_lost_mid_batch_acks_nothing(tmp_path):
+    b = FakeBroker()
+    for i in range(3):
+        b.put(post(f"data/f{i}.txt"))
+    b.lose_connection_on = "publish"
+    flow = make_flow(b, ok_work, tmp_path)
+    with pytest.raises(Exception):
+        flow.run_once()
+    assert not b.acked
+
+
+def test_path_escape_is_rejected_with_403_report(tmp_path):
+    b = FakeBroker()
+    b.put(post("data/../../etc/passwd"))
+
+    def work(d):
+        raise PathError("path escapes the target directory")
+
+    flow = make_flow(b, work, tmp_path)
+    flow.run_once()
+    assert len(b.acked) == 1
+    reports = [o for o in b.published if o.exchange == "xs_bob"]
+    assert b" 403 " in reports[0].body
+
+
+def test_masks_reject_without_work(tmp_path):
+    b = FakeBroker()
+    b.put(post("data/f.txt"))
+    called = []
+    flow = make_flow(b, lambda d: called.append(d), tmp_path, select=lambda d: False)
+    flow.run_once()
+    assert not called and len(b.acked) == 1
+
+
+def test_duplicates_within_a_batch_are_suppressed(tmp_path):
+    b = FakeBroker()
+    b.put(post("data/f.txt"))
+    b.put(post("data/f.txt"))
+    flow = make_flow(b, ok_work, tmp_path, dedup=DedupCache(tmp_path / "c.sqlite", 60))
+    flow.run_once()
+    assert len(b.acked) == 2
+    assert len([o for o in b.published if o.exchange == "xpublic"]) == 1
+    assert flow.stats.rejected == 1
+
+
+def test_failed_work_releases_its_duplicate_claim(tmp_path):
+    b = FakeBroker()
+    b.put(post("data/f.txt"))
+    dedup = DedupCache(tmp_path / "c.sqlite", 60)
+
+    def failing(d):
+        raise TransferError("timeout")
+
+    flow = make_flow(b, failing, tmp_path, dedup=dedup)
+    flow.run_once()
+    assert len(dedup) == 0
+
+
+def test_on_message_hook_can_reject_and_a_raising_hook_fails_only_that_message(tmp_path):
+    class Picky(Hook):
+        def on_message(self, d):
+            if "boom" in d.notice.relpath:
+                raise RuntimeError("kaboom")
+            return "keep" in d.notice.relpath
+
+    b = FakeBroker()
+    b.put(post("data/keep.txt"))
+    b.put(post("data/drop.txt"))
+    b.put(post("data/boom.txt"))
+    flow = make_flow(b, ok_work, tmp_path, hooks=HookSet([Picky()]))
+    flow.run_once()
+    assert flow.stats.ok == 1 and flow.stats.rejected == 1
+    assert len(flow.retry) == 1
+    assert len(b.acked) == 3
