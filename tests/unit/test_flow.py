@@ -7,7 +7,7 @@ import pytest
 from sarra import message
 from sarra.dedup import DedupCache
 from sarra.delivery import Delivery
-from sarra.errors import PathError, TransferError
+from sarra.errors import ConnectionLost, PathError, TransferError
 from sarra.flow import BrokerSource, Flow
 from sarra.hooks import Hook, HookSet
 from sarra.publish import NoticePublisher, Reporter
@@ -125,7 +125,7 @@ def test_connection_lost_mid_batch_acks_nothing(tmp_path):
         b.put(post(f"data/f{i}.txt"))
     b.lose_connection_on = "publish"
     flow = make_flow(b, ok_work, tmp_path)
-    with pytest.raises(Exception):
+    with pytest.raises(ConnectionLost):
         flow.run_once()
     assert not b.acked
 
