@@ -238,3 +238,25 @@ def test_refused_exchange_declare_returns_false_and_consumer_still_works(
         assert eve.is_connected and eve.generation == 1
     finally:
         eve.close()
+
+
+def test_refused_publish_and_queue_declare_raise_access_refused_and_broker_goes_on(
+    vhost, broker_user, broker
+):
+    assert broker.declare_exchange("xs_eve") and broker.declare_exchange("xs_other")
+    user, pw = broker_user("eve", "^q_eve.*", "^q_eve.*|^xs_eve$", "^q_eve.*|^xs_eve$")
+    eve = Broker(url_for(vhost, user, pw), max_backoff=1.0)
+    try:
+        eve.connect()
+        with pytest.raises(AccessRefused):
+            eve.declare_queue("q_not_eves")
+        with pytest.raises(AccessRefused):
+            eve.publish_batch([_msg(1, exchange="xs_other")])
+        eve.declare_queue("q_eve.b")
+        eve.bind("q_eve.b", "xs_eve", "#")
+        eve.consume("q_eve.b")
+        assert eve.publish_batch([_msg(2, exchange="xs_eve")]) == []
+        assert [r.headers["n"] for r in _get_n(eve, 1)] == ["2"]
+        assert eve.generation == 1
+    finally:
+        eve.close()
