@@ -112,8 +112,6 @@ class Broker:
     def __repr__(self) -> str:
         return f"<Broker {self._safe_url} generation={self._generation}>"
 
-    # ----- connection life cycle -------------------------------------------------------
-
     @property
     def generation(self) -> int:
         """Increments on every successful (re)connect; 0 before the first."""
@@ -122,7 +120,8 @@ class Broker:
     @property
     def is_connected(self) -> bool:
         """True while the connection and the consuming channel are open."""
-        return bool(self._conn is not None and self._conn.is_open and self._consume_ch.is_open)
+        conn, ch = self._conn, self._consume_ch
+        return bool(conn is not None and ch is not None and conn.is_open and ch.is_open)
 
     def connect(self) -> None:
         """Connect (if not connected), retrying with capped exponential backoff.
@@ -148,15 +147,15 @@ class Broker:
                     f"broker {self._safe_url} refused the login or the vhost "
                     f"{self._endpoint.vhost!r} (check user, password and permissions): {e}"
                 ) from e
-            except AccessRefused:
-                self._drop_connection()
-                raise
             except (*_LOSS_ERRORS, ConnectionLost) as e:
                 self._drop_connection()
                 log.warning(
                     "cannot connect to %s (attempt %d): %s; retrying in %.0f s",
                     self._safe_url, attempt, e or type(e).__name__, delay,
                 )  # fmt: skip
+            except BrokerError:  # replaying the topology was refused: a config problem
+                self._drop_connection()
+                raise
             self._sleep(delay)
 
     def _open(self) -> None:
@@ -220,8 +219,6 @@ class Broker:
             self._lost(e)
             self._pending_loss = e
 
-    # ----- topology ----------------------------------------------------------------------
-
     def _admin(self) -> Any:
         if self._admin_ch is None or not self._admin_ch.is_open:
             self._admin_ch = self._conn.channel()
@@ -253,8 +250,10 @@ class Broker:
             ConnectionLost: the connection dropped (now or before this call).
         """
         self._ensure()
-        self._remember(("declare_exchange", name, passive))
-        return self._do_declare_exchange(name, passive)
+        ok = self._do_declare_exchange(name, passive)
+        if ok:
+            self._remember(("declare_exchange", name, passive))
+        return ok
 
     def _do_declare_exchange(self, name: str, passive: bool) -> bool:
         try:
@@ -285,8 +284,9 @@ class Broker:
             ConnectionLost: the connection dropped.
         """
         self._ensure()
+        count = self._do_declare_queue(name, durable, expire_s, message_ttl_s, passive)
         self._remember(("declare_queue", name, durable, expire_s, message_ttl_s, passive))
-        return self._do_declare_queue(name, durable, expire_s, message_ttl_s, passive)
+        return count
 
     def _do_declare_queue(
         self, name: str, durable: bool, expire_s: Any, message_ttl_s: Any, passive: bool
@@ -309,13 +309,11 @@ class Broker:
         """Bind ``queue`` to ``exchange`` with ``routing_key``.
 
         Raises:
-            AccessRefused: no read permission on the exchange or write on the queue.
-            BrokerError: the exchange or queue does not exist.
-            ConnectionLost: the connection dropped.
+            AccessRefused, BrokerError, ConnectionLost: as for ``declare_queue``.
         """
         self._ensure()
-        self._remember(("bind", queue, exchange, routing_key))
         self._do_bind(queue, exchange, routing_key)
+        self._remember(("bind", queue, exchange, routing_key))
 
     def _do_bind(self, queue: str, exchange: str, routing_key: str) -> None:
         self._run_admin(
@@ -337,31 +335,23 @@ class Broker:
         """Start consuming ``queue`` with manual acks; messages then come from ``get``.
 
         Raises:
-            AccessRefused: no read permission on the queue.
-            BrokerError: the queue does not exist.
-            ConnectionLost: the connection dropped.
+            AccessRefused, BrokerError, ConnectionLost: as for ``declare_queue``.
         """
+        already = ("consume", queue) in self._topology
         self._ensure()
-        self._remember(("consume", queue))
-        self._do_consume(queue)
+        if not already:  # else the consumer exists, or the reconnect above recreated it
+            self._do_consume(queue)
+            self._remember(("consume", queue))
 
     def _do_consume(self, queue: str) -> None:
         generation = self._generation
 
-        def on_message(_ch: Any, method: Any, props: Any, body: bytes) -> None:
+        def on_message(_ch: Any, m: Any, props: Any, body: bytes) -> None:
+            headers = dict(props.headers or {})
             self._buffer.append(
-                Received(
-                    exchange=method.exchange,
-                    routing_key=method.routing_key,
-                    headers=dict(props.headers or {}),
-                    body=body,
-                    delivery_tag=method.delivery_tag,
-                    redelivered=bool(method.redelivered),
-                    generation=generation,
-                    content_type=props.content_type,
-                    expiration=props.expiration,
-                )
-            )
+                Received(m.exchange, m.routing_key, headers, body, m.delivery_tag,
+                         bool(m.redelivered), generation, props.content_type, props.expiration)
+            )  # fmt: skip
 
         try:
             self._consume_ch.basic_consume(queue, on_message, auto_ack=False)
@@ -373,8 +363,6 @@ class Broker:
             raise BrokerError(f"consume of {queue!r} failed: {e.reply_text}") from e
         except _LOSS_ERRORS as e:
             raise self._lost(e) from e
-
-    # ----- consuming ---------------------------------------------------------------------
 
     def get(self, max_count: int, timeout: float) -> list[Received]:
         """Up to ``max_count`` messages: waits up to ``timeout`` s for the first one, then
@@ -429,8 +417,6 @@ class Broker:
             fn(self._consume_ch)
         except _LOSS_ERRORS as e:
             raise self._lost(e) from e
-
-    # ----- publishing --------------------------------------------------------------------
 
     def publish(self, msg: Outgoing) -> list[Outgoing]:
         """``publish_batch([msg])``: [] when confirmed, else ``[msg]``."""
