@@ -18,6 +18,7 @@ What this module owns:
 * ``sanity``: restarts dead instances of wanted configs, and restarts a config whose
   running instance has written nothing to its log for too long (hung).
 
+The status data, the on-disk facts and the broker probe are in :mod:`sarra.health`.
 Output goes through the ``out`` callable given to :class:`Service` (``print`` from
 :func:`main`); errors raise :class:`~sarra.errors.SarraError` and :func:`main` turns them
 into one line and an exit status, as ``cli.main`` does.
