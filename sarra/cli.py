@@ -175,7 +175,9 @@ def _configs(program: str, paths: Paths) -> List[str]:
     return sorted(p.stem for p in d.glob("*.conf")) if d.is_dir() else []
 
 
-def _instances(program: str, config: str, o: Options, paths: Paths, ns: argparse.Namespace) -> Any:
+def _instances(
+    program: str, config: str, o: Options, paths: Paths, ns: argparse.Namespace, os: Any = None
+) -> Any:
     from sarra.instances import Instances
 
     extra = [f"--{name}={value}" for name, value in ns.overrides]
@@ -200,6 +202,7 @@ def _instances(program: str, config: str, o: Options, paths: Paths, ns: argparse
         paths.state(program, config),
         lambda n: paths.log_file(program, config, n),
         argv,
+        os=os,
         stop_timeout=float(o.stop_timeout),
     )
 
@@ -251,17 +254,26 @@ def _report(program: str, config: str, report: Any) -> int:
 
 
 def start(program: str, config: str, ns: argparse.Namespace, paths: Paths) -> int:
+    from sarra.service import mark_wanted
+
     o = _options(program, config, ns, paths)
+    mark_wanted(paths.state(program, config), int(o.instances))
     return _report(program, config, _instances(program, config, o, paths, ns).start())
 
 
 def stop(program: str, config: str, ns: argparse.Namespace, paths: Paths) -> int:
+    from sarra.service import clear_wanted
+
+    clear_wanted(paths.state(program, config))
     o = _options(program, config, ns, paths)
     return _report(program, config, _instances(program, config, o, paths, ns).stop())
 
 
 def restart(program: str, config: str, ns: argparse.Namespace, paths: Paths) -> int:
+    from sarra.service import mark_wanted
+
     o = _options(program, config, ns, paths)
+    mark_wanted(paths.state(program, config), int(o.instances))
     return _report(program, config, _instances(program, config, o, paths, ns).restart())
 
 
