@@ -25,7 +25,7 @@ setup(
             f"{name} = sarra.cli:{name}"
             for name in ("dd_post", "dd_subscribe", "dd_sara", "dd_log", "dd_watch")
         ]
-        + ["dd = sarra.service:entry"]
+        + ["dd = sarra.service:entry", "sarra = sarra.service:entry"]
     },
     classifiers=[
         "Programming Language :: Python :: 3",

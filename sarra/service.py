@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections import deque
@@ -348,9 +349,30 @@ def run(ns: argparse.Namespace, service: Service) -> int:
     return table[ns.action]()
 
 
+#: coreutils' dd(1): a ``dd`` that is ours must not break ``dd if=... of=...``
+COREUTILS_DD = ("/usr/bin/dd", "/bin/dd")
+
+
+def coreutils_call(args: Sequence[str]) -> bool:
+    """True for coreutils dd operands (``if=x of=y bs=1M``), which none of ours look like."""
+    return bool(args) and all("=" in a and not a.startswith("-") for a in args)
+
+
+def _pass_to_coreutils(args: Sequence[str]) -> None:
+    for path in COREUTILS_DD:
+        if os.access(path, os.X_OK):
+            os.execv(path, ["dd", *args])
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``dd`` itself; returns the exit status."""
+    """``dd`` (also installed as ``sarra``) itself; returns the exit status.
+
+    Installed by pip as ``dd`` it comes before coreutils in a virtualenv's PATH, so a
+    call with dd(1) operands is handed to coreutils unchanged.
+    """
     args = sys.argv[1:] if argv is None else list(argv)
+    if argv is None and coreutils_call(args):
+        _pass_to_coreutils(args)
     ns = build_parser().parse_args(args)
     paths = Paths.system() if ns.system else Paths.from_env()
     try:

@@ -321,3 +321,13 @@ def test_main_refuses_log_without_a_config(paths, monkeypatch, capsys):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(paths.config_dir))
     assert service.main(["log", "subscribe"]) == 2
     assert "name the program and the config" in capsys.readouterr().err
+
+
+def test_coreutils_dd_operands_are_recognised_and_ours_are_not():
+    from sarra.service import coreutils_call
+
+    assert coreutils_call(["if=/dev/zero", "of=/tmp/x", "bs=1M", "count=1"])
+    assert not coreutils_call([])
+    assert not coreutils_call(["status"])
+    assert not coreutils_call(["start", "subscribe", "x=y"])
+    assert not coreutils_call(["--help"])
