@@ -18,7 +18,16 @@ setup(
         "watchdog>=2.1",
     ],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6", "pyftpdlib>=1.5", "pyopenssl", "ruff", "mypy", "build", "docutils"],
+        "test": [
+            "pytest>=7",
+            "hypothesis>=6",
+            "pyftpdlib>=1.5",
+            "pyopenssl",
+            "ruff",
+            "mypy",
+            "build",
+            "docutils",
+        ],
     },
     entry_points={
         "console_scripts": [
