@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 from pathlib import Path
 
 import pika
@@ -215,3 +216,71 @@ def test_tree_to_c_is_relayed_through_b_and_reports_reach_only_alice(net, tmp_pa
     assert all(r.report.code == 201 for r in reports)
     assert all(r.headers["source"] == alice for r in reports)
     assert xr_eve.drain() == []
+
+
+def test_same_data_posted_by_two_sources_is_readvertised_once(net, tmp_path):
+    pub = net.tap("A", "xpublic")
+    rep = net.tap("A", "xreport")
+    start_ingest(net, tmp_path, "suppress_duplicates 60\n")
+    data = os.urandom(3000)
+    a = tree(tmp_path / "alice", {"mine.bin": data})
+    e = tree(tmp_path / "eve", {"copy/also_mine.bin": data})
+    asrv, esrv = net.serve(a), net.serve(e)
+    post(net, "A", "alice", a, asrv.url, str(a / "mine.bin"))
+    post(net, "A", "eve", e, esrv.url, str(e / "copy"))
+    reports = rep.wait(lambda g: len(g) >= 2, 30, "two ingest reports")
+    assert sorted(r.report.code for r in reports) == [201, 304]
+    assert len(pub.drain()) == 1
+
+
+def queue_depth(net: Net, sw: str, q: str) -> int:
+    import requests
+
+    from tests.flow.switch_net import API, AUTH, quote
+
+    r = requests.get(f"{API}/queues/{quote(net.vhosts[sw], safe='')}/{q}", auth=AUTH, timeout=10)
+    j = r.json()
+    return int(j.get("messages_ready", 0)) + int(j.get("messages_unacknowledged", 0))
+
+
+def test_kill_9_mid_flow_loses_nothing_and_readvertises_nothing_twice(net, tmp_path):
+    pub = net.tap("A", "xpublic")
+    www = tmp_path / "A_www"
+    srv = net.serve(www)
+    net.config(
+        "sara",
+        "A",
+        ingest_conf(net, "A", www, srv.url, "suppress_duplicates 600\nbatch 2\nprefetch 4\n"),
+    )
+    q = f"q_{net.user('feederA')}.dd_sara.A"
+    r = net.run("dd_sara", "declare", "A")
+    assert r.returncode == 0, r.stderr
+    files = {f"many/f{i:02d}.bin": os.urandom(20000) for i in range(20)}
+    src = tree(tmp_path / "alice", files)
+    asrv = net.serve(src)
+    asrv.box.rate = 100_000  # 0.2 s per file: the kill lands mid-flow
+    post(net, "A", "alice", src, asrv.url, str(src / "many"))
+    # the first run is our child, so that we reap it after kill -9 (this sandbox's init
+    # does not reap orphans, and a zombie looks alive to "start")
+    first = net.foreground("dd_sara", "A")
+    pub.wait(lambda g: len(g) >= 3, 60, "first re-posts")
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    seen_at_kill = len(pub.drain())
+    assert seen_at_kill < 20, "the kill came too late to test anything"
+    r = net.run("dd_sara", "start", "A")
+    assert r.returncode == 0, r.stdout + r.stderr
+    try:
+        pub.wait(lambda g: len({n.relpath for n in g}) >= 20, 60, "all 20 re-posts")
+        wait_for(lambda: queue_depth(net, "A", q) == 0, 30, "an empty, fully acked queue")
+    except AssertionError:
+        raise AssertionError(
+            r.stdout + net.logs() + "\n".join(p.read_text() for p in net.home.rglob("*.log"))
+        ) from None
+    finally:
+        net.run("dd_sara", "stop", "A")
+    posts = pub.drain()
+    rels = [n.relpath for n in posts]
+    assert len(rels) == len(set(rels)) == 20
+    for n in posts:
+        assert md5(www / n.relpath) == md5(src / n.relpath.split(net.user("alice") + "/", 1)[1])
