@@ -165,3 +165,60 @@ def test_relay_keeps_source_and_from_cluster_and_ignores_other_clusters(tmp_path
     assert pub.headers["source"] == "alice" and pub.headers["from_cluster"] == "Q"
     assert len([o for o in b.published if o.exchange == "xreport"]) == 1
     assert len(b.acked) == 3
+
+
+# ---------------------------------------------------------------- dd_shovel
+
+
+class RemoteBrokers:
+    def __init__(self):
+        self.made = {}
+
+    def __call__(self, url):
+        return self.made.setdefault(url, FakeBroker())
+
+
+def shovel_setup(tmp_path: Path, text: str):
+    from sarra.roles import shovel
+
+    conf = tmp_path / "r.conf"
+    conf.write_text("broker amqp://feeder@localhost/\n" + text)
+    o = load("shovel", str(conf), (), Paths.under(tmp_path / "home"), defaults=shovel.DEFAULTS)
+    ctx = FakeCtx(o, tmp_path / "state", {})
+    remote = RemoteBrokers()
+    ctx.broker = lambda url, what="": remote(url)
+    b = FakeBroker()
+    return b, shovel.build(ctx, b, b), remote
+
+
+def rep(user="bob", **headers):
+    return message.make_report(post(**headers), 201, "Downloaded", "h", user, 0.1)
+
+
+def test_report_router_routes_each_report_one_hop(tmp_path):
+    b, flow, remote = shovel_setup(
+        tmp_path,
+        "report_router on\ncluster B\ndeclare source carol\ndeclare subscriber bob\n"
+        "report_route A amqp://up@a/\n",
+    )
+    b.put(rep(user="bob", source="carol", from_cluster="B"), exchange="xs_bob")
+    b.put(rep(user="mallory", source="carol", from_cluster="B"), exchange="xs_bob")
+    b.put(rep(source="carol", from_cluster="B"), exchange="xreport")
+    b.put(rep(source="alice", from_cluster="A"), exchange="xreport")
+    b.put(rep(source="dave", from_cluster="B"), exchange="xreport")
+    flow.run_once()
+    assert [o.exchange for o in b.published] == ["xreport", "xr_carol"]
+    [up] = remote.made["amqp://up@a/"].published
+    assert up.exchange == "xreport" and decoded(up).headers["source"] == "alice"
+    assert len(b.acked) == 5
+
+
+def test_plain_shovel_copies_selected_notices_unchanged(tmp_path):
+    b, flow, _ = shovel_setup(tmp_path, "exchange xpublic\npost_exchange xcopy\nreject .*skip.*\n")
+    n = post(source="alice")
+    b.put(n)
+    b.put(post(rel="tree/skip.txt"))
+    flow.run_once()
+    [out] = b.published
+    assert out.exchange == "xcopy" and decoded(out).headers == n.headers
+    assert len(b.acked) == 2
