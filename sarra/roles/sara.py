@@ -68,6 +68,11 @@ def exchanges(o: Any) -> List[str]:
     return names
 
 
+def bindings(o: Any, prefix: str) -> List[str]:
+    """``<prefix>.<subtopic>`` for every subtopic (default ``#``)."""
+    return [f"{prefix}.{s}" for s in (o.subtopic or ("#",))]
+
+
 def setup(
     broker: Any,
     o: Any,
@@ -82,7 +87,7 @@ def setup(
     )
     for name in names:
         broker.declare_exchange(name)
-        for key in consumer.bindings(o, prefix):
+        for key in bindings(o, prefix):
             broker.bind(q, name, key)
     if consume:
         broker.consume(q)
