@@ -34,6 +34,8 @@ EXIT_STOPPED = 3
 ROLES = {
     "dd_post": "sarra.roles.post",
     "dd_subscribe": "sarra.roles.subscribe",
+    "dd_sara": "sarra.roles.sara",
+    "dd_shovel": "sarra.roles.shovel",
 }
 DAEMON_ACTIONS = (
     "foreground",
