@@ -1,13 +1,24 @@
 """Duplicate suppression ("fingerprint winnowing"), shared by the instances of a config.
 
-The cache is an SQLite file in the config's state directory: SQLite's own locking makes
-``claim`` atomic across processes, so two instances receiving the same fingerprint at
-the same moment cannot both process it.  A claim that is not confirmed (the work
-failed) is released so that a retry is not mistaken for a duplicate.
+A *claim* on a fingerprint remembers which message made it (``owner``, a digest of the
+notice) and whether that message's work was completed (``done``):
+
+* no claim, or an expired one: claim it (pending) and process the message;
+* a pending claim by the same message, redelivered by the broker: that message came
+  back after a crash between claim and completion, so process it again (nothing is
+  lost); the same message twice *without* the redelivered flag is a duplicate;
+* a pending claim by another message, or a done claim: a duplicate.
+
+The flow marks a claim done after the work and the downstream post are confirmed and
+before the ack, so a crash between the two cannot process the data twice; a claim whose
+message did not end OK is released, so its retry is not taken for a duplicate.
+SQLite in the config's state directory: ``BEGIN IMMEDIATE`` makes a claim atomic across
+the instances of the config.
 """
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import time
 from pathlib import Path
@@ -36,39 +47,61 @@ def fingerprint(notice: Notice, basis: str = "path") -> str:
     return f"{s}|{path}|{parts}"
 
 
+def owner_of(notice: Notice) -> str:
+    """Digest of one message: the same for its redeliveries, different for a re-post."""
+    h = hashlib.sha256()
+    for part in (notice.pubtime, notice.baseurl, notice.relpath):
+        h.update(part.encode("utf-8", "surrogateescape") + b"\0")
+    for key, value in sorted(notice.headers.items()):
+        h.update(f"{key}={value}".encode("utf-8", "surrogateescape") + b"\0")
+    return h.hexdigest()[:32]
+
+
 class DedupCache:
-    """Fingerprints seen in the last ``window`` seconds."""
+    """Fingerprints claimed or completed in the last ``window`` seconds."""
 
     def __init__(self, path: Path, window: float) -> None:
         self.window = window
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(str(path), timeout=60, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("CREATE TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY, t REAL)")
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS claims "
+            "(key TEXT PRIMARY KEY, owner TEXT, done INTEGER, t REAL)"
+        )
 
-    def claim(self, key: str, now: Optional[float] = None) -> bool:
-        """True if ``key`` is new (and is now claimed), False if it is a duplicate."""
+    def claim(
+        self, key: str, owner: str = "", redelivered: bool = False, now: Optional[float] = None
+    ) -> bool:
+        """True if ``owner`` may process ``key`` (see the module docstring)."""
         now = time.time() if now is None else now
         cur = self.db.cursor()
         cur.execute("BEGIN IMMEDIATE")
         try:
-            row = cur.execute("SELECT t FROM seen WHERE key = ?", (key,)).fetchone()
-            if row is not None and now - row[0] < self.window:
-                return False
-            cur.execute("INSERT OR REPLACE INTO seen (key, t) VALUES (?, ?)", (key, now))
+            row = cur.execute("SELECT owner, done, t FROM claims WHERE key = ?", (key,)).fetchone()
+            if row is not None and now - row[2] < self.window:
+                return redelivered and not row[1] and bool(owner) and row[0] == owner
+            cur.execute(
+                "INSERT OR REPLACE INTO claims (key, owner, done, t) VALUES (?, ?, 0, ?)",
+                (key, owner, now),
+            )
             return True
         finally:
             cur.execute("COMMIT")
 
-    def release(self, key: str) -> None:
-        self.db.execute("DELETE FROM seen WHERE key = ?", (key,))
+    def done(self, key: str) -> None:
+        self.db.execute("UPDATE claims SET done = 1 WHERE key = ?", (key,))
+
+    def release(self, key: str, owner: str = "") -> None:
+        """Forget a pending claim whose message did not complete (if it is still ours)."""
+        self.db.execute("DELETE FROM claims WHERE key = ? AND owner = ? AND done = 0", (key, owner))
 
     def expire(self, now: Optional[float] = None) -> int:
         now = time.time() if now is None else now
-        return self.db.execute("DELETE FROM seen WHERE t < ?", (now - self.window,)).rowcount
+        return self.db.execute("DELETE FROM claims WHERE t < ?", (now - self.window,)).rowcount
 
     def __len__(self) -> int:
-        return self.db.execute("SELECT COUNT(*) FROM seen").fetchone()[0]
+        return self.db.execute("SELECT COUNT(*) FROM claims").fetchone()[0]
 
     def close(self) -> None:
         self.db.close()

@@ -40,6 +40,7 @@ class Delivery:
     report: Optional[tuple] = None
     attempts: int = 0
     dedup_key: Optional[str] = None
+    dedup_owner: str = ""
     mask: Any = None
     started: float = field(default_factory=time.monotonic)
     size: int = 0

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence
 
 from sarra import message
-from sarra.dedup import DedupCache, fingerprint
+from sarra.dedup import DedupCache, fingerprint, owner_of
 from sarra.delivery import FAILED, OK, REJECTED, Delivery
 from sarra.errors import ConnectionLost, HookError, MessageError, PathError, TransferError
 from sarra.hooks import HookSet
@@ -158,6 +158,7 @@ class Flow:
         except ConnectionLost:
             self._abandon(batch)
             raise
+        self._complete_claims(batch)
         for d in batch:
             self._settle(d)
         return len(batch)
@@ -216,13 +217,21 @@ class Flow:
             d.fail("work step set no outcome", code=503)
 
     def _claim(self, d: Delivery) -> bool:
-        if self.dedup is None or d.retry is not None:
+        if self.dedup is None:
             return True
-        key = fingerprint(d.notice, self.dedup_basis)
-        if not self.dedup.claim(key):
+        key, owner = fingerprint(d.notice, self.dedup_basis), owner_of(d.notice)
+        redelivered = bool(getattr(d.received, "redelivered", False))
+        if not self.dedup.claim(key, owner, redelivered):
             return False
-        d.dedup_key = key
+        d.dedup_key, d.dedup_owner = key, owner
         return True
+
+    def _complete_claims(self, batch: Sequence[Delivery]) -> None:
+        """Mark completed work in the duplicate cache before anything is acknowledged."""
+        if self.dedup is not None:
+            for d in batch:
+                if d.outcome == OK and d.dedup_key:
+                    self.dedup.done(d.dedup_key)
 
     def _post(self, batch: Sequence[Delivery]) -> None:
         if self.publisher is None:
@@ -243,13 +252,13 @@ class Flow:
     def _abandon(self, batch: Sequence[Delivery]) -> None:
         for d in batch:
             if d.dedup_key and self.dedup is not None:
-                self.dedup.release(d.dedup_key)
+                self.dedup.release(d.dedup_key, d.dedup_owner)
 
     def _settle(self, d: Delivery) -> None:
         """The one place that decides what happens to a message after its batch."""
         self.stats.count(d)
         if d.outcome != OK and d.dedup_key and self.dedup is not None:
-            self.dedup.release(d.dedup_key)
+            self.dedup.release(d.dedup_key, d.dedup_owner)
         if d.outcome == REJECTED:
             log.info("rejected %s: %s", d.describe(), d.reason)
         elif d.outcome == FAILED:

@@ -13,19 +13,19 @@ Two ways to run, chosen by ``source_from_exchange`` (default on):
   ``gateway_for``) and drops loops; ``source`` and ``from_cluster`` are kept.
 
 Duplicates (``suppress_duplicates``; basis ``suppress_basis``, default the data) go
-through ``sarra.winnow``, whose claims survive a crash.  Reports go to ``xreport`` on the
-post broker.  The Flow orders work -> confirmed post -> settle, so a message is acked only
-once its file is in place and its re-announcement confirmed.
+through the flow's ``sarra.dedup`` cache, whose claims survive a crash.  Reports go to
+``xreport`` on the post broker.  The Flow orders work -> confirmed post -> settle, so a
+message is acked only once its file is in place and its re-announcement confirmed.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import Any, List, Optional, Sequence
+from typing import Any, List, Sequence
 
 from sarra import consumer, routing
-from sarra.dedup import fingerprint
+from sarra.dedup import DedupCache
 from sarra.delivery import OK, Delivery
 from sarra.download import Downloader
 from sarra.errors import ConfigError
@@ -35,7 +35,6 @@ from sarra.message import Notice, post_topic
 from sarra.publish import NoticePublisher, Reporter
 from sarra.retry import RetryQueue
 from sarra.runtime import Context, file_hooks
-from sarra.winnow import Winnow, message_id
 
 log = logging.getLogger(__name__)
 
@@ -94,14 +93,12 @@ def setup(
 
 
 class Gate:
-    """The select step: validation (ingest or relay), accept/reject masks, winnowing."""
+    """The select step: validation (ingest or relay), then accept/reject masks."""
 
-    def __init__(self, o: Any, sw: routing.Switch, winnow: Optional[Winnow]) -> None:
+    def __init__(self, o: Any, sw: routing.Switch) -> None:
         self.validate = bool(o.source_from_exchange)
         self.sw = sw
         self.masks = consumer.Selector(o)
-        self.winnow = winnow
-        self.basis = o.suppress_basis or "data"
 
     def __call__(self, d: Delivery) -> bool:
         if d.received is not None:
@@ -118,15 +115,7 @@ class Gate:
                 else:
                     d.reject(str(e))  # not for us: no report to the source
                 return False
-        if not self.masks(d):
-            return False
-        if self.winnow is not None and d.received is not None:
-            key = fingerprint(d.notice, self.basis)
-            if not self.winnow.claim(key, message_id(d.received)):
-                d.reject("duplicate", code=304, text="Not modified1")
-                return False
-            d.dedup_key = key
-        return True
+        return self.masks(d)
 
 
 class Repost:
@@ -149,33 +138,6 @@ class Repost:
         return n.replace(baseurl=self.base_url, relpath=rel, topic=topic).relayable()
 
 
-class WinnowedSource(BrokerSource):
-    """BrokerSource that forgets the winnow claim of a message that was not re-posted."""
-
-    def __init__(self, broker: Any, winnow: Optional[Winnow]) -> None:
-        super().__init__(broker)
-        self.winnow = winnow
-
-    def settle(self, d: Delivery) -> None:
-        if self.winnow is not None and d.dedup_key and d.outcome != OK and d.received:
-            self.winnow.release(d.dedup_key, message_id(d.received))
-        super().settle(d)
-
-
-class MarkingPublisher(NoticePublisher):
-    """Marks each confirmed re-post done in the winnow before the flow acks it."""
-
-    def __init__(self, broker: Any, exchange: str, winnow: Optional[Winnow]) -> None:
-        super().__init__(broker, exchange)
-        self.winnow = winnow
-
-    def publish(self, deliveries: Sequence[Delivery]) -> None:
-        super().publish(deliveries)
-        for d in deliveries:
-            if self.winnow is not None and d.outcome == OK and d.dedup_key:
-                self.winnow.done(d.dedup_key)
-
-
 def build(ctx: Context, broker: Any, post_broker: Any, assembler: Any = None) -> Flow:
     """The switch's flow: ``broker`` consumed, ``post_broker`` posted and reported to."""
     o = ctx.options
@@ -183,9 +145,9 @@ def build(ctx: Context, broker: Any, post_broker: Any, assembler: Any = None) ->
         raise ConfigError("dd_sara needs post_base_url and post_base_dir (its served tree)")
     setup(broker, o, queue(ctx), exchanges(o), o.topic_prefix or "v02.post")
     sw = routing.Switch.from_options(o, ctx.host(o.post_broker or o.broker))
-    winnow = None
+    dedup = None
     if o.suppress_duplicates:
-        winnow = Winnow(ctx.state_dir / "winnow.sqlite", o.suppress_duplicates)
+        dedup = DedupCache(ctx.state_dir / "dedup.sqlite", o.suppress_duplicates)
     hooks = HookSet.from_options(o)
     base_dir = os.path.abspath(os.path.expanduser(o.post_base_dir))
     download = Downloader(
@@ -206,10 +168,12 @@ def build(ctx: Context, broker: Any, post_broker: Any, assembler: Any = None) ->
         ctx.state_dir / f"retry.{ctx.instance:02d}", delay=o.retry_delay, ttl=o.retry_ttl
     )
     return Flow(
-        source=WinnowedSource(broker, winnow),
-        select=Gate(o, sw, winnow),
+        source=BrokerSource(broker),
+        select=Gate(o, sw),
         work=Repost(o, download),
-        publisher=MarkingPublisher(post_broker, o.post_exchange, winnow),
+        publisher=NoticePublisher(post_broker, o.post_exchange),
+        dedup=dedup,
+        dedup_basis=o.suppress_basis or "data",
         reporter=reporter,
         hooks=hooks,
         retry=retry,

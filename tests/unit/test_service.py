@@ -263,7 +263,10 @@ def test_hung_threshold_is_never_shorter_than_two_housekeeping_intervals(paths):
     assert service.hung_after(o) == 600
 
 
-def test_program_not_available_yet_is_shown_na_and_skipped_by_start(paths):
+def test_program_not_available_yet_is_shown_na_and_skipped_by_start(paths, monkeypatch):
+    from sarra import cli
+
+    monkeypatch.delitem(cli.ROLES, "dd_shovel", raising=False)
     add_config(paths, "shovel", "s")
     rig = Rig(paths)
     assert rig.svc.start(rig.targets()) == 1
