@@ -18,15 +18,30 @@ from sarra.errors import SarraError
 log = logging.getLogger(__name__)
 
 
+def is_zombie(pid: int) -> bool:
+    """True if ``pid`` has exited but was not reaped (state ``Z`` in /proc).
+
+    A killed instance whose parent is gone stays a zombie where PID 1 does not reap
+    orphans (some containers): it must count as dead, or it would never be restarted.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    # the command name (field 2) is in parentheses and may contain spaces
+    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] == b"Z"
+
+
 def pid_alive(pid: int) -> bool:
-    """True if a process ``pid`` exists (``os.kill(pid, 0)``); it may be a zombie."""
+    """True if a process ``pid`` exists (``os.kill(pid, 0)``) and is not a zombie."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True  # exists, belongs to someone else
-    return True
+    return not is_zombie(pid)
 
 
 class AlreadyRunning(SarraError):

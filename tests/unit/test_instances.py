@@ -446,3 +446,20 @@ def test_run_foreground_releases_the_pidfile_when_main_raises(tmp_path):
     with pytest.raises(SarraError, match="boom"):
         run_foreground("dd_subscribe", "cfg", 1, path, main)
     assert not path.exists()
+
+
+def test_an_unreaped_zombie_counts_as_dead():
+    import subprocess
+    import time as _time
+
+    from sarra.pidfile import is_zombie, pid_alive
+
+    child = subprocess.Popen(["true"])
+    deadline = _time.monotonic() + 10
+    while not is_zombie(child.pid) and _time.monotonic() < deadline:
+        _time.sleep(0.01)
+    assert is_zombie(child.pid)
+    assert not pid_alive(child.pid)
+    child.wait()
+    assert not pid_alive(child.pid)
+    assert pid_alive(os.getpid())
