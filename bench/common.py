@@ -143,6 +143,11 @@ class Bench:
 
     def command(self, who: str, program: str, *args: str) -> List[str]:
         if who == "dd":
+            prof = os.environ.get("SARRA_BENCH_PROFILE")  # cProfile output prefix
+            if prof and program != "dd_post":
+                out = f"{prof}.{program}.{len(self.procs)}.prof"
+                return [sys.executable, "-m", "cProfile", "-o", out, "-m", "sarra.cli", program,
+                        *args]  # fmt: skip
             return [sys.executable, "-m", "sarra.cli", program, *args]
         assert self.v2 is not None
         return [str(self.v2 / program), *args]
@@ -184,15 +189,20 @@ class Bench:
                 proc.wait(5)
 
     def serve_http(self) -> None:
-        """Start the loopback range HTTP server (tests' handler) in its own process."""
+        """Start the loopback range HTTP server (tests' handler) in its own process.
+
+        TCP_NODELAY on, as real web servers do: without it, the handler's separate writes
+        of headers and body meet the client's delayed ACK on keep-alive connections and
+        every small file costs ~40 ms (only keep-alive clients such as requests pay it).
+        """
         from tests.fixtures.servers import free_port
 
         self.port = free_port()
         code = (
             "import sys; from functools import partial; from pathlib import Path;"
             "from tests.fixtures.servers import _RangeHandler, _HttpServer, HttpServer;"
-            "s = _HttpServer(('127.0.0.1', int(sys.argv[2])),"
-            " partial(_RangeHandler, directory=sys.argv[1]));"
+            "H = type('H', (_RangeHandler,), {'disable_nagle_algorithm': True});"
+            "s = _HttpServer(('127.0.0.1', int(sys.argv[2])), partial(H, directory=sys.argv[1]));"
             "s.box = HttpServer(root=Path(sys.argv[1])); s.serve_forever()"
         )
         env = dict(os.environ, PYTHONPATH=str(REPO))
