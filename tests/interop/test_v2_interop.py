@@ -233,15 +233,9 @@ def test_dd_subscribe_assembles_blocks_posted_by_v2(lab: Lab) -> None:
     )  # fmt: skip
 
 
-# --------------------------------------------------------------- known differences (xfail)
+# --------------------------------------------------------------- v2 behaviour we match
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sarra/amqp_publish.py ConfirmPublisher.publish_batch publishes mandatory=True "
-    "and counts a Basic.Return (312 NO_ROUTE) as not confirmed, so dd_post exits 1 when no "
-    "queue is bound yet; v2 publishes mandatory=false (spec 2.5) and succeeds",
-)
 def test_dd_post_succeeds_like_sr_post_when_no_queue_is_bound(lab: Lab) -> None:
     src = write(lab.data / "nobody" / "hello.txt", b"hello\n")
     lab.v2_conf(
