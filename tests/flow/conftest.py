@@ -247,9 +247,7 @@ def flowenv(vhost: str, tmp_path: Path) -> Iterator[FlowEnv]:
     home = tmp_path / "home"
     for sub in ("home", "config", "cache"):
         (tmp_path / sub).mkdir()
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("SARRA_", "XDG_", "PYTHON"))
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SARRA_", "XDG_", "PYTHON"))}
     env.update(
         HOME=str(home),
         XDG_CONFIG_HOME=str(tmp_path / "config"),
