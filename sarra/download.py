@@ -145,18 +145,23 @@ class Downloader:
             _lock(f, tmp)
             f.truncate(0)
             try:
+                # length=None: a whole file needs no Range request; the size is checked below
                 got = transfer.get(
                     remote_path(n.baseurl, n.relpath),
                     f,
                     offset=0,
-                    length=expected,
+                    length=None,
                     sums=sums,
                     progress=self.progress,
+                    throttle=int(getattr(self.o, "throttle", 0) or 0),
                 )
                 f.flush()
             except BaseException:
                 _unlink(tmp)
                 raise
+        if expected is not None and got != expected:
+            _unlink(tmp)
+            raise TransferError(f"{n.relpath}: got {got} bytes, {expected} announced")
         if sums and method in VERIFIABLE and sums[0].value() != value:
             _unlink(tmp)
             raise ChecksumMismatch(

@@ -52,8 +52,9 @@ class NoticeMaker:
         self.common["to_clusters"] = (
             ",".join(to) if isinstance(to, (list, tuple)) else (to or broker_host or "localhost")
         )
-        self.common["from_cluster"] = getattr(options, "cluster", None) or broker_host or (
-            "localhost")
+        self.common["from_cluster"] = (
+            getattr(options, "cluster", None) or broker_host or ("localhost")
+        )
         if broker_user:
             self.common["source"] = broker_user
         self.common.update(_header_options(options))
