@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Callable, Iterable, Iterator, List, Sequence
+from typing import Callable, Dict, Iterable, Iterator, List, Sequence
 
 from sarra.delivery import FAILED, Delivery
 from sarra.errors import ConfigError, PathError
@@ -57,6 +57,7 @@ class FileSource:
         self.done = False
         self.errors: List[str] = []
         self.posted = 0
+        self.unsettled: Dict[int, Delivery] = {}
 
     def _files(self, paths: Iterable[str], follow: bool) -> Iterator[str]:
         for p in paths:
@@ -81,17 +82,31 @@ class FileSource:
             except FileNotFoundError:
                 self._error(f"{path}: no such file")
                 continue
-            except (OSError, PathError) as e:
-                self._error(f"{path}: {getattr(e, 'strerror', None) or e}")
+            except PathError as e:
+                self._error(str(e))
+                continue
+            except OSError as e:
+                self._error(f"{path}: {e.strerror or e}")
                 continue
             out.extend(Delivery(n, post_notice=n) for n in notices)
+        self.unsettled.update((id(d), d) for d in out)
         return out
 
     def settle(self, d: Delivery) -> None:
+        """Count a posted delivery; a failure was already logged by the flow."""
+        self.unsettled.pop(id(d), None)
         if d.outcome == FAILED:
-            self._error(f"{d.describe()}: {d.reason}")
+            self.errors.append(f"{d.describe()}: {d.reason}")
         else:
             self.posted += 1
+
+    def unconfirmed(self) -> List[str]:
+        """Paths of deliveries never settled (their batch was lost with the connection)."""
+        names = [d.describe() for d in self.unsettled.values()]
+        for name in names:
+            self._error(f"{name}: not posted (broker connection lost)")
+        self.unsettled.clear()
+        return names
 
 
 def moved_notices(maker: NoticeMaker, old: str, new: str, follow: bool) -> Iterator[Notice]:
@@ -141,7 +156,7 @@ def run(ctx: Context, paths: Sequence[str] = ()) -> int:
         log.error("nothing to post: name files or directories (or use -pipe)")
         return 2
     url = o.post_broker
-    broker = ctx.broker(url, "post_broker")
+    broker = ctx.broker(url, "post_broker", give_up_after=float(o.timeout or 30))
     exchange = o.post_exchange or f"xs_{ctx.user(url)}"
     if o.post_exchange_suffix:
         exchange += f"_{o.post_exchange_suffix}"
@@ -156,6 +171,7 @@ def run(ctx: Context, paths: Sequence[str] = ()) -> int:
         stop=ctx.stop,
     )
     flow.run()
+    source.unconfirmed()
     log.info("posted %d notices to %s", source.posted, exchange)
     if source.errors:
         log.error("%d path(s) not posted", len(source.errors))
