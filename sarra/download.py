@@ -113,8 +113,7 @@ class Downloader:
             return
         target = d.local_path
         assert target is not None
-        oldname = d.notice.headers.get("oldname")
-        if oldname and self._moved_from(d, target):
+        if d.notice.headers.get("oldname") and self._moved_from(d, target, parts):
             return
         if self._already_current(d, target, parts):
             return
@@ -125,14 +124,9 @@ class Downloader:
 
     def _already_current(self, d: Delivery, target: Path, parts: Any) -> bool:
         """``overwrite False``: skip when the local file already has the announced sum."""
-        if getattr(self.o, "overwrite", True) or not target.is_file():
+        if getattr(self.o, "overwrite", True):
             return False
-        method, value = split_sum(d.notice.headers.get("sum", ""))
-        if method not in VERIFIABLE or not value:
-            return False
-        if parts is not None and target.stat().st_size != parts.size:
-            return False
-        if file_sum(target, method) == value:
+        if self._has_announced_sum(d, target, parts):
             d.ok(304, "not modified3")
             d.reason = "local copy is current"
             return True
@@ -151,18 +145,23 @@ class Downloader:
             _lock(f, tmp)
             f.truncate(0)
             try:
+                # length=None: a whole file needs no Range request; the size is checked below
                 got = transfer.get(
                     remote_path(n.baseurl, n.relpath),
                     f,
                     offset=0,
-                    length=expected,
+                    length=None,
                     sums=sums,
                     progress=self.progress,
+                    throttle=int(getattr(self.o, "throttle", 0) or 0),
                 )
                 f.flush()
             except BaseException:
                 _unlink(tmp)
                 raise
+        if expected is not None and got != expected:
+            _unlink(tmp)
+            raise TransferError(f"{n.relpath}: got {got} bytes, {expected} announced")
         if sums and method in VERIFIABLE and sums[0].value() != value:
             _unlink(tmp)
             raise ChecksumMismatch(
@@ -183,15 +182,31 @@ class Downloader:
             os.replace(tmp, target)
         return got
 
-    def _moved_from(self, d: Delivery, target: Path) -> bool:
-        """Post with ``oldname``: reuse the old local file when it is still there."""
+    def _moved_from(self, d: Delivery, target: Path, parts: Any) -> bool:
+        """Post with ``oldname`` (spec 8.4): the new file may already be in place (the
+        ``R``+``newname`` half linked it: 304), or the old local file can be moved."""
+        if self._has_announced_sum(d, target, parts):
+            d.ok(304, "not modified3")
+            d.reason = "already moved into place"
+            log.info("%s is already in place (moved)", target)
+            return True
         old = self._sibling(d, d.notice.headers["oldname"])
-        if old is None or not old.exists() or target.exists():
+        if old is None or not old.is_file() or target.exists():
+            return False
+        if not self._has_announced_sum(d, old, parts):
             return False
         os.replace(old, target)
         d.ok(201, "moved")
         self.after_file(d)
         return True
+
+    def _has_announced_sum(self, d: Delivery, path: Path, parts: Any) -> bool:
+        method, value = split_sum(d.notice.headers.get("sum", ""))
+        if method not in VERIFIABLE or not value or not path.is_file() or path.is_symlink():
+            return False
+        if parts is not None and path.stat().st_size != parts.size:
+            return False
+        return file_sum(path, method) == value
 
     # ---------------------------------------------------------------- R, L
     def _remove(self, d: Delivery) -> None:
@@ -200,15 +215,19 @@ class Downloader:
         newname = d.notice.headers.get("newname")
         if newname:
             new = self._sibling(d, newname)
-            if new is not None and target.exists() and not new.exists():
+            if new is not None and os.path.lexists(target) and not os.path.lexists(new):
                 new.parent.mkdir(parents=True, exist_ok=True)
-                os.link(target, new) if target.is_file() else os.rename(target, new)
+                if target.is_dir() and not target.is_symlink():
+                    os.rename(target, new)
+                else:
+                    os.link(target, new, follow_symlinks=False)
+                log.info("moved %s to %s", target, new)
         elif "delete" not in self.events:
             d.reject("removal ignored (events exclude delete)")
             return
         try:
             if target.is_dir() and not target.is_symlink():
-                target.rmdir()
+                _rmdir_empty_tree(target)
             else:
                 target.unlink()
         except FileNotFoundError:
@@ -216,6 +235,7 @@ class Downloader:
         except OSError as e:
             d.fail(f"remove failed: {e}", code=500, permanent=e.errno != errno.EBUSY)
             return
+        log.info("removed %s", target)
         d.ok(201, "removed")
 
     def _link(self, d: Delivery) -> None:
@@ -232,6 +252,7 @@ class Downloader:
         _unlink(tmp)
         os.symlink(link, tmp)
         os.replace(tmp, target)
+        log.info("linked %s -> %s", target, link)
         d.ok(201, "linked")
 
     def _sibling(self, d: Delivery, relpath: str) -> Optional[Path]:
@@ -251,6 +272,21 @@ def _lock(f: Any, path: Path) -> None:
         fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         raise TransferError(f"{path} is being written by another instance") from None
+
+
+def _rmdir_empty_tree(top: Path) -> None:
+    """Remove ``top`` and the empty directories below it (a moved directory leaves its
+    emptied sub-directories behind).
+
+    Raises:
+        OSError: a file is still there (ENOTEMPTY), or another error.
+    """
+    for dirpath, dirs, _files in os.walk(top, topdown=False):
+        for name in dirs:
+            sub = os.path.join(dirpath, name)
+            if not os.path.islink(sub):
+                os.rmdir(sub)
+    os.rmdir(top)
 
 
 def _unlink(path: Path) -> None:

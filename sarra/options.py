@@ -355,6 +355,8 @@ _ROWS = (
     _O("sleep", duration, 5.0, "seconds between scans when polling", ("watch",)),
     _O("post_on_start", boolean, False, "post every existing file at start", ("watch",)),
     _O("pipe", boolean, False, "read the paths to post from standard input", ("post",)),
+    _O("remove", boolean, False, "announce the named paths as removed (R posts)", ("post",)),
+    _O("moved_from", string, None, "announce the one named path as moved from here", ("post",)),
     # -- running
     _O("log_level", log_level, "info", "debug, info, warning, error or critical"),
     _O("debug", boolean, False, "same as log_level debug"),
@@ -393,6 +395,8 @@ SYNONYMS: Mapping[str, str] = MappingProxyType(
         "-header": "header",
         "-rn": "rename",
         "-p": "path",
+        "-rm": "remove",
+        "-mv": "moved_from",
         "-e": "events",
         "-rec": "recursive",
         "-rb": "report_back",

@@ -52,17 +52,22 @@ class NoticeMaker:
         self.common["to_clusters"] = (
             ",".join(to) if isinstance(to, (list, tuple)) else (to or broker_host or "localhost")
         )
-        self.common["from_cluster"] = getattr(options, "cluster", None) or broker_host or (
-            "localhost")
+        self.common["from_cluster"] = (
+            getattr(options, "cluster", None) or broker_host or ("localhost")
+        )
         if broker_user:
             self.common["source"] = broker_user
         self.common.update(_header_options(options))
         self.slash = bool(getattr(options, "post_relpath_slash", False))
         self.rename = getattr(options, "rename", None)
+        self._absolute = self.base_dir is None and self.base_url.lower().startswith("file:")
 
     # ---------------------------------------------------------------- paths
     def relpath(self, path: str) -> str:
         """The relpath of a local path: below post_base_dir, or absolute for ``file:``.
+
+        With no post_base_dir, the relpath is the absolute path; for a ``file:`` baseurl
+        it keeps its leading ``/`` (v2's ``file: /abs/path``, spec 4.3).
 
         Raises:
             PathError: the path is outside post_base_dir, or cannot be carried by v02.
@@ -75,7 +80,7 @@ class NoticeMaker:
         else:
             rel = ap.lstrip("/")
         message.check_name(rel)
-        return ("/" + rel) if self.slash else rel
+        return ("/" + rel) if self.slash or self._absolute else rel
 
     def _notice(self, path: str, headers: Dict[str, str], pubtime: Optional[str]) -> Notice:
         h = dict(self.common)

@@ -55,21 +55,46 @@ class Context:
         d.mkdir(parents=True, exist_ok=True)
         return d
 
-    def broker(self, url: Optional[str], what: str = "broker") -> Any:
-        """A connected ``Broker`` for ``url`` (password from credentials.conf)."""
+    def broker(
+        self, url: Optional[str], what: str = "broker", give_up_after: Optional[float] = None
+    ) -> Any:
+        """A connected ``Broker`` for ``url`` (password from credentials.conf).
+
+        ``give_up_after``: seconds of failed connection attempts after which a one-shot
+        command stops trying (daemons retry for ever).
+
+        Raises:
+            ConfigError: no URL.  AccessRefused: login refused.
+            BrokerError: not connected within ``give_up_after`` seconds.
+        """
         from sarra.broker import Broker
+        from sarra.errors import BrokerError, ConnectionLost
 
         if not url:
             raise ConfigError(f"no {what} configured (option {what})")
         o = self.options
+        deadline = [time.monotonic() + give_up_after if give_up_after else None]
+
+        def stop() -> bool:
+            late = deadline[0] is not None and time.monotonic() > deadline[0]
+            return late or self.stop()
+
         b = Broker(
             self.credentials.resolve(url),
             heartbeat=int(o.heartbeat or 60),
             prefetch=int(o.prefetch or 25),
             name=f"{self.program}/{self.config}",
-            stop=self.stop,
+            stop=stop,
         )
-        b.connect()
+        try:
+            b.connect()
+        except ConnectionLost as e:
+            if self.stop():
+                raise
+            raise BrokerError(
+                f"cannot connect to {describe_url(url)} ({what}) within {give_up_after:.0f} s"
+            ) from e
+        deadline[0] = None
         self._closers.append(b.close)
         return b
 

@@ -4,17 +4,28 @@ One-shot: every path named on the command line, in ``path`` options or on stdin
 (``-pipe``) is walked, read once (checksums of every block in one pass) and posted
 in confirmed batches.  The exit status is non-zero, and each file is named, if
 anything could not be read or was not confirmed by the broker.
+
+Two other modes announce what is no longer there (spec 8.1, 8.4):
+
+* ``--remove`` (``-rm``): every named path is announced as removed (``R``), whether or
+  not it still exists; directories are not walked (one ``R`` for the path).
+* ``--moved_from OLD`` (``-mv``): the one named path (file, link or directory) was
+  moved from OLD: an ``R`` of the old path with ``newname``, then the new path with
+  ``oldname``, for every file below it; a moved directory ends with the ``R`` of the
+  old directory itself.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
-from typing import Iterable, Iterator, List, Sequence
+from typing import Callable, Dict, Iterable, Iterator, List, Sequence
 
 from sarra.delivery import FAILED, Delivery
-from sarra.errors import PathError
+from sarra.errors import ConfigError, PathError
 from sarra.flow import Flow
+from sarra.message import Notice
 from sarra.posting import NoticeMaker, walk
 from sarra.publish import NoticePublisher
 from sarra.runtime import Context
@@ -26,14 +37,27 @@ DEFAULTS: dict = {}
 
 
 class FileSource:
-    """Deliveries made from local paths, produced lazily batch by batch."""
+    """Deliveries made from local paths, produced lazily batch by batch.
 
-    def __init__(self, paths: Iterable[str], maker: NoticeMaker, follow_symlinks: bool) -> None:
-        self.paths = self._files(paths, follow_symlinks)
+    ``make(path)`` returns the notices of one path (default: ``maker.for_path``);
+    ``walk_dirs`` False takes the paths as given instead of walking directories.
+    """
+
+    def __init__(
+        self,
+        paths: Iterable[str],
+        maker: NoticeMaker,
+        follow_symlinks: bool,
+        make: Callable[[str], List[Notice]] | None = None,
+        walk_dirs: bool = True,
+    ) -> None:
+        self.paths = self._files(paths, follow_symlinks) if walk_dirs else iter(paths)
         self.maker = maker
+        self.make = make or maker.for_path
         self.done = False
         self.errors: List[str] = []
         self.posted = 0
+        self.unsettled: Dict[int, Delivery] = {}
 
     def _files(self, paths: Iterable[str], follow: bool) -> Iterator[str]:
         for p in paths:
@@ -54,21 +78,66 @@ class FileSource:
                 self.done = True
                 break
             try:
-                notices = self.maker.for_path(path)
+                notices = self.make(path)
             except FileNotFoundError:
                 self._error(f"{path}: no such file")
                 continue
-            except (OSError, PathError) as e:
-                self._error(f"{path}: {getattr(e, 'strerror', None) or e}")
+            except PathError as e:
+                self._error(str(e))
+                continue
+            except OSError as e:
+                self._error(f"{path}: {e.strerror or e}")
                 continue
             out.extend(Delivery(n, post_notice=n) for n in notices)
+        self.unsettled.update((id(d), d) for d in out)
         return out
 
     def settle(self, d: Delivery) -> None:
+        """Count a posted delivery; a failure was already logged by the flow."""
+        self.unsettled.pop(id(d), None)
         if d.outcome == FAILED:
-            self._error(f"{d.describe()}: {d.reason}")
+            self.errors.append(f"{d.describe()}: {d.reason}")
         else:
             self.posted += 1
+
+    def unconfirmed(self) -> List[str]:
+        """Paths of deliveries never settled (their batch was lost with the connection)."""
+        names = [d.describe() for d in self.unsettled.values()]
+        for name in names:
+            self._error(f"{name}: not posted (broker connection lost)")
+        self.unsettled.clear()
+        return names
+
+
+def moved_notices(maker: NoticeMaker, old: str, new: str, follow: bool) -> Iterator[Notice]:
+    """Spec 8.4 pairs for ``new`` (a file, link or directory) moved from ``old``.
+
+    Raises:
+        PathError: ``new`` does not exist or a path is outside post_base_dir.
+    """
+    if not os.path.lexists(new):
+        raise PathError(f"{new}: no such file (it is the new name of the move)")
+    if not os.path.isdir(new) or os.path.islink(new):
+        yield from maker.rename_pair(old, new)
+        return
+    for path in walk(new, follow):
+        yield from maker.rename_pair(os.path.join(old, os.path.relpath(path, new)), path)
+    yield maker.removal(old, {"newname": maker.relpath(new)})
+
+
+def _source(o: object, targets: Iterable[str], maker: NoticeMaker) -> FileSource:
+    follow = bool(getattr(o, "follow_symlinks", False))
+    if getattr(o, "remove", False):
+        return FileSource(targets, maker, follow, lambda p: [maker.removal(p)], walk_dirs=False)
+    old = getattr(o, "moved_from", None)
+    if old:
+        names = list(targets)
+        if len(names) != 1:
+            raise ConfigError("moved_from: name exactly one path, the new name")
+        return FileSource(
+            names, maker, follow, lambda p: list(moved_notices(maker, old, p, follow)), False
+        )
+    return FileSource(targets, maker, follow)
 
 
 def stdin_paths() -> Iterator[str]:
@@ -87,13 +156,13 @@ def run(ctx: Context, paths: Sequence[str] = ()) -> int:
         log.error("nothing to post: name files or directories (or use -pipe)")
         return 2
     url = o.post_broker
-    broker = ctx.broker(url, "post_broker")
+    broker = ctx.broker(url, "post_broker", give_up_after=float(o.timeout or 30))
     exchange = o.post_exchange or f"xs_{ctx.user(url)}"
     if o.post_exchange_suffix:
         exchange += f"_{o.post_exchange_suffix}"
     broker.declare_exchange(exchange)
     maker = NoticeMaker(o, broker_user=ctx.user(url), broker_host=ctx.host(url))
-    source = FileSource(targets, maker, bool(o.follow_symlinks))
+    source = _source(o, targets, maker)
     flow = Flow(
         source=source,
         publisher=NoticePublisher(broker, exchange),
@@ -102,6 +171,7 @@ def run(ctx: Context, paths: Sequence[str] = ()) -> int:
         stop=ctx.stop,
     )
     flow.run()
+    source.unconfirmed()
     log.info("posted %d notices to %s", source.posted, exchange)
     if source.errors:
         log.error("%d path(s) not posted", len(source.errors))

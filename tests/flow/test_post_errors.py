@@ -1,0 +1,51 @@
+"""dd_post's errors: each bad path named, the rest posted; broker problems are one line."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.fixtures import rabbit
+
+pytestmark = [pytest.mark.flow]
+
+
+def test_missing_and_outside_paths_are_named_and_the_rest_is_posted(flowenv, tmp_path):
+    fe = flowenv
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "good.txt").write_text("x")
+    fe.config("subscribe", "count", "exchange xs_guest\n")
+    fe.run("dd_subscribe", "declare", "count")
+    queue = (fe.state_dir("subscribe", "count") / "queue_name").read_text().strip()
+    proc = fe.post("-u", "http://h/", "-pbd", str(base), str(base / "missing.txt"),
+                   str(base / "good.txt"), "/etc/hostname", check=False)  # fmt: skip
+    assert proc.returncode == 1
+    assert "missing.txt: no such file" in proc.stderr
+    assert "/etc/hostname: outside post_base_dir" in proc.stderr
+    assert "2 path(s) not posted" in proc.stderr
+    assert rabbit.queue_counts(fe.vhost, queue) == (1, 0)
+
+
+def test_unreachable_broker_gives_up_with_one_clear_error(flowenv, tmp_path):
+    (tmp_path / "f").write_text("x")
+    t0 = time.monotonic()
+    proc = flowenv.run(
+        "dd_post", "-pb", "amqp://guest@127.0.0.1:1/", "--timeout", "2", "-u", "http://h/",
+        "-pbd", str(tmp_path), str(tmp_path / "f"), check=False, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "dd_post: error: cannot connect to amqp://guest@127.0.0.1:1/" in proc.stderr
+    assert time.monotonic() - t0 < 30
+
+
+def test_bad_password_is_one_error_line_without_the_password(flowenv, tmp_path):
+    (tmp_path / "f").write_text("x")
+    proc = flowenv.run(
+        "dd_post", "-pb", f"amqp://guest:Wr0ngPw@localhost/{flowenv.vhost}", "-u", "http://h/",
+        "-pbd", str(tmp_path), str(tmp_path / "f"), check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "refused the login" in proc.stderr
+    assert "Wr0ngPw" not in proc.stderr + proc.stdout

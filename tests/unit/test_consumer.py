@@ -1,0 +1,97 @@
+"""Queue naming, bindings, accept/reject selection and mask-scoped placement."""
+
+from __future__ import annotations
+
+import re
+from types import SimpleNamespace
+
+from sarra import consumer, message
+from sarra.config import load
+from sarra.delivery import Delivery
+from sarra.paths import Paths
+
+
+def delivery(rel: str) -> Delivery:
+    n = message.new_post("http://h/", rel, {"sum": "d,00", "parts": "1,1,1,0,0"})
+    return Delivery(n)
+
+
+def opts(tmp_path, *pairs):
+    return load("dd_subscribe", None, list(pairs), Paths.under(tmp_path))
+
+
+def test_queue_name_is_made_once_and_remembered(tmp_path):
+    o = SimpleNamespace(queue_name=None, broker="amqp://alice@h/", config="c1")
+    first = consumer.queue_name(o, "dd_subscribe", tmp_path, random_suffix=True)
+    assert re.fullmatch(r"q_alice\.dd_subscribe\.c1\.\d{8}\.\d{8}", first)
+    assert consumer.queue_name(o, "dd_subscribe", tmp_path, random_suffix=True) == first
+
+
+def test_configured_queue_name_wins(tmp_path):
+    o = SimpleNamespace(queue_name="q_mine", broker="amqp://alice@h/", config="c1")
+    assert consumer.queue_name(o, "dd_subscribe", tmp_path, random_suffix=True) == "q_mine"
+    assert not (tmp_path / "queue_name").exists()
+
+
+def test_every_subtopic_is_bound_under_the_prefix():
+    o = SimpleNamespace(topic_prefix="v02.post", subtopic=("a.#", "b.*"))
+    assert consumer.bindings(o) == ["v02.post.a.#", "v02.post.b.*"]
+    assert consumer.bindings(SimpleNamespace(topic_prefix=None, subtopic=())) == ["v02.post.#"]
+
+
+class Recorder:
+    """Records the broker calls made (FakeBroker keeps no topology)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __getattr__(self, name):
+        return lambda *a, **kw: self.calls.append((name, a, kw))
+
+
+def test_setup_queue_declares_binds_every_subtopic_and_consumes():
+    b = Recorder()
+    o = SimpleNamespace(durable=True, expire=300.0, message_ttl=None, topic_prefix="v02.post",
+                        subtopic=("x.#", "y.#"))  # fmt: skip
+    consumer.setup_queue(b, o, "q_t", "xs_guest")
+    assert b.calls == [
+        ("declare_exchange", ("xs_guest",), {}),
+        ("declare_queue", ("q_t",), {"durable": True, "expire_s": 300.0, "message_ttl_s": None}),
+        ("bind", ("q_t", "xs_guest", "v02.post.x.#"), {}),
+        ("bind", ("q_t", "xs_guest", "v02.post.y.#"), {}),
+        ("consume", ("q_t",), {}),
+    ]
+
+
+def test_first_matching_mask_decides(tmp_path):
+    o = opts(tmp_path, ("reject", ".*secret.*"), ("accept", ".*\\.txt"))
+    select = consumer.Selector(o)
+    assert select(delivery("a/b.txt")) is True
+    assert select(delivery("a/secret.txt")) is False
+    assert select(delivery("a/b.bin")) is False  # accepts exist: unmatched is rejected
+
+
+def test_accept_unmatch_takes_what_no_mask_matches(tmp_path):
+    o = opts(tmp_path, ("accept", ".*\\.txt"), ("accept_unmatch", "True"))
+    assert consumer.Selector(o)(delivery("a/b.bin")) is True
+
+
+def test_no_accept_lines_means_everything_not_rejected(tmp_path):
+    o = opts(tmp_path, ("reject", ".*\\.tmp"))
+    select = consumer.Selector(o)
+    assert select(delivery("a/b.bin")) is True and select(delivery("a/b.tmp")) is False
+
+
+def test_placement_uses_the_options_in_force_at_the_accepting_line(tmp_path):
+    o = opts(
+        tmp_path,
+        ("directory", str(tmp_path / "texts")), ("mirror", "True"), ("accept", ".*\\.txt"),
+        ("directory", str(tmp_path / "flat")), ("mirror", "False"), ("accept", ".*"),
+    )  # fmt: skip
+    select, locate = consumer.Selector(o), consumer.Locator(o)
+    a, b = delivery("x/y/a.txt"), delivery("x/y/b.bin")
+    for d in (a, b):
+        assert select(d)
+        locate(d)
+    assert a.local_path == tmp_path / "texts" / "x" / "y" / "a.txt"
+    assert b.local_path == tmp_path / "flat" / "b.bin"
