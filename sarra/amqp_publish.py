@@ -138,9 +138,11 @@ class ConfirmPublisher:
         selected: list[bool] = []
         impl.add_on_close_callback(self._on_close)
         impl.add_on_return_callback(self._on_return)
-        impl.confirm_delivery(
-            ack_nack_callback=self._on_confirm, callback=lambda _frame: selected.append(True)
-        )
+        def on_selected(_frame: Any) -> None:
+            selected.append(True)
+            self._conn.call_later(0, _wake)  # ends process_data_events at once
+
+        impl.confirm_delivery(ack_nack_callback=self._on_confirm, callback=on_selected)
         while not selected:
             if not ch.is_open:
                 raise pe.ChannelWrongStateError(f"publishing channel closed: {self._closed_by}")

@@ -219,6 +219,16 @@ class Broker:
             self._lost(e)
             self._pending_loss = e
 
+    def flush(self) -> None:
+        """Send queued frames (acks) now.  Never raises; a loss shows on the next call."""
+        if self._conn is None:
+            return
+        try:
+            self._conn.process_data_events(time_limit=0)
+        except _LOSS_ERRORS as e:
+            self._lost(e)
+            self._pending_loss = e
+
     def _admin(self) -> Any:
         if self._admin_ch is None or not self._admin_ch.is_open:
             self._admin_ch = self._conn.channel()
@@ -396,7 +406,10 @@ class Broker:
         Raises:
             ConnectionLost: the connection dropped while acking.
         """
-        self._settle(r, "ack", lambda ch: ch.basic_ack(r.delivery_tag))
+        # the frame is queued, not flushed: the next get/publish/close sends it with
+        # whatever else is pending (one flush per batch instead of one per message).
+        # An ack lost in a crash before that only means a redelivery.
+        self._settle(r, "ack", lambda ch: ch._impl.basic_ack(r.delivery_tag))
 
     def nack(self, r: Received, requeue: bool) -> None:
         """Reject ``r``: back to the queue if ``requeue``, else dropped (or dead-lettered).

@@ -161,6 +161,9 @@ class Flow:
         self._complete_claims(batch)
         for d in batch:
             self._settle(d)
+        flush = getattr(self.source, "flush", None)
+        if flush is not None:
+            flush()
         return len(batch)
 
     def _gather(self) -> List[Delivery]:
@@ -343,6 +346,10 @@ class BrokerSource:
     def settle(self, d: Delivery) -> None:
         if d.received is not None:
             self.broker.ack(d.received)
+
+    def flush(self) -> None:
+        """Send the batch's acks in one go."""
+        self.broker.flush()
 
     def requeue(self, d: Delivery) -> None:
         if d.received is not None:

@@ -39,6 +39,7 @@ def _drain(b: Broker, want: int, timeout: float = 30.0) -> list[Received]:
         for r in batch:
             b.ack(r)
         got.extend(batch)
+    b.flush()
     return got
 
 
