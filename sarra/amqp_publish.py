@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One message to publish (persistent by default, always mandatory, with confirms)."""
+    """One message to publish (persistent by default, with confirms)."""
 
     exchange: str
     routing_key: str
@@ -45,6 +45,9 @@ class Outgoing:
     persistent: bool = True
     expiration_ms: int | None = None
     content_encoding: str | None = "utf-8"
+    #: A notice nobody is bound to receive is normal in a pub/sub pump (no subscriber
+    #: yet), so notices go out non-mandatory; set True where "no route" is a failure.
+    mandatory: bool = False
 
 
 T = TypeVar("T")
@@ -174,7 +177,11 @@ class ConfirmPublisher:
         try:
             for i, msg in enumerate(msgs, 1):
                 impl.basic_publish(
-                    msg.exchange, msg.routing_key, msg.body, _properties(msg), mandatory=True
+                    msg.exchange,
+                    msg.routing_key,
+                    msg.body,
+                    _properties(msg),
+                    mandatory=msg.mandatory,
                 )
                 self._tracker.sent(msg, msg.exchange, msg.routing_key, msg.body)
                 if i % 200 == 0:

@@ -425,7 +425,8 @@ class Broker:
     def publish_batch(self, msgs: Sequence[Outgoing]) -> list[Outgoing]:
         """Publish all of ``msgs``, then wait for their confirms (one wait per batch).
 
-        Every message goes out persistent (unless ``persistent=False``) and mandatory.
+        Every message goes out persistent (unless ``persistent=False``), mandatory only
+        when ``Outgoing.mandatory``.
         Returns the messages NOT confirmed: nacked, returned as unroutable, left
         unconfirmed when ``stop()`` became true, or lost with the publishing channel
         (e.g. exchange not found).  An empty list means all were confirmed.

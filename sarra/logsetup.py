@@ -142,6 +142,8 @@ def setup_logging(
     handler.set_name(_HANDLER_NAME)
     root.addHandler(handler)
     root.setLevel(numeric)
+    # pika narrates every connection step at INFO; operators need its warnings only
+    logging.getLogger("pika").setLevel(max(numeric, logging.WARNING))
     logging.getLogger(__name__).debug(
         "logging for %s instance %d at %s", program, instance, logging.getLevelName(numeric)
     )

@@ -4,7 +4,6 @@ Owns the adapter between watchdog (inotify, or polling) and the poster: low-leve
 become :class:`FileEvent` objects ("file" complete, "remove", "link", "rename"), each once.
 
 When a file counts as complete:
-
 * inotify: on close-after-write, or when renamed into the tree or from an in-flight name
   to a proper one. Writes alone never count (``IN_MODIFY`` is not even subscribed to).
 * polling: when its (mtime, size) did not change over one poll interval, or, with
@@ -152,8 +151,7 @@ class Watcher:
         min_age: float = 0.0,
         ignore: Callable[[str], bool] | None = None,
     ) -> None:
-        if isinstance(paths, str):
-            paths = [paths]
+        paths = [paths] if isinstance(paths, str) else paths
         self.roots = [os.path.abspath(p) for p in paths]
         self.recursive = recursive
         self.force_polling = force_polling
@@ -222,13 +220,10 @@ class Watcher:
                 from watchdog.observers.inotify import InotifyObserver
 
                 return InotifyObserver(generate_full_events=True)
-            except OSError as e:
-                if e.errno in (errno.EMFILE, errno.ENOSPC):
-                    raise _os_error(e, self.roots) from e
-                reason = str(e)
-            except ImportError as e:
-                reason = str(e)
-            log.warning("inotify unusable (%s); polling every %g s", reason, self.poll_interval)
+            except (OSError, ImportError) as e:
+                if getattr(e, "errno", None) in _LIMITS:
+                    raise _os_error(e, self.roots) from e  # type: ignore[arg-type]
+                log.warning("inotify unusable (%s); polling every %g s", e, self.poll_interval)
             self.polling = True
         from watchdog.observers.polling import PollingObserverVFS
 
@@ -273,12 +268,8 @@ class Watcher:
                 pass
 
     def _drain(self) -> None:
-        while True:
-            try:
-                raw = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            self._on_raw(raw)
+        while not self._queue.empty():  # we are the only consumer
+            self._on_raw(self._queue.get_nowait())
 
     def _on_raw(self, ev: object) -> None:
         if ev == _OVERFLOW_TEXT:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 
@@ -83,10 +84,16 @@ def test_one_confirm_per_message_is_slower_than_a_batch_for_comparison(broker, c
     assert len(_drain(broker, 300)) == 300
 
 
-def test_unroutable_message_is_returned_as_not_confirmed(broker):
+def test_unroutable_mandatory_message_is_returned_as_not_confirmed(broker):
     _setup(broker)
-    routed, unroutable = _msg(1), _msg(2, key="nobody.listens")
+    routed = dataclasses.replace(_msg(1), mandatory=True)
+    unroutable = dataclasses.replace(_msg(2, key="nobody.listens"), mandatory=True)
     assert broker.publish_batch([routed, unroutable, _msg(3)]) == [unroutable]
+
+
+def test_unroutable_notice_without_mandatory_counts_as_confirmed(broker):
+    _setup(broker)
+    assert broker.publish_batch([_msg(1, key="nobody.listens")]) == []
 
 
 def test_publish_to_missing_exchange_returns_the_batch_and_next_publish_works(broker):
