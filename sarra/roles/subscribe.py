@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from sarra import consumer
+from sarra.assembly import Assembler, part_hooks
 from sarra.dedup import DedupCache
 from sarra.download import Downloader
 from sarra.flow import BrokerSource, Flow
@@ -31,6 +32,14 @@ def build(ctx: Context, broker: Any, assembler: Optional[Any] = None) -> Flow:
     o = ctx.options
     consumer.setup_queue(broker, o, queue(ctx), o.exchange)
     hooks = HookSet.from_options(o)
+    if assembler is None:
+        assembler = Assembler(
+            o,
+            transfers=ctx.transfers(),
+            progress=ctx.progress(broker),
+            after_part=part_hooks(hooks),
+            after_file=file_hooks(hooks),
+        )
     work = Downloader(
         o,
         locate=consumer.Locator(o),
