@@ -34,6 +34,7 @@ EXIT_STOPPED = 3
 ROLES = {
     "dd_post": "sarra.roles.post",
     "dd_subscribe": "sarra.roles.subscribe",
+    "dd_watch": "sarra.roles.watch",
 }
 DAEMON_ACTIONS = (
     "foreground",
