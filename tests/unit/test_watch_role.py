@@ -17,7 +17,7 @@ from sarra.paths import Paths
 from sarra.posting import NoticeMaker
 from sarra.publish import NoticePublisher
 from sarra.roles import watch as role
-from sarra.watch import FileEvent
+from sarra.watch import FileEvent, WatchLimitError
 from sarra.watchsource import WatchSource, mask_selector
 from tests.fixtures.fakebroker import FakeBroker
 
@@ -309,3 +309,21 @@ def test_missing_directory_exits_non_zero_with_one_line(tmp_path, monkeypatch, c
     assert cli.main("dd_watch", ["foreground", "m"]) == cli.EXIT_FAILURE
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == f"dd_watch: error: watched directory {tmp_path}/missing does not exist"
+
+
+def test_inotify_limit_exits_non_zero_with_the_sysctl_to_raise(tmp_path, monkeypatch, capsys):
+    (tmp_path / "w").mkdir()
+    conf = tmp_path / "config" / "watch" / "m.conf"
+    conf.parent.mkdir(parents=True)
+    conf.write_text(
+        f"post_broker amqp://guest@localhost/\npost_base_url http://x/\npath {tmp_path}/w\n"
+    )
+    text = "inotify watch limit reached: raise fs.inotify.max_user_watches"
+
+    def refuse(self):
+        raise WatchLimitError(text)
+
+    monkeypatch.setattr(role.Watcher, "start", refuse)
+    monkeypatch.setattr(cli.Paths, "from_env", classmethod(lambda cls: Paths.under(tmp_path)))
+    assert cli.main("dd_watch", ["foreground", "m"]) == cli.EXIT_FAILURE
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"dd_watch: error: {text}"
