@@ -385,9 +385,9 @@ class Watcher:
                 self._sent.pop(path, None)
                 out.append(ev)
                 continue
-            ev = self._verify(ev, now)
-            if ev is not None:
-                out.append(ev)
+            checked = self._verify(ev, now)
+            if checked is not None:
+                out.append(checked)
         if len(self._sent) > 1000:
             self._sent = {p: v for p, v in self._sent.items() if now - v[2] < DEDUPE_WINDOW}
         return out
