@@ -36,6 +36,7 @@ ROLES = {
     "dd_subscribe": "sarra.roles.subscribe",
     "dd_sara": "sarra.roles.sara",
     "dd_shovel": "sarra.roles.shovel",
+    "dd_watch": "sarra.roles.watch",
 }
 DAEMON_ACTIONS = (
     "foreground",

@@ -40,9 +40,19 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable, Iterator, Sequence
 
-from sarra.errors import ConfigError, SarraError
+from sarra.watch_scan import (
+    Sig,
+    WatchError,
+    WatchLimitError,
+    check_dir,
+    inflight_matcher,
+    walk_tree,
+)
+from sarra.watch_scan import sig as _sig
 
 log = logging.getLogger(__name__)
+
+__all__ = ["FileEvent", "Watcher", "WatchError", "WatchLimitError", "inflight_matcher"]
 
 KINDS = ("file", "remove", "link", "rename")
 SCAN_SETTLE = 0.5
@@ -52,14 +62,6 @@ _LIMITS = {
     errno.ENOSPC: ("watch", "max_user_watches", 524288),
     errno.EMFILE: ("instance", "max_user_instances", 512),
 }
-
-
-class WatchError(SarraError):
-    """A watched directory is missing or unreadable, or watching cannot start."""
-
-
-class WatchLimitError(WatchError):
-    """An inotify limit (watches or instances) was reached; the message says which sysctl."""
 
 
 @dataclass(frozen=True)
@@ -86,32 +88,7 @@ class _Held:
 
     reason: str
     due: float
-    sig: tuple[int, int] | None = None
-
-
-def _sig(st: os.stat_result) -> tuple[int, int]:
-    return (st.st_mtime_ns, st.st_size)
-
-
-def inflight_matcher(inflight: str) -> Callable[[str], bool]:
-    """Return a predicate on a path relative to its watched root: is it still in flight?
-
-    ``"NONE"`` or ``""``: nothing is; ``"."``: hidden files; ``"name/"``: anything below a
-    directory called ``name``; ``".suffix"``: names ending with it.
-
-    Raises:
-        ConfigError: for any other value (a number belongs in ``min_age``).
-    """
-    if inflight in ("", "NONE"):
-        return lambda rel: False
-    if inflight == ".":
-        return lambda rel: os.path.basename(rel).startswith(".")
-    if inflight.endswith("/") and inflight.strip("/"):
-        name = inflight.strip("/")
-        return lambda rel: name in rel.split(os.sep)[:-1]
-    if inflight.startswith(".") and len(inflight) > 1:
-        return lambda rel: rel.endswith(inflight)
-    raise ConfigError(f"inflight {inflight!r} not understood: use .suffix, '.', dir/ or NONE")
+    sig: Sig | None = None
 
 
 class _EventQueue(queue.Queue):
@@ -176,7 +153,7 @@ class Watcher:
             WatchLimitError: an inotify limit is reached (the message names the sysctl).
         """
         for root in self.roots:
-            _check_dir(root)
+            check_dir(root)
         observer = self._make_observer()
         try:
             for root in self.roots:
@@ -408,9 +385,9 @@ class Watcher:
                 self._sent.pop(path, None)
                 out.append(ev)
                 continue
-            ev = self._verify(ev, now)
-            if ev is not None:
-                out.append(ev)
+            checked = self._verify(ev, now)
+            if checked is not None:
+                out.append(checked)
         if len(self._sent) > 1000:
             self._sent = {p: v for p, v in self._sent.items() if now - v[2] < DEDUPE_WINDOW}
         return out
@@ -460,44 +437,10 @@ class Watcher:
                 pass
         return "link"
 
-    def _walk(self, top: str) -> Iterator[tuple[str, str, tuple[int, int]]]:
-        """Yield (path, "file"|"link", sig) below top with os.scandir; never opens files."""
-        stack, seen = [top], set()
-        while stack:
-            d = stack.pop()
-            try:
-                dst = os.stat(d)
-                if (dst.st_dev, dst.st_ino) in seen:
-                    continue
-                seen.add((dst.st_dev, dst.st_ino))
-                with os.scandir(d) as it:
-                    entries = list(it)
-            except OSError as e:
-                if d == top or not isinstance(e, FileNotFoundError):
-                    log.warning("cannot scan %s: %s", d, e.strerror or e)
-                continue
-            for entry in entries:
-                item = self._entry_kind(entry)
-                if item is None or self._skip(entry.path):
-                    continue
-                if item[0] == "dir":
-                    if self.recursive:
-                        stack.append(entry.path)
-                else:
-                    yield entry.path, item[0], item[1]
-
-    def _entry_kind(self, entry: os.DirEntry) -> tuple[str, tuple[int, int]] | None:
-        try:
-            st = entry.stat(follow_symlinks=False)
-            if stat.S_ISLNK(st.st_mode) and self.follow_symlinks and os.path.exists(entry.path):
-                st = entry.stat()
-        except OSError:
-            return None
-        if stat.S_ISLNK(st.st_mode):
-            return "link", _sig(st)
-        if stat.S_ISDIR(st.st_mode):
-            return "dir", _sig(st)
-        return ("file", _sig(st)) if stat.S_ISREG(st.st_mode) else None
+    def _walk(self, top: str) -> Iterator[tuple[str, str, Sig]]:
+        return walk_tree(
+            top, recursive=self.recursive, follow_symlinks=self.follow_symlinks, skip=self._skip
+        )
 
 
 def _event_filter(polling: bool) -> list:
@@ -506,19 +449,6 @@ def _event_filter(polling: bool) -> list:
     wanted = [we.FileClosedEvent, we.FileCreatedEvent, we.FileDeletedEvent, we.FileMovedEvent]
     wanted += [we.DirCreatedEvent, we.DirDeletedEvent, we.DirMovedEvent]
     return wanted + [we.FileModifiedEvent] if polling else wanted
-
-
-def _check_dir(path: str) -> None:
-    """Raises WatchError unless path is a readable directory."""
-    if not os.path.exists(path):
-        raise WatchError(f"watched directory {path} does not exist")
-    if not os.path.isdir(path):
-        raise WatchError(f"watched path {path} is not a directory")
-    try:
-        with os.scandir(path) as it:
-            next(it, None)
-    except OSError as e:
-        raise WatchError(f"cannot read watched directory {path}: {e.strerror or e}") from e
 
 
 def _os_error(e: OSError, roots: Sequence[str]) -> WatchError:
