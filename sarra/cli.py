@@ -34,6 +34,7 @@ EXIT_STOPPED = 3
 ROLES = {
     "dd_post": "sarra.roles.post",
     "dd_subscribe": "sarra.roles.subscribe",
+    "dd_log": "sarra.roles.log",
 }
 DAEMON_ACTIONS = (
     "foreground",
