@@ -9,6 +9,9 @@ API (``requests``), and the admin configuration ``admin.conf``::
     declare source alice
     declare subscriber bob
     declare exchange xs_alice_public
+    post_base_dir /var/www/sarra             # where dd_sara stores, and the web server serves
+    post_base_url http://sw1.example.com/
+    link     sw2 amqp://feeder@sw2.example.com/sw2   # another switch (dd_admin link)
 
 The vhost is the admin URL's path (``sarra.amqp_connect`` rule).  Regexes are the v2
 ones, tightened so that one user's rules never cover another user whose name starts
@@ -40,6 +43,7 @@ from sarra import options as optdefs
 from sarra.amqp_connect import parse_url
 from sarra.credentials import Credentials, parse_line, redact_url
 from sarra.errors import AccessRefused, BrokerError, ConfigError
+from sarra.switchconf import Link, write_configs
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +106,9 @@ class AdminConfig:
     admin: str = ""
     feeder: str = ""
     api: str = ""
+    post_base_dir: str = ""
+    post_base_url: str = ""
+    links: List[Link] = field(default_factory=list)
     users: Dict[str, str] = field(default_factory=dict)  # name -> role
     exchanges: List[str] = field(default_factory=list)
 
@@ -121,7 +128,19 @@ class AdminConfig:
         return self.api or f"http://{parse_url(self.admin).host}:15672/api"
 
 
-_SETTINGS = ("cluster", "admin", "feeder", "api")
+def parse_link(value: str) -> Link:
+    """``<cluster> <amqp url>`` -> ``Link``.
+
+    Raises:
+        ValueError: not two words, or not a broker URL.
+    """
+    words = value.split()
+    if len(words) != 2:
+        raise ValueError(f"bad link {value!r} (expected: link <cluster> <amqp url>)")
+    return Link(words[0], optdefs.amqp_url(words[1]))
+
+
+_SETTINGS = ("cluster", "admin", "feeder", "api", "post_base_dir", "post_base_url")
 
 
 def load_admin_config(path: Path) -> AdminConfig:
@@ -146,6 +165,8 @@ def load_admin_config(path: Path) -> AdminConfig:
                 value = optdefs.amqp_url(value)
             if name in _SETTINGS:
                 setattr(cfg, name, value)
+            elif name == "link":
+                cfg.links.append(parse_link(value))
             elif name == "declare":
                 kind, who = optdefs.declare(value)
                 if kind == "exchange":
@@ -388,6 +409,27 @@ class Admin:
             self.api.declare_exchange(self.cfg.vhost, name)
         return names
 
+    def write_configs(self, config_dir: Path) -> List[Path]:
+        """Write the switch's dd_sara and report router configs (``sarra.switchconf``)."""
+        return write_configs(self.cfg, config_dir)
+
+    def link(self, cluster: str, url: str, config_dir: Path) -> List[Path]:
+        """Add (or replace) ``link <cluster> <url>`` in admin.conf, keep a password given in
+        ``url`` in credentials.conf only, and rewrite the configs.  Returns the files written.
+
+        Raises:
+            ConfigError: bad cluster name or URL, or no ``feeder`` in admin.conf.
+        """
+        link = parse_link_checked(cluster, url)
+        if urlsplit(url).password is not None:
+            store_credential(self.credentials_file, url)
+        text = self.cfg.path.read_text(encoding="utf-8").splitlines()
+        kept = [ln for ln in text if ln.split()[:2] != ["link", cluster]]
+        kept.append(f"link {link.cluster} {link.url}")
+        self.cfg.path.write_text("\n".join(kept) + "\n", encoding="utf-8")
+        self.cfg.links = [lk for lk in self.cfg.links if lk.cluster != cluster] + [link]
+        return self.write_configs(config_dir)
+
     def check(self) -> List[str]:
         """Drift between admin.conf and the broker, one sentence each ([] when in sync)."""
         problems = []
@@ -406,6 +448,17 @@ class Admin:
             if x not in present:
                 problems.append(f"missing exchange {x}: dd_admin declare")
         return problems
+
+
+def parse_link_checked(cluster: str, url: str) -> Link:
+    """Raises: ConfigError: bad cluster name or URL."""
+    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", cluster):
+        raise ConfigError(f"bad cluster name {cluster!r}")
+    try:
+        parsed = parse_link(f"{cluster} {url}")
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    return Link(parsed.cluster, redact_url(parsed.url).replace(":***@", "@"))
 
 
 def _tags(value: Any) -> str:

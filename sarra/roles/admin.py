@@ -1,7 +1,12 @@
 """dd_admin: the switch administrator's command (users, permissions, exchanges, drift).
 
 ``dd_admin [-c admin.conf] add-user NAME --role source|subscriber|feeder|admin [--password PW]``
-``dd_admin remove-user NAME`` | ``list-users`` | ``declare`` | ``check``
+``dd_admin remove-user NAME`` | ``list-users`` | ``declare`` | ``check`` |
+``link CLUSTER URL``
+
+``declare`` also writes the switch's daemon configs (``sarra.switchconf``): dd_sara
+``ingest``, the ``reports`` router of dd_shovel, and one dd_sara ``from_<cluster>`` relay
+per ``link``.
 
 The admin configuration defaults to ``<config_dir>/admin.conf`` (``sarra.paths``);
 passwords go to ``<config_dir>/credentials.conf`` (mode 0600) and are never printed.
@@ -37,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("list-users", help="users of the switch's vhost: role and permissions")
     sub.add_parser("declare", help="declare xpublic, xreport and every user's exchanges")
     sub.add_parser("check", help="report drift between admin.conf and the broker")
+    ln = sub.add_parser("link", help="add another switch: relay and report router configs")
+    ln.add_argument("cluster", help="the other switch's cluster name")
+    ln.add_argument("url", help="its feeder URL, amqp[s]://user[:password]@host/vhost")
     return p
 
 
@@ -62,6 +70,16 @@ def _list_users(a: adm.Admin, ns: argparse.Namespace) -> int:
 def _declare(a: adm.Admin, ns: argparse.Namespace) -> int:
     for name in a.declare():
         print(f"{PROGRAM}: exchange {name} declared")
+    if a.cfg.feeder:
+        for path in a.write_configs(ns.config_dir):
+            print(f"{PROGRAM}: wrote {path}")
+    return EXIT_OK
+
+
+def _link(a: adm.Admin, ns: argparse.Namespace) -> int:
+    for path in a.link(ns.cluster, ns.url, ns.config_dir):
+        print(f"{PROGRAM}: wrote {path}")
+    print(f"{PROGRAM}: start them with: dd_sara start from_{ns.cluster}; dd_shovel restart reports")
     return EXIT_OK
 
 
@@ -80,6 +98,7 @@ COMMANDS: Dict[str, Callable[[adm.Admin, argparse.Namespace], int]] = {
     "list-users": _list_users,
     "declare": _declare,
     "check": _check,
+    "link": _link,
 }
 
 
@@ -88,6 +107,7 @@ def main(argv: Optional[Sequence[str]] = None, paths: Optional[Paths] = None) ->
     ns = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     paths = paths or Paths.from_env()
     config = Path(ns.config) if ns.config else paths.config_dir / "admin.conf"
+    ns.config_dir = paths.config_dir
     try:
         cfg = adm.load_admin_config(config)
         a = adm.Admin.from_config(cfg, paths.credentials_file())

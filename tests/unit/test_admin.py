@@ -243,3 +243,43 @@ def test_dd_admin_without_admin_password_says_where_to_put_it(tmp_path, capsys):
     write_conf(paths.config_dir)
     assert dd_admin.main(["list-users"], paths=paths) == 2
     assert "no password for amqp://root@localhost/sw1" in capsys.readouterr().err
+
+
+def test_link_records_the_switch_keeps_its_password_out_and_writes_configs(switch, tmp_path):
+    switch.cfg.post_base_dir, switch.cfg.post_base_url = "/srv/sw1", "http://sw1.example.com/"
+    written = switch.link("sw2", "amqp://feeder:secret@sw2.example.com/sw2", tmp_path / "cfg")
+    names = sorted(p.relative_to(tmp_path / "cfg").as_posix() for p in written)
+    assert names == ["sara/from_sw2.conf", "sara/ingest.conf", "shovel/reports.conf"]
+    conf = switch.cfg.path.read_text()
+    assert "link sw2 amqp://feeder@sw2.example.com/sw2" in conf and "secret" not in conf
+    assert "amqp://feeder:secret@sw2.example.com/sw2" in switch.credentials_file.read_text()
+    relay = (tmp_path / "cfg/sara/from_sw2.conf").read_text().splitlines()
+    assert relay[1:5] == [
+        "broker amqp://feeder@sw2.example.com/sw2",
+        "exchange xpublic",
+        "source_from_exchange off",
+        "post_broker amqp://feeder@localhost/sw1",
+    ]
+    reports = (tmp_path / "cfg/shovel/reports.conf").read_text()
+    assert "report_route sw2 amqp://feeder@sw2.example.com/sw2\n" in reports
+    assert "declare source alice\ndeclare subscriber bob\n" in reports
+    ingest = (tmp_path / "cfg/sara/ingest.conf").read_text()
+    assert "declare source alice\n" in ingest and "bob" not in ingest
+    again = adm.load_admin_config(switch.cfg.path)
+    assert again.links == [adm.Link("sw2", "amqp://feeder@sw2.example.com/sw2")]
+    switch.link("sw2", "amqp://feeder@sw2b.example.com/sw2", tmp_path / "cfg")
+    assert adm.load_admin_config(switch.cfg.path).links[0].url.startswith("amqp://feeder@sw2b")
+
+
+def test_generated_configs_load_as_sara_and_shovel_configs_when_those_roles_exist(switch, tmp_path):
+    from sarra import options as optdefs
+
+    if not any(o.name == "report_route" for o in optdefs.options_for("shovel")):
+        pytest.skip("needs dd_sara/dd_shovel options (report_router, report_route)")
+    from sarra.config import load
+
+    switch.cfg.post_base_dir, switch.cfg.post_base_url = "/srv/sw1", "http://sw1.example.com/"
+    switch.link("sw2", "amqp://feeder@sw2.example.com/sw2", tmp_path / "cfg" / "sarra")
+    paths = Paths(tmp_path / "cfg" / "sarra", tmp_path / "state", tmp_path / "log")
+    for program, name in (("dd_sara", "ingest"), ("dd_sara", "from_sw2"), ("dd_shovel", "reports")):
+        assert load(program, name, [], paths).broker
