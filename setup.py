@@ -25,6 +25,7 @@ setup(
             f"{name} = sarra.cli:{name}"
             for name in ("dd_post", "dd_subscribe", "dd_sara", "dd_log", "dd_watch")
         ]
+        + ["dd_admin = sarra.roles.admin:entry"]
     },
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -1,8 +1,8 @@
 """dd_log end to end: the real command against the local broker, users made by dd_admin.
 
-The reports are hand-made (published by the switch's feeder to ``xr_alice``) except in
-the last test, which runs the whole chain (dd_post -> dd_sara -> dd_subscribe, report
-router) and needs dd_sara: it is skipped while ``sarra/roles/sara.py`` is absent.
+The reports here are hand-made (published by the switch's feeder to ``xr_alice``). The
+whole chain (dd_post -> dd_sara -> dd_subscribe, report router, dd_log showing every
+delivery) is in ``test_admin_guide.py``, skipped while ``sarra/roles/sara.py`` is absent.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pytest
 
 from sarra.admin import ManagementAPI
 from sarra.broker import Outgoing
-from tests.integration.test_permissions import ROOT, Switch
+from tests.integration.test_permissions import Switch
 
 pytestmark = [pytest.mark.flow, pytest.mark.integration]
 BODY = "20261128220000.5 http://sw1.example.com/ /data/alice/{f} {code} {host} {user} 0.250000"
@@ -115,17 +115,3 @@ def test_dd_log_daemon_keeps_the_journal_while_running(switch):
         assert dd_log(switch, "status", "mine").returncode == 0
     finally:
         assert dd_log(switch, "stop", "mine").returncode == 0
-
-
-@pytest.mark.skipif(
-    not (ROOT / "sarra/roles/sara.py").exists(), reason="needs dd_sara (sarra/roles/sara.py)"
-)
-def test_dd_log_shows_every_delivery_of_alices_file(switch, tmp_path):
-    """alice posts a file; dd_sara ingests and re-announces it (report "Published"); bob's
-    dd_subscribe downloads it; the report router brings every report to xr_alice; dd_log
-    run by alice lists them all, eve's shows none."""
-    from tests.flow.guide import run_guide_switch  # written with the guide; see admin-guide
-
-    result = run_guide_switch(switch, tmp_path)
-    assert result.summary_lines[1].startswith("  switches: sw1")
-    assert f"{switch.name('bob')}@" in result.summary_lines[2]
