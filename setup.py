@@ -18,13 +18,23 @@ setup(
         "watchdog>=2.1",
     ],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6", "pyftpdlib>=1.5", "ruff", "mypy"],
+        "test": [
+            "pytest>=7",
+            "hypothesis>=6",
+            "pyftpdlib>=1.5",
+            "pyopenssl",
+            "ruff",
+            "mypy",
+            "build",
+            "docutils",
+        ],
     },
     entry_points={
         "console_scripts": [
             f"{name} = sarra.cli:{name}"
             for name in ("dd_post", "dd_subscribe", "dd_sara", "dd_log", "dd_watch")
         ]
+        + ["dd = sarra.service:entry", "sarra = sarra.service:entry"]
         + ["dd_admin = sarra.roles.admin:entry"]
     },
     classifiers=[

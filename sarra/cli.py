@@ -34,6 +34,8 @@ EXIT_STOPPED = 3
 ROLES = {
     "dd_post": "sarra.roles.post",
     "dd_subscribe": "sarra.roles.subscribe",
+    "dd_sara": "sarra.roles.sara",
+    "dd_shovel": "sarra.roles.shovel",
     "dd_log": "sarra.roles.log",
 }
 DAEMON_ACTIONS = (
@@ -176,7 +178,9 @@ def _configs(program: str, paths: Paths) -> List[str]:
     return sorted(p.stem for p in d.glob("*.conf")) if d.is_dir() else []
 
 
-def _instances(program: str, config: str, o: Options, paths: Paths, ns: argparse.Namespace) -> Any:
+def _instances(
+    program: str, config: str, o: Options, paths: Paths, ns: argparse.Namespace, os: Any = None
+) -> Any:
     from sarra.instances import Instances
 
     extra = [f"--{name}={value}" for name, value in ns.overrides]
@@ -201,6 +205,7 @@ def _instances(program: str, config: str, o: Options, paths: Paths, ns: argparse
         paths.state(program, config),
         lambda n: paths.log_file(program, config, n),
         argv,
+        os=os,
         stop_timeout=float(o.stop_timeout),
     )
 
@@ -252,17 +257,26 @@ def _report(program: str, config: str, report: Any) -> int:
 
 
 def start(program: str, config: str, ns: argparse.Namespace, paths: Paths) -> int:
+    from sarra.service import mark_wanted
+
     o = _options(program, config, ns, paths)
+    mark_wanted(paths.state(program, config), int(o.instances))
     return _report(program, config, _instances(program, config, o, paths, ns).start())
 
 
 def stop(program: str, config: str, ns: argparse.Namespace, paths: Paths) -> int:
+    from sarra.service import clear_wanted
+
+    clear_wanted(paths.state(program, config))
     o = _options(program, config, ns, paths)
     return _report(program, config, _instances(program, config, o, paths, ns).stop())
 
 
 def restart(program: str, config: str, ns: argparse.Namespace, paths: Paths) -> int:
+    from sarra.service import mark_wanted
+
     o = _options(program, config, ns, paths)
+    mark_wanted(paths.state(program, config), int(o.instances))
     return _report(program, config, _instances(program, config, o, paths, ns).restart())
 
 

@@ -143,7 +143,14 @@ class Flow:
         if not batch:
             return 0
         try:
-            for d in batch:
+            for i, d in enumerate(batch):
+                if i and self.stop():
+                    # finish the message in hand only; the rest stay unacknowledged
+                    # (or in the retry queue) and come back after the restart
+                    log.info("stop requested: leaving %d messages for redelivery", len(batch) - i)
+                    self._abandon(batch[i:])
+                    batch = batch[:i]
+                    break
                 self._process(d)
             self._post(batch)
             if self.reporter is not None:

@@ -213,6 +213,14 @@ def declare(value: str) -> Tuple[str, str]:
     return words[0].lower(), words[1]
 
 
+def route(value: str) -> Tuple[str, str]:
+    """``<cluster|*> <broker url>`` -> ``(cluster, url)``: next hop of reports for a cluster."""
+    words = value.split()
+    if len(words) != 2:
+        raise ValueError(f"bad report_route {value!r} (expected: <cluster|*> <amqp url>)")
+    return words[0], amqp_url(words[1])
+
+
 _RELATIVE_TIME = re.compile(r"^\d+(\.\d+)?[smhdw]$")
 
 
@@ -307,6 +315,13 @@ _ROWS = (
     _O("chmod_dir", octal, 0o755, "mode of directories created", FETCH),
     _O("overwrite", boolean, True, "replace existing files (else skip identical ones)", FETCH),
     _O("suppress_duplicates", suppress, 0.0, "ignore a checksum seen within this long"),
+    _O(
+        "suppress_basis",
+        choice("path", "name", "data"),
+        "path",
+        "what makes a duplicate: sum+path, sum+file name, or the data (sum) alone",
+        FETCH,
+    ),
     _O("rename", string, None, "post a rename header (ending in /: keep the name)", SRC),
     # -- retries and transfers
     _O("retry_ttl", duration, 172800.0, "give up retrying a failed message after this", DAEM),
@@ -323,6 +338,14 @@ _ROWS = (
     # -- reports
     _O("report_back", boolean, True, "send a report message for each file processed", CONS),
     _O("report_exchange", string, None, "exchange for reports (default xs_<broker user>)", CONS),
+    _O(
+        "report_router",
+        boolean,
+        False,
+        "route reports: xs_<user> -> xreport -> xr_<source> or toward from_cluster",
+        PUMP,
+    ),
+    _M("report_route", route, "<cluster|*> <broker url>: next hop of reports (repeatable)", PUMP),
     # -- posting
     _O("post_broker", amqp_url, None, "broker to post to", POST),
     _O("post_exchange", string, None, "exchange to post to (default: set by the program)", POST),

@@ -60,6 +60,9 @@ class RetryQueue:
         self.delay = delay
         self.ttl = ttl
         self.max_delay = max_delay
+        # earliest next_try on disk as of the last scan: the directory is only read
+        # again once something may be due (the flow asks before every batch)
+        self._next_due = 0.0
 
     def backoff(self, attempts: int) -> float:
         return min(self.delay * (2 ** max(attempts - 1, 0)), self.max_delay)
@@ -100,6 +103,7 @@ class RetryQueue:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        self._next_due = min(self._next_due, data["next_try"])
         return True
 
     def remove(self, entry_or_path: object) -> None:
@@ -131,8 +135,16 @@ class RetryQueue:
     def due(self, max_count: int, now: Optional[float] = None) -> List[RetryEntry]:
         """Entries whose next attempt is due, oldest first, at most ``max_count``."""
         now = time.time() if now is None else now
-        out = [e for e in self._entries() if e.next_try <= now]
-        out.sort(key=lambda e: e.next_try)
+        if now < self._next_due:
+            return []
+        entries = list(self._entries())
+        out = sorted((e for e in entries if e.next_try <= now), key=lambda e: e.next_try)
+        later = [e.next_try for e in entries if e.next_try > now]
+        # entries handed out now come back through put() or remove(): if they are not
+        # settled (the batch was abandoned), look again after a short while
+        self._next_due = min(later + [now + (1.0 if out else self.delay)])
+        if len(out) > max_count:
+            self._next_due = now
         return out[:max_count]
 
     def __len__(self) -> int:

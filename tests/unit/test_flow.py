@@ -1,5 +1,6 @@
 """The flow against a fake broker: every message settles exactly once, and only after
 its outcome is durable."""
+
 from __future__ import annotations
 
 import pytest
@@ -16,15 +17,21 @@ from tests.fixtures.fakebroker import FakeBroker
 
 
 def post(rel: str, s: str = "d,746308829575e17c3331bbcb00c0898b") -> message.Notice:
-    return message.new_post("http://localhost:8090/", rel,
-                            {"sum": s, "parts": "1,14,1,0,0", "source": "alice"})
+    return message.new_post(
+        "http://localhost:8090/", rel, {"sum": s, "parts": "1,14,1,0,0", "source": "alice"}
+    )
 
 
 def make_flow(broker, work=None, tmp_path=None, **kw):
     retry = RetryQueue(tmp_path / "retry", delay=0.0) if tmp_path else None
-    return Flow(source=BrokerSource(broker), work=work, retry=retry,
-                publisher=NoticePublisher(broker, "xpublic"),
-                reporter=Reporter(broker, "xs_bob", "bob", "host.example"), **kw)
+    return Flow(
+        source=BrokerSource(broker),
+        work=work,
+        retry=retry,
+        publisher=NoticePublisher(broker, "xpublic"),
+        reporter=Reporter(broker, "xs_bob", "bob", "host.example"),
+        **kw,
+    )
 
 
 def ok_work(d: Delivery) -> None:
@@ -193,3 +200,18 @@ def test_on_message_hook_can_reject_and_a_raising_hook_fails_only_that_message(t
     assert flow.stats.ok == 1 and flow.stats.rejected == 1
     assert len(flow.retry) == 1
     assert len(b.acked) == 3
+
+
+def test_stop_mid_batch_settles_what_is_done_and_leaves_the_rest(tmp_path):
+    b = FakeBroker()
+    for i in range(5):
+        b.put(post(f"data/f{i}.txt"))
+    done = []
+
+    def work(d):
+        done.append(d)
+        ok_work(d)
+
+    flow = make_flow(b, work, tmp_path, stop=lambda: len(done) >= 2)
+    assert flow.run_once() == 2
+    assert len(b.acked) == 2 and not b.nacked

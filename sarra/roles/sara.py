@@ -1,0 +1,247 @@
+"""dd_sara, the switch's pump: validate, download into the switch's tree, re-announce.
+
+Two ways to run, chosen by ``source_from_exchange`` (default on):
+
+* **ingest** (on): consume the declared sources' ``xs_<source>`` exchanges (or the
+  configured ``exchange``); every post is validated by ``sarra.routing.ingest`` (source
+  forced to the exchange owner, ``from_cluster`` to this ``cluster``), refused ones are
+  reported (403/417) and acknowledged; accepted ones are downloaded below
+  ``post_base_dir`` (default layout ``${YYYYMMDD}/${SOURCE}/<relpath>``), verified, and
+  re-announced on ``post_exchange`` (``xpublic``) with ``post_base_url``.
+* **relay** (off): consume another switch's ``xpublic``; ``sarra.routing.relay`` keeps
+  only posts addressed to this switch (``cluster``, ``cluster_aliases``,
+  ``gateway_for``) and drops loops; ``source`` and ``from_cluster`` are kept.
+
+Duplicates (``suppress_duplicates``; basis ``suppress_basis``, default the data) go
+through ``sarra.winnow``, whose claims survive a crash.  Reports go to ``xreport`` on the
+post broker.  The Flow orders work -> confirmed post -> settle, so a message is acked only
+once its file is in place and its re-announcement confirmed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, List, Optional, Sequence
+
+from sarra import consumer, routing
+from sarra.dedup import fingerprint
+from sarra.delivery import OK, Delivery
+from sarra.download import Downloader
+from sarra.errors import ConfigError
+from sarra.flow import BrokerSource, Flow
+from sarra.hooks import HookSet
+from sarra.message import Notice, post_topic
+from sarra.publish import NoticePublisher, Reporter
+from sarra.retry import RetryQueue
+from sarra.runtime import Context, file_hooks
+from sarra.winnow import Winnow, message_id
+
+log = logging.getLogger(__name__)
+
+PROGRAM = "dd_sara"
+DEFAULTS = {
+    "source_from_exchange": True,
+    "mirror": True,
+    "directory": "${PBD}/${YYYYMMDD}/${SOURCE}",
+    "post_exchange": "xpublic",
+    "report_exchange": routing.REPORT_EXCHANGE,
+    "suppress_basis": "data",
+}
+
+
+def queue(ctx: Context) -> str:
+    return consumer.queue_name(ctx.options, PROGRAM, ctx.state_dir, random_suffix=False)
+
+
+def exchanges(o: Any) -> List[str]:
+    """Exchanges to consume: ``exchange``, else every declared source's ``xs_<source>``.
+
+    Raises:
+        ConfigError: nothing to consume.
+    """
+    if o.exchange:
+        return [o.exchange]
+    names = [f"xs_{n}" for kind, n in (o.declare or ()) if kind == "source"]
+    if not names:
+        raise ConfigError("dd_sara: set exchange, or declare source <user> lines")
+    return names
+
+
+def bindings(o: Any, prefix: str) -> List[str]:
+    """``<prefix>.<subtopic>`` for every subtopic (default ``#``)."""
+    return [f"{prefix}.{s}" for s in (o.subtopic or ("#",))]
+
+
+def setup(
+    broker: Any,
+    o: Any,
+    q: str,
+    names: Sequence[str],
+    prefix: str = "v02.post",
+    consume: bool = True,
+) -> None:
+    """Declare the (shared, suffix-less) queue, bind it on every exchange, consume."""
+    broker.declare_queue(
+        q, durable=o.durable, expire_s=o.expire or None, message_ttl_s=o.message_ttl or None
+    )
+    for name in names:
+        broker.declare_exchange(name)
+        for key in bindings(o, prefix):
+            broker.bind(q, name, key)
+    if consume:
+        broker.consume(q)
+
+
+class Gate:
+    """The select step: validation (ingest or relay), accept/reject masks, winnowing."""
+
+    def __init__(self, o: Any, sw: routing.Switch, winnow: Optional[Winnow]) -> None:
+        self.validate = bool(o.source_from_exchange)
+        self.sw = sw
+        self.masks = consumer.Selector(o)
+        self.winnow = winnow
+        self.basis = o.suppress_basis or "data"
+
+    def __call__(self, d: Delivery) -> bool:
+        if d.received is not None:
+            exchange = d.received.exchange
+            try:
+                if self.validate:
+                    d.notice = routing.ingest(d.notice, exchange, self.sw)
+                else:
+                    d.notice = routing.relay(d.notice, self.sw)
+            except routing.Refused as e:
+                if self.validate:
+                    d.notice = routing.stamp_refused(d.notice, exchange, self.sw)
+                    d.reject(str(e), code=e.code, text=e.text)
+                else:
+                    d.reject(str(e))  # not for us: no report to the source
+                return False
+        if not self.masks(d):
+            return False
+        if self.winnow is not None and d.received is not None:
+            key = fingerprint(d.notice, self.basis)
+            if not self.winnow.claim(key, message_id(d.received)):
+                d.reject("duplicate", code=304, text="Not modified1")
+                return False
+            d.dedup_key = key
+        return True
+
+
+class Repost:
+    """Work step: download with ``Downloader``, then build the re-announcement."""
+
+    def __init__(self, o: Any, download: Downloader) -> None:
+        self.download = download
+        self.base_url = o.post_base_url
+        self.base_dir = os.path.abspath(os.path.expanduser(o.post_base_dir))
+        self.prefix = o.post_topic_prefix or "v02.post"
+
+    def __call__(self, d: Delivery) -> None:
+        self.download(d)
+        if d.outcome == OK and d.local_path is not None:
+            d.post_notice = self.notice_for(d.notice, str(d.local_path))
+
+    def notice_for(self, n: Notice, local_path: str) -> Notice:
+        rel = os.path.relpath(os.path.abspath(local_path), self.base_dir).replace(os.sep, "/")
+        topic = post_topic(rel, self.prefix)
+        return n.replace(baseurl=self.base_url, relpath=rel, topic=topic).relayable()
+
+
+class WinnowedSource(BrokerSource):
+    """BrokerSource that forgets the winnow claim of a message that was not re-posted."""
+
+    def __init__(self, broker: Any, winnow: Optional[Winnow]) -> None:
+        super().__init__(broker)
+        self.winnow = winnow
+
+    def settle(self, d: Delivery) -> None:
+        if self.winnow is not None and d.dedup_key and d.outcome != OK and d.received:
+            self.winnow.release(d.dedup_key, message_id(d.received))
+        super().settle(d)
+
+
+class MarkingPublisher(NoticePublisher):
+    """Marks each confirmed re-post done in the winnow before the flow acks it."""
+
+    def __init__(self, broker: Any, exchange: str, winnow: Optional[Winnow]) -> None:
+        super().__init__(broker, exchange)
+        self.winnow = winnow
+
+    def publish(self, deliveries: Sequence[Delivery]) -> None:
+        super().publish(deliveries)
+        for d in deliveries:
+            if self.winnow is not None and d.outcome == OK and d.dedup_key:
+                self.winnow.done(d.dedup_key)
+
+
+def build(ctx: Context, broker: Any, post_broker: Any, assembler: Any = None) -> Flow:
+    """The switch's flow: ``broker`` consumed, ``post_broker`` posted and reported to."""
+    o = ctx.options
+    if not o.post_base_url or not o.post_base_dir:
+        raise ConfigError("dd_sara needs post_base_url and post_base_dir (its served tree)")
+    setup(broker, o, queue(ctx), exchanges(o), o.topic_prefix or "v02.post")
+    sw = routing.Switch.from_options(o, ctx.host(o.post_broker or o.broker))
+    winnow = None
+    if o.suppress_duplicates:
+        winnow = Winnow(ctx.state_dir / "winnow.sqlite", o.suppress_duplicates)
+    hooks = HookSet.from_options(o)
+    base_dir = os.path.abspath(os.path.expanduser(o.post_base_dir))
+    download = Downloader(
+        o,
+        locate=consumer.Locator(o, {"PBD": base_dir}),
+        transfers=ctx.transfers(),
+        progress=ctx.progress(broker),
+        after_file=file_hooks(hooks),
+        assembler=assembler,
+    )
+    post_broker.declare_exchange(o.post_exchange)
+    reporter = None
+    if o.report_back:
+        user = ctx.user(o.post_broker or o.broker)
+        post_broker.declare_exchange(o.report_exchange)
+        reporter = Reporter(post_broker, o.report_exchange, user)
+    retry = RetryQueue(
+        ctx.state_dir / f"retry.{ctx.instance:02d}", delay=o.retry_delay, ttl=o.retry_ttl
+    )
+    return Flow(
+        source=WinnowedSource(broker, winnow),
+        select=Gate(o, sw, winnow),
+        work=Repost(o, download),
+        publisher=MarkingPublisher(post_broker, o.post_exchange, winnow),
+        reporter=reporter,
+        hooks=hooks,
+        retry=retry,
+        batch=o.batch,
+        housekeeping=o.housekeeping,
+        stop=ctx.stop,
+    )
+
+
+def _brokers(ctx: Context) -> tuple:
+    o = ctx.options
+    broker = ctx.broker(o.broker)
+    if o.post_broker and o.post_broker != o.broker:
+        return broker, ctx.broker(o.post_broker, "post_broker")
+    return broker, broker
+
+
+def run(ctx: Context) -> int:
+    broker, post_broker = _brokers(ctx)
+    build(ctx, broker, post_broker).run()
+    return 0
+
+
+def declare(ctx: Context) -> None:
+    o = ctx.options
+    broker, post_broker = _brokers(ctx)
+    setup(broker, o, queue(ctx), exchanges(o), o.topic_prefix or "v02.post", consume=False)
+    post_broker.declare_exchange(o.post_exchange)
+    post_broker.declare_exchange(o.report_exchange)
+
+
+def cleanup(ctx: Context) -> None:
+    broker = ctx.broker(ctx.options.broker)
+    broker.delete_queue(queue(ctx))
+    consumer.forget_state(ctx.state_dir)

@@ -1,0 +1,162 @@
+"""dd_shovel: move notices between exchanges or brokers, no download.
+
+Plain shovel: consume ``exchange`` on ``broker``, keep what the accept/reject masks
+select, publish it unchanged (confirmed) on ``post_exchange`` of ``post_broker``.
+
+Report router (``report_router on``, spec 9.1): consume ``v02.report.#`` from every
+declared user's ``xs_<user>`` and from ``xreport``; ``sarra.routing.report_target``
+decides each hop: a user's own reports into ``xreport``; reports on ``xreport`` into
+``xr_<source>`` when the source is declared here and the data entered here, otherwise
+to ``xreport`` on the broker named by ``report_route <from_cluster> <url>`` (or
+``report_route * <url>``), one switch nearer to the source.  Everything else is
+rejected with one log line, so reports never reach another user's ``xr_`` exchange.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from sarra import consumer, routing
+from sarra.delivery import Delivery
+from sarra.errors import ConfigError
+from sarra.flow import BrokerSource, Flow
+from sarra.hooks import HookSet
+from sarra.publish import NoticePublisher
+from sarra.roles.sara import setup
+from sarra.runtime import Context
+
+log = logging.getLogger(__name__)
+
+PROGRAM = "dd_shovel"
+DEFAULTS: dict = {"report_back": False}
+
+
+def queue(ctx: Context) -> str:
+    return consumer.queue_name(ctx.options, PROGRAM, ctx.state_dir, random_suffix=False)
+
+
+def consumed(o: Any) -> List[str]:
+    """Exchanges the shovel reads.
+
+    Raises:
+        ConfigError: a plain shovel without ``exchange``.
+    """
+    if o.report_router:
+        users = [n for kind, n in (o.declare or ()) if kind in ("source", "subscriber")]
+        return [f"xs_{u}" for u in users] + [routing.REPORT_EXCHANGE]
+    if not o.exchange:
+        raise ConfigError("dd_shovel: set exchange (or report_router on)")
+    return [o.exchange]
+
+
+class ReportGate:
+    """Select step of the report router: remembers each accepted report's next hop."""
+
+    def __init__(self, o: Any, sw: routing.Switch) -> None:
+        self.sw = sw
+        self.masks = consumer.Selector(o)
+        self.targets: Dict[int, routing.Target] = {}
+
+    def __call__(self, d: Delivery) -> bool:
+        if d.received is None:
+            return False
+        try:
+            target = routing.report_target(d.notice, d.received.exchange, self.sw)
+        except routing.Refused as e:
+            d.reject(str(e))
+            return False
+        if not self.masks(d):
+            return False
+        self.targets[id(d)] = target
+        return True
+
+
+class RoutedPublisher:
+    """Publishes each delivery to its target (exchange, broker); brokers opened lazily."""
+
+    def __init__(self, local: Any, gate: ReportGate, connect: Callable[[str], Any]) -> None:
+        self.local = local
+        self.gate = gate
+        self.connect = connect
+        self.remote: Dict[str, Any] = {}
+
+    def _broker(self, url: Optional[str]) -> Any:
+        if url is None:
+            return self.local
+        if url not in self.remote:
+            b = self.connect(url)
+            b.declare_exchange(routing.REPORT_EXCHANGE)
+            self.remote[url] = b
+        return self.remote[url]
+
+    def publish(self, deliveries: Sequence[Delivery]) -> None:
+        groups: Dict[Optional[str], List[Delivery]] = defaultdict(list)
+        targets = {id(d): self.gate.targets.pop(id(d)) for d in deliveries}
+        for d in deliveries:
+            groups[targets[id(d)].broker].append(d)
+        for url, ds in groups.items():
+            for d in ds:
+                t = targets[id(d)]
+                log.info(
+                    "report %s -> %s%s", d.describe(), t.exchange, " (next switch)" * bool(url)
+                )
+            NoticePublisher(self._broker(url), lambda d: targets[id(d)].exchange).publish(ds)
+
+
+def build(ctx: Context, broker: Any, post_broker: Any) -> Flow:
+    o = ctx.options
+    names = consumed(o)
+    prefix = "v02.report" if o.report_router else (o.topic_prefix or "v02.post")
+    setup(broker, o, queue(ctx), names, prefix)
+    publisher: Any
+    if o.report_router:
+        sw = routing.Switch.from_options(o, ctx.host(o.broker))
+        for name in [routing.REPORT_EXCHANGE] + [f"xr_{s}" for s in sw.sources]:
+            post_broker.declare_exchange(name)
+        select: Any = ReportGate(o, sw)
+        publisher = RoutedPublisher(post_broker, select, lambda u: ctx.broker(u, "report_route"))
+    else:
+        if not o.post_exchange:
+            raise ConfigError("dd_shovel: set post_exchange")
+        post_broker.declare_exchange(o.post_exchange)
+        select = consumer.Selector(o)
+        publisher = NoticePublisher(post_broker, o.post_exchange)
+    return Flow(
+        source=BrokerSource(broker),
+        select=select,
+        work=None,
+        publisher=publisher,
+        hooks=HookSet.from_options(o),
+        batch=o.batch,
+        housekeeping=o.housekeeping,
+        stop=ctx.stop,
+    )
+
+
+def _brokers(ctx: Context) -> tuple:
+    o = ctx.options
+    broker = ctx.broker(o.broker)
+    if o.post_broker and o.post_broker != o.broker:
+        return broker, ctx.broker(o.post_broker, "post_broker")
+    return broker, broker
+
+
+def run(ctx: Context) -> int:
+    broker, post_broker = _brokers(ctx)
+    build(ctx, broker, post_broker).run()
+    return 0
+
+
+def declare(ctx: Context) -> None:
+    o = ctx.options
+    broker, _ = _brokers(ctx)
+    prefix = "v02.report" if o.report_router else (o.topic_prefix or "v02.post")
+    setup(broker, o, queue(ctx), consumed(o), prefix, consume=False)
+
+
+def cleanup(ctx: Context) -> None:
+    broker = ctx.broker(ctx.options.broker)
+    broker.delete_queue(queue(ctx))
+    consumer.forget_state(ctx.state_dir)

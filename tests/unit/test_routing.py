@@ -1,0 +1,145 @@
+"""Switch routing decisions: anti-spoofing, validation, relay addressing, loops, reports."""
+
+from __future__ import annotations
+
+import pytest
+
+from sarra import message
+from sarra.routing import (
+    Refused,
+    Switch,
+    Target,
+    ingest,
+    owner_of,
+    relay,
+    report_target,
+    source_from_exchange,
+    stamp_refused,
+)
+
+MD5 = "d,746308829575e17c3331bbcb00c0898b"
+SW = Switch(
+    cluster="A",
+    aliases=("alpha",),
+    gateway_for=("C",),
+    sources=("alice", "alice_x", "eve"),
+    subscribers=("bob",),
+    base_url="http://a.example/",
+    report_routes={"Z": "amqp://z/"},
+)
+
+
+def post(rel="data/f.txt", **headers):
+    h = {"sum": MD5, "parts": "1,14,1,0,0", **headers}
+    return message.new_post(
+        "http://src.example/", rel, {k: v for k, v in h.items() if v is not None}
+    )
+
+
+def report(code=201, user="bob", **headers):
+    return message.make_report(post(**headers), code, "Downloaded", "host", user, 0.1)
+
+
+def test_longest_declared_source_owns_suffixed_exchange():
+    assert owner_of("xs_alice_x_public", SW.sources) == "alice_x"
+    assert owner_of("xs_alice_public", SW.sources) == "alice"
+    assert owner_of("xs_alicex", SW.sources) is None
+    assert source_from_exchange("xs_eve", SW) == "eve"
+
+
+def test_ingest_forces_source_and_from_cluster_whatever_the_poster_wrote():
+    n = ingest(post(source="alice", from_cluster="elsewhere"), "xs_eve", SW)
+    assert n.headers["source"] == "eve" and n.headers["from_cluster"] == "A"
+
+
+def test_ingest_fills_missing_to_clusters_and_keeps_given_ones():
+    assert ingest(post(), "xs_alice", SW).headers["to_clusters"] == "A"
+    assert ingest(post(to_clusters="C"), "xs_alice", SW).headers["to_clusters"] == "C"
+
+
+@pytest.mark.parametrize("exchange", ["xs_mallory", "xpublic", "xs_"])
+def test_ingest_refuses_exchanges_of_undeclared_owners_with_403(exchange):
+    with pytest.raises(Refused) as e:
+        ingest(post(source="alice"), exchange, SW)
+    assert e.value.code == 403 and "without source" in e.value.text
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"sum": "d,xyz"},
+        {"sum": "q,1"},
+        {"sum": "z,q"},
+        {"parts": "1,-3"},
+        {"parts": None},
+    ],
+)
+def test_ingest_refuses_malformed_sum_or_parts_with_417(headers):
+    with pytest.raises(Refused) as e:
+        ingest(post(**headers), "xs_alice", SW)
+    assert e.value.code == 417
+
+
+def test_ingest_refuses_file_urls():
+    n = post().replace(baseurl="file:///etc/")
+    with pytest.raises(Refused) as e:
+        ingest(n, "xs_alice", SW)
+    assert e.value.code == 403
+
+
+def test_removal_needs_no_parts():
+    n = post(sum="R,abc", parts=None)
+    assert ingest(n, "xs_alice", SW).headers["source"] == "alice"
+
+
+def test_refusal_report_names_the_exchange_owner_not_the_claimed_source():
+    n = stamp_refused(post(source="alice"), "xs_mallory", SW)
+    assert n.headers["source"] == "mallory"
+
+
+@pytest.mark.parametrize("to", ["A", "alpha", "C", "X,C", "ALL"])
+def test_relay_takes_posts_for_its_cluster_alias_or_gateway(to):
+    assert (
+        relay(post(to_clusters=to, from_cluster="Q", source="alice"), SW).headers["source"]
+        == "alice"
+    )
+
+
+def test_relay_ignores_posts_for_other_clusters():
+    with pytest.raises(Refused):
+        relay(post(to_clusters="B", from_cluster="Q"), SW)
+
+
+def test_relay_refuses_loops():
+    with pytest.raises(Refused):
+        relay(post(to_clusters="A", from_cluster="alpha"), SW)
+    with pytest.raises(Refused):
+        relay(post(to_clusters="A", from_cluster="Q").replace(baseurl=SW.base_url), SW)
+
+
+def test_user_report_goes_to_xreport_only_from_its_own_exchange():
+    assert report_target(report(user="bob"), "xs_bob", SW) == Target("xreport")
+    with pytest.raises(Refused):
+        report_target(report(user="bob"), "xs_eve", SW)
+    with pytest.raises(Refused):
+        report_target(report(user="bob"), "xs_stranger", SW)
+
+
+def test_local_report_goes_to_its_sources_xr_exchange():
+    r = report(source="alice", from_cluster="A")
+    assert report_target(r, "xreport", SW) == Target("xr_alice")
+
+
+def test_report_for_unknown_local_source_is_dropped():
+    with pytest.raises(Refused):
+        report_target(report(source="bob", from_cluster="A"), "xreport", SW)
+
+
+def test_remote_report_goes_toward_its_cluster_or_is_dropped():
+    assert report_target(report(source="x", from_cluster="Z"), "xreport", SW) == Target(
+        "xreport", "amqp://z/"
+    )
+    with pytest.raises(Refused):
+        report_target(report(source="x", from_cluster="Y"), "xreport", SW)
+    sw = Switch(cluster="A", report_routes={"*": "amqp://up/"})
+    assert report_target(report(from_cluster="Y"), "xreport", sw).broker == "amqp://up/"
