@@ -53,6 +53,14 @@ class Entry:
     baseurl: str = ""
     source: str = ""
     from_cluster: str = ""
+    checksum: str = ""
+
+    @property
+    def file_key(self) -> Tuple[str, str]:
+        """Same file across hops: the checksum (kept by every hop) and the file name (the
+        directory changes when a switch stores it under its own tree)."""
+        name = self.relpath.rstrip("/").rsplit("/", 1)[-1]
+        return (self.checksum, name) if self.checksum else ("", self.relpath)
 
     @property
     def consumer(self) -> str:
@@ -115,6 +123,7 @@ def entry_from_notice(notice: Notice, received: float) -> Entry:
         baseurl=notice.baseurl,
         source=h.get("source", ""),
         from_cluster=h.get("from_cluster", ""),
+        checksum=h.get("sum", ""),
     )
 
 
@@ -222,6 +231,7 @@ class FileSummary:
 
     relpath: str
     source: str = ""
+    also_as: List[str] = field(default_factory=list)
     switches: List[str] = field(default_factory=list)
     received_by: List[str] = field(default_factory=list)
     failures: Dict[str, Entry] = field(default_factory=dict)
@@ -230,6 +240,8 @@ class FileSummary:
     def add(self, e: Entry) -> None:
         self.reports += 1
         self.source = self.source or e.source
+        if e.relpath != self.relpath and e.relpath not in self.also_as:
+            self.also_as.append(e.relpath)
         for switch in (e.from_cluster, e.host if e.republished else ""):
             if switch and switch not in self.switches:
                 self.switches.append(switch)
@@ -244,16 +256,19 @@ class FileSummary:
 
 
 def summarize(entries: Iterable[Entry]) -> List[FileSummary]:
-    """One summary per file, in the order files were first reported (entries by time)."""
-    files: Dict[str, FileSummary] = {}
+    """One summary per file (``Entry.file_key``: a file keeps its checksum across hops),
+    in the order files were first reported; consumers include the switches' own."""
+    files: Dict[Tuple[str, str], FileSummary] = {}
     for e in sorted(entries, key=lambda x: x.received):
-        files.setdefault(e.relpath, FileSummary(e.relpath)).add(e)
+        files.setdefault(e.file_key, FileSummary(e.relpath)).add(e)
     return list(files.values())
 
 
 def format_summary(s: FileSummary) -> List[str]:
     """A few lines per file: the file, then switches, receivers and failures."""
     lines = [f"{s.relpath} (source {s.source or '?'}, {s.reports} reports)"]
+    if s.also_as:
+        lines.append(f"  also as: {', '.join(s.also_as)}")
     lines.append(f"  switches: {', '.join(s.switches) or '-'}")
     lines.append(f"  received by: {', '.join(s.received_by) or '-'}")
     for consumer, e in s.failures.items():

@@ -170,15 +170,19 @@ def test_guide_sections_5_and_7_deliver_alices_file_and_dd_log_shows_every_deliv
         assert wait_for(g.home / "bob" / "today.csv"), "bob never got the file"
         assert (g.home / "bob" / "today.csv").read_text() == data.read_text()
 
-        deadline, lines = time.monotonic() + 60, [""] * 3
-        while time.monotonic() < deadline and f"{g.u('bob')}@" not in lines[2]:
+        deadline, lines = time.monotonic() + 60, [""] * 4
+        while time.monotonic() < deadline and f"{g.u('bob')}@" not in lines[3]:
             g.run("dd_log", "-b", g.url("alice"), "--idle_exit", "3", "--keep_journal",
                   "foreground")  # fmt: skip
             out = g.run("dd_log", "-b", g.url("alice"), "--journal", "--summary", "foreground")
-            lines = out.stdout.splitlines() + [""] * 3
-        assert "today.csv" in lines[0], lines
-        assert lines[1].startswith(f"  switches: {g.sw1}"), lines
-        assert f"{g.u('bob')}@" in lines[2], lines
+            lines = out.stdout.splitlines() + [""] * 4
+        # ingest by the switch's dd_sara (as feeder), then bob's download of the copy the
+        # switch stores under its own tree: one file, followed by its checksum
+        assert lines[0].startswith("obs/today.csv (source "), lines
+        assert lines[1].startswith("  also as: ") and lines[1].endswith("obs/today.csv"), lines
+        assert lines[2] == f"  switches: {g.sw1}", lines
+        assert lines[3].startswith(f"  received by: {g.u('feeder')}@"), lines
+        assert f"{g.u('bob')}@" in lines[3], lines
         eve = g.run("dd_log", "-b", g.url("eve"), "--idle_exit", "2", "foreground")
         assert eve.stdout == ""
     finally:

@@ -118,3 +118,16 @@ def test_journal_appends_and_reads_back_skipping_bad_lines(tmp_path, caplog):
     got = list(j.read())
     assert [e.user for e in got] == ["bob", "carol"] and got[0] == entry(T0)
     assert "journal.jsonl:2" in caplog.text
+
+
+def test_summary_follows_a_file_across_hops_by_checksum_and_name():
+    sums = {"sum": "d,746308829575e17c3331bbcb00c0898b"}
+    entries = [
+        entry(T0, user="feeder", host="sw1", relpath="/obs/a.csv", **sums),
+        entry(T0 + 1, user="bob", host="h1", relpath="/20261128/alice/obs/a.csv", **sums),
+        entry(T0 + 2, user="bob", host="h1", relpath="/obs/other.csv", **sums),
+    ]
+    first, other = rv.summarize(entries)
+    assert first.received_by == ["feeder@sw1", "bob@h1"]
+    assert rv.format_summary(first)[1] == "  also as: /20261128/alice/obs/a.csv"
+    assert other.relpath == "/obs/other.csv"
