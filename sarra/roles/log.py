@@ -119,8 +119,8 @@ def receive(ctx: Context, broker: Any, show: Callable[[rv.Entry], None]) -> None
                 broker.nack(r, requeue=False)
         if jr is not None:
             jr.append(entries)
-        for e in entries:
-            show(e)
+        for entry in entries:
+            show(entry)
         for r in good:
             broker.ack(r)
 
