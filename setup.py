@@ -35,6 +35,7 @@ setup(
             for name in ("dd_post", "dd_subscribe", "dd_sara", "dd_log", "dd_watch")
         ]
         + ["dd = sarra.service:entry", "sarra = sarra.service:entry"]
+        + ["dd_admin = sarra.roles.admin:entry"]
     },
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -37,6 +37,7 @@ ROLES = {
     "dd_sara": "sarra.roles.sara",
     "dd_shovel": "sarra.roles.shovel",
     "dd_watch": "sarra.roles.watch",
+    "dd_log": "sarra.roles.log",
 }
 DAEMON_ACTIONS = (
     "foreground",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Callable, Mapping, Pattern, Tuple, Union
 from urllib.parse import urlsplit
@@ -220,6 +221,23 @@ def route(value: str) -> Tuple[str, str]:
     return words[0], amqp_url(words[1])
 
 
+_RELATIVE_TIME = re.compile(r"^\d+(\.\d+)?[smhdw]$")
+
+
+def point_in_time(value: str) -> str:
+    """``2h`` (ago), ``YYYYMMDDHHMMSS`` or ISO 8601; kept as text, resolved when used."""
+    text = value.strip()
+    if _RELATIVE_TIME.match(text) or (len(text) >= 14 and text[:14].isdigit()):
+        return text
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"bad time {value!r} (use 2h, 20261128220000 or 2026-11-28T22:00)"
+        ) from None
+    return text
+
+
 log_level = choice("debug", "info", "warning", "error", "critical")
 
 # ---------------------------------------------------------------------------- the table
@@ -262,6 +280,7 @@ def _M(name: str, conv: Callable[[str], Any], help: str, programs: tuple[str, ..
 
 CONS, POST, FETCH, SRC, DAEM = CONSUMERS, POSTERS, FETCHERS, SOURCES, DAEMONS
 PUMP = ("sara", "shovel")
+LOG = ("log",)
 _ROWS = (
     # -- consuming
     _O("broker", amqp_url, None, "broker to consume from: amqp[s]://user@host[:port]/", CONS),
@@ -365,6 +384,20 @@ _ROWS = (
     _O("heartbeat", duration, 60.0, "AMQP heartbeat interval (0: off)"),
     _O("housekeeping", duration, 300.0, "interval of periodic housekeeping", DAEM),
     _O("stop_timeout", duration, 10.0, "seconds stop waits before killing an instance", DAEM),
+    # -- broker TLS
+    _O("broker_ca", string, None, "CA file to verify amqps brokers (default: system CAs)"),
+    _O("broker_tls_verify", boolean, True, "verify the amqps broker's certificate and name"),
+    # -- dd_log
+    _O("follow", boolean, False, "keep showing reports as they come (else exit when idle)", LOG),
+    _O("idle_exit", duration, 3.0, "without follow: exit after this long with no report", LOG),
+    _O("summary", boolean, False, "show one summary per file instead of one line per report", LOG),
+    _O("keep_journal", boolean, False, "append every report received to the local journal", LOG),
+    _O("journal", boolean, False, "read reports from the local journal, not the broker", LOG),
+    _O("path_match", regex, None, "show reports whose file (relpath) matches this regex", LOG),
+    _O("consumer_match", regex, None, "show reports whose consumer user@host matches", LOG),
+    _O("code", string_list, (), "show these codes: 201, 2xx, 4 ... (comma separated)", LOG),
+    _O("since", point_in_time, None, "show reports received after: 2h, 20261128220000, ISO", LOG),
+    _O("until", point_in_time, None, "show reports received before (same forms as since)", LOG),
 )
 
 
