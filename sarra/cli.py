@@ -69,17 +69,35 @@ class _Collect(argparse.Action):
         ns.overrides.append((self.option_name, values))
 
 
-def _flags_for(opt: Any) -> List[str]:
+#: Posting programs have no consuming broker: there, as in v2's sr_post, ``-b``/``-ex``
+#: mean the broker and exchange they post to.
+POSTER_FLAGS = {
+    "post_broker": ["-b", "--broker"],
+    "post_exchange": ["-ex", "--exchange"],
+}
+
+
+def _flags_for(opt: Any, program: str = "") -> List[str]:
     flags = [f"--{opt.name}"]
     for word, target in optdefs.SYNONYMS.items():
         if target == opt.name and word.startswith("-") and word not in flags:
             flags.append(word)
+    if program and short_name(program) in ("post", "watch"):
+        flags += [f for f in POSTER_FLAGS.get(opt.name, ()) if f not in flags]
     return flags
+
+
+class _ExactParser(argparse.ArgumentParser):
+    """No prefix matching at all: argparse still matches single-dash prefixes with
+    ``allow_abbrev=False`` (``-b`` would silently mean ``-bs``)."""
+
+    def _get_option_tuples(self, option_string: str) -> list:
+        return []
 
 
 def build_parser(program: str) -> argparse.ArgumentParser:
     short = short_name(program)
-    p = argparse.ArgumentParser(
+    p = _ExactParser(
         prog=program,
         allow_abbrev=False,
         description=f"{program}: see man {program}. Actions: "
@@ -88,7 +106,7 @@ def build_parser(program: str) -> argparse.ArgumentParser:
     p.set_defaults(overrides=[])
     for opt in optdefs.options_for(short):
         p.add_argument(
-            *_flags_for(opt),
+            *_flags_for(opt, program),
             action=_Collect,
             option_name=opt.name,
             metavar=opt.name.upper(),
@@ -108,7 +126,7 @@ def _join_flags(program: str, argv: Sequence[str]) -> List[str]:
         f
         for opt in optdefs.options_for(short_name(program))
         if opt.is_flag
-        for f in _flags_for(opt)
+        for f in _flags_for(opt, program)
     }
     out: List[str] = []
     i = 0
@@ -379,6 +397,8 @@ def _split_words(program: str, ns: argparse.Namespace) -> Tuple[str, Optional[st
             words.pop(0)
         ns.words = words
         return "foreground", config
+    if not words and short_name(program) == "log" and ns.overrides:
+        return "foreground", config  # "dd_log -b amqp://alice@switch/" like sr_report
     if not words:
         raise ConfigError(f"no action given (one of: {', '.join(DAEMON_ACTIONS)})")
     action = words.pop(0)

@@ -27,16 +27,22 @@ def broker_user(url: Optional[str]) -> str:
 
 
 def queue_name(options: Any, program: str, state_dir: Path, *, random_suffix: bool) -> str:
-    """The configured queue name, or the remembered one, or a new one (then saved)."""
+    """The configured queue name, or the remembered one, or a new one (then saved).
+
+    The name is remembered per broker user, so two users running the same one-shot
+    command (config ``_cmdline``) never share a queue.
+    """
     if getattr(options, "queue_name", None):
         return options.queue_name
+    user = broker_user(options.broker)
     state_dir.mkdir(parents=True, exist_ok=True)
-    saved = state_dir / "queue_name"
+    saved = state_dir / f"queue_name.{user}"
     with open(state_dir / ".queue_name.lock", "w") as lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         if saved.exists() and saved.read_text().strip():
             return saved.read_text().strip()
-        name = f"q_{broker_user(options.broker)}.{program}.{options.config}"
+        config = getattr(options, "config", None) or "_cmdline"
+        name = f"q_{user}.{program}.{config}"
         if random_suffix:
             rnd = random.SystemRandom()
             name += f".{rnd.randrange(10**8):08d}.{rnd.randrange(10**8):08d}"

@@ -85,6 +85,8 @@ class Context:
             prefetch=int(o.prefetch or 25),
             name=f"{self.program}/{self.config}",
             stop=stop,
+            tls_ca=o.get("broker_ca"),
+            tls_verify=o.get("broker_tls_verify", True) is not False,
         )
         try:
             b.connect()

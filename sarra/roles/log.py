@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from types import SimpleNamespace
 from typing import Any, Callable, List, Optional, TextIO
 
 from sarra import consumer, message
@@ -34,11 +33,8 @@ DEFAULTS = {"topic_prefix": "v02.report", "report_back": False, "expire": 86400.
 
 
 def queue(ctx: Context) -> str:
-    """The remembered queue name, kept per broker user (one-shot runs share a state dir)."""
-    o = ctx.options
-    named = SimpleNamespace(queue_name=o.queue_name, broker=o.broker, config=ctx.config)
-    state = ctx.state_dir / f"user.{ctx.user(o.broker)}"
-    return consumer.queue_name(named, PROGRAM, state, random_suffix=True)
+    """The remembered queue name (kept per broker user)."""
+    return consumer.queue_name(ctx.options, PROGRAM, ctx.state_dir, random_suffix=True)
 
 
 def exchange(ctx: Context) -> str:

@@ -106,3 +106,20 @@ def test_unreachable_broker_is_one_clear_line(tmp_path):
         proc.terminate()
         _, err = proc.communicate(timeout=20)
     assert "127.0.0.1:1" in err and "secret" not in err
+
+
+def test_post_short_broker_flag_is_the_post_broker_and_prefixes_never_match():
+    from sarra import cli
+
+    ns = cli.parse("dd_post", ["-b", "amqp://h/", "-ex", "xs_me", "f.txt"])
+    assert ("post_broker", "amqp://h/") in ns.overrides
+    assert ("post_exchange", "xs_me") in ns.overrides
+    with pytest.raises(SystemExit):
+        cli.parse("dd_subscribe", ["-bro", "amqp://h/", "foreground", "x"])
+
+
+def test_dd_log_with_options_and_no_action_runs_in_the_foreground():
+    from sarra import cli
+
+    ns = cli.parse("dd_log", ["-b", "amqp://alice@h/"])
+    assert cli._split_words("dd_log", ns) == ("foreground", None)
