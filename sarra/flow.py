@@ -104,13 +104,12 @@ class Flow:
         self.housekeeping_every = housekeeping
         self.stop = stop
         self.stats = Stats()
-        self.failures: List[Delivery] = []
 
     # ------------------------------------------------------------------ run loop
     def run(self) -> int:
         """Loop until a stop is requested or a one-shot source is exhausted.
 
-        Returns the number of deliveries that ended FAILED (for one-shot commands).
+        Returns the number of deliveries that ended FAILED.
         """
         self.hooks.safe_emit("on_start")
         next_housekeeping = time.monotonic() + self.housekeeping_every
@@ -131,7 +130,7 @@ class Flow:
                     next_housekeeping = time.monotonic() + self.housekeeping_every
         finally:
             self.hooks.safe_emit("on_stop")
-        return len(self.failures)
+        return self.stats.failed
 
     def run_once(self) -> int:
         """Gather one batch and carry it through every step.  Returns its size.
@@ -273,9 +272,10 @@ class Flow:
 
     def _keep_for_retry(self, d: Delivery) -> bool:
         """Write a failure to the retry queue.  False if it could not be kept safely."""
-        if self.retry is None or d.permanent or d.received is None and d.retry is None:
+        if d.received is None and d.retry is None:
+            return True  # a local source settles its own failures (exit status, retry)
+        if self.retry is None or d.permanent:
             log.error("failed %s: %s", d.describe(), d.reason)
-            self.failures.append(d)
             if d.retry is not None and self.retry is not None:
                 self.retry.remove(d.retry)
             return True
@@ -297,7 +297,6 @@ class Flow:
             )
         else:
             log.error("giving up on %s after retry_ttl: %s", d.describe(), d.reason)
-            self.failures.append(d)
         return True
 
     def housekeeping(self) -> None:
