@@ -25,6 +25,7 @@ import os
 from typing import Any, List, Sequence
 
 from sarra import consumer, routing
+from sarra.assembly import Assembler, part_hooks
 from sarra.dedup import DedupCache
 from sarra.delivery import OK, Delivery
 from sarra.download import Downloader
@@ -46,6 +47,9 @@ DEFAULTS = {
     "post_exchange": "xpublic",
     "report_exchange": routing.REPORT_EXCHANGE,
     "suppress_basis": "data",
+    # a switch stores blocks as part files and re-announces them (spec 7.5, 7.7):
+    # no switch ever has to hold a whole partitioned file
+    "inplace": False,
 }
 
 
@@ -130,7 +134,8 @@ class Repost:
     def __call__(self, d: Delivery) -> None:
         self.download(d)
         if d.outcome == OK and d.local_path is not None:
-            d.post_notice = self.notice_for(d.notice, str(d.local_path))
+            # a block stored as a part file already has its downstream form (method p)
+            d.post_notice = self.notice_for(d.post_notice or d.notice, str(d.local_path))
 
     def notice_for(self, n: Notice, local_path: str) -> Notice:
         rel = os.path.relpath(os.path.abspath(local_path), self.base_dir).replace(os.sep, "/")
@@ -150,10 +155,19 @@ def build(ctx: Context, broker: Any, post_broker: Any, assembler: Any = None) ->
         dedup = DedupCache(ctx.state_dir / "dedup.sqlite", o.suppress_duplicates)
     hooks = HookSet.from_options(o)
     base_dir = os.path.abspath(os.path.expanduser(o.post_base_dir))
+    transfers = ctx.transfers()
+    if assembler is None:
+        assembler = Assembler(
+            o,
+            transfers=transfers,
+            progress=ctx.progress(broker),
+            after_part=part_hooks(hooks),
+            after_file=file_hooks(hooks),
+        )
     download = Downloader(
         o,
         locate=consumer.Locator(o, {"PBD": base_dir}),
-        transfers=ctx.transfers(),
+        transfers=transfers,
         progress=ctx.progress(broker),
         after_file=file_hooks(hooks),
         assembler=assembler,

@@ -32,10 +32,11 @@ def build(ctx: Context, broker: Any, assembler: Optional[Any] = None) -> Flow:
     o = ctx.options
     consumer.setup_queue(broker, o, queue(ctx), o.exchange)
     hooks = HookSet.from_options(o)
+    transfers = ctx.transfers()  # one pool: blocks and whole files share connections
     if assembler is None:
         assembler = Assembler(
             o,
-            transfers=ctx.transfers(),
+            transfers=transfers,
             progress=ctx.progress(broker),
             after_part=part_hooks(hooks),
             after_file=file_hooks(hooks),
@@ -43,7 +44,7 @@ def build(ctx: Context, broker: Any, assembler: Optional[Any] = None) -> Flow:
     work = Downloader(
         o,
         locate=consumer.Locator(o),
-        transfers=ctx.transfers(),
+        transfers=transfers,
         progress=ctx.progress(broker),
         after_file=file_hooks(hooks),
         assembler=assembler,

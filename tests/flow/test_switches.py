@@ -285,3 +285,45 @@ def test_kill_9_mid_flow_loses_nothing_and_readvertises_nothing_twice(net, tmp_p
     assert len(rels) == len(set(rels)) == 20
     for n in posts:
         assert md5(www / n.relpath) == md5(src / n.relpath.split(net.user("alice") + "/", 1)[1])
+
+
+def test_partitioned_file_is_stored_as_parts_on_the_switch_and_assembled_by_bob(net, tmp_path):
+    pub = net.tap("A", "xpublic")
+    www, srv = start_ingest(net, tmp_path)
+    dl = tmp_path / "bob_dl"
+    net.config(
+        "subscribe", "bob",
+        f"broker {net.url('A', 'bob')}\nexchange xpublic\ndirectory {dl}\naccept .*\n",
+    )  # fmt: skip
+    sub = net.foreground("dd_subscribe", "bob")
+    data = os.urandom(5 * 1024 + 100)
+    src = tree(tmp_path / "alice", {"big/parted.bin": data})
+    asrv = net.serve(src)
+    try:
+        wait_for(lambda: "running" in net.logs(), 30, "bob's subscriber")
+        wait_for(
+            lambda: net.consumers("A", _bob_queue(net)) if _bob_queue(net) else 0,
+            30,
+            "bob consuming",
+        )
+        args = ["-pb", net.url("A", "alice"), "-u", asrv.url, "-pbd", str(src), "--blocksize", "1K"]
+        r = net.run("dd_post", *args, str(src / "big" / "parted.bin"))
+        assert r.returncode == 0, r.stdout + r.stderr
+        got = pub.wait(lambda g: len(g) >= 6, 30, "six block re-posts on xpublic")
+        # the switch never holds the whole file: it stores and announces part files (7.7)
+        assert {n.headers["parts"].split(",")[0] for n in got} == {"p"}
+        assert all(n.relpath.endswith(".Part") for n in got)
+        assert not list(www.rglob("parted.bin"))
+        wait_for(lambda: (dl / "parted.bin").is_file(), 60, "bob's assembled file")
+        assert (dl / "parted.bin").read_bytes() == data
+        assert not [p for p in dl.iterdir() if p.name != "parted.bin"]
+    finally:
+        sub.send_signal(signal.SIGTERM)
+        sub.wait(timeout=30)
+
+
+def _bob_queue(net: Net) -> str:
+    for p in net.home.rglob("queue_name.*"):
+        if "subscribe" in str(p):
+            return p.read_text().strip()
+    return ""
