@@ -27,10 +27,11 @@ this module.
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import pika
 import pika.exceptions as pe
@@ -149,6 +150,11 @@ class Broker:
                 ) from e
             except (*_LOSS_ERRORS, ConnectionLost) as e:
                 self._drop_connection()
+                if _certificate_refused(e):
+                    raise AccessRefused(
+                        f"broker {self._safe_url}: TLS certificate verification failed "
+                        f"(check broker_ca, or the host name in the URL): {e}"
+                    ) from e
                 log.warning(
                     "cannot connect to %s (attempt %d): %s; retrying in %.0f s",
                     self._safe_url, attempt, e or type(e).__name__, delay,
@@ -457,6 +463,23 @@ class Broker:
             raise self._lost(e) from e
         self._last_keepalive = time.monotonic()
         return failed
+
+
+def _certificate_refused(e: BaseException) -> bool:
+    """True when a connection failed because the server's certificate was not trusted."""
+    seen = 0
+    cause: Optional[BaseException] = e
+    while cause is not None and seen < 10:
+        if isinstance(cause, ssl.SSLCertVerificationError) or (
+            "CERTIFICATE_VERIFY_FAILED" in str(cause)
+        ):
+            return True
+        cause = cause.__cause__ or cause.__context__
+        seen += 1
+    for arg in getattr(e, "args", ()):
+        if isinstance(arg, BaseException) and _certificate_refused(arg):
+            return True
+    return False
 
 
 def _concerns_queue(op: tuple, queue: str) -> bool:
