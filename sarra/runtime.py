@@ -100,6 +100,37 @@ class Context:
         self._closers.append(b.close)
         return b
 
+    def brokers(self) -> tuple:
+        """(consuming broker, posting broker): one connection when they are the same."""
+        o = self.options
+        broker = self.broker(o.broker)
+        if o.post_broker and o.post_broker != o.broker:
+            return broker, self.broker(o.post_broker, "post_broker")
+        return broker, broker
+
+    def retry_queue(self) -> Any:
+        """This instance's on-disk retry queue."""
+        from sarra.retry import RetryQueue
+
+        o = self.options
+        return RetryQueue(
+            self.state_dir / f"retry.{self.instance:02d}", delay=o.retry_delay, ttl=o.retry_ttl
+        )
+
+    def dedup_cache(self) -> Any:
+        """The config's duplicate cache (shared by its instances), or None if off."""
+        from sarra.dedup import DedupCache
+
+        window = self.options.suppress_duplicates
+        return DedupCache(self.state_dir / "dedup.sqlite", window) if window else None
+
+    def forget_queue(self, queue: str) -> None:
+        """``cleanup``: delete the queue on the broker and the config's local state."""
+        from sarra.consumer import forget_state
+
+        self.broker(self.options.broker).delete_queue(queue)
+        forget_state(self.state_dir)
+
     def transfers(self) -> Any:
         from sarra.transfer import TransferPool
 

@@ -153,5 +153,4 @@ def declare(ctx: Context) -> None:
 
 
 def cleanup(ctx: Context) -> None:
-    ctx.broker(ctx.options.broker).delete_queue(queue(ctx))
-    consumer.forget_state(ctx.state_dir)
+    ctx.forget_queue(queue(ctx))

@@ -26,7 +26,6 @@ from typing import Any, List, Sequence
 
 from sarra import consumer, routing
 from sarra.assembly import Assembler, part_hooks
-from sarra.dedup import DedupCache
 from sarra.delivery import OK, Delivery
 from sarra.download import Downloader
 from sarra.errors import ConfigError
@@ -34,7 +33,6 @@ from sarra.flow import BrokerSource, Flow
 from sarra.hooks import HookSet
 from sarra.message import Notice, post_topic
 from sarra.publish import NoticePublisher, Reporter
-from sarra.retry import RetryQueue
 from sarra.runtime import Context, file_hooks
 
 log = logging.getLogger(__name__)
@@ -150,9 +148,6 @@ def build(ctx: Context, broker: Any, post_broker: Any, assembler: Any = None) ->
         raise ConfigError("dd_sara needs post_base_url and post_base_dir (its served tree)")
     setup(broker, o, queue(ctx), exchanges(o), o.topic_prefix or "v02.post")
     sw = routing.Switch.from_options(o, ctx.host(o.post_broker or o.broker))
-    dedup = None
-    if o.suppress_duplicates:
-        dedup = DedupCache(ctx.state_dir / "dedup.sqlite", o.suppress_duplicates)
     hooks = HookSet.from_options(o)
     base_dir = os.path.abspath(os.path.expanduser(o.post_base_dir))
     transfers = ctx.transfers()
@@ -178,48 +173,35 @@ def build(ctx: Context, broker: Any, post_broker: Any, assembler: Any = None) ->
         user = ctx.user(o.post_broker or o.broker)
         post_broker.declare_exchange(o.report_exchange)
         reporter = Reporter(post_broker, o.report_exchange, user)
-    retry = RetryQueue(
-        ctx.state_dir / f"retry.{ctx.instance:02d}", delay=o.retry_delay, ttl=o.retry_ttl
-    )
     return Flow(
         source=BrokerSource(broker),
         select=Gate(o, sw),
         work=Repost(o, download),
         publisher=NoticePublisher(post_broker, o.post_exchange),
-        dedup=dedup,
+        dedup=ctx.dedup_cache(),
         dedup_basis=o.suppress_basis or "data",
         reporter=reporter,
         hooks=hooks,
-        retry=retry,
+        retry=ctx.retry_queue(),
         batch=o.batch,
         housekeeping=o.housekeeping,
         stop=ctx.stop,
     )
 
 
-def _brokers(ctx: Context) -> tuple:
-    o = ctx.options
-    broker = ctx.broker(o.broker)
-    if o.post_broker and o.post_broker != o.broker:
-        return broker, ctx.broker(o.post_broker, "post_broker")
-    return broker, broker
-
-
 def run(ctx: Context) -> int:
-    broker, post_broker = _brokers(ctx)
+    broker, post_broker = ctx.brokers()
     build(ctx, broker, post_broker).run()
     return 0
 
 
 def declare(ctx: Context) -> None:
     o = ctx.options
-    broker, post_broker = _brokers(ctx)
+    broker, post_broker = ctx.brokers()
     setup(broker, o, queue(ctx), exchanges(o), o.topic_prefix or "v02.post", consume=False)
     post_broker.declare_exchange(o.post_exchange)
     post_broker.declare_exchange(o.report_exchange)
 
 
 def cleanup(ctx: Context) -> None:
-    broker = ctx.broker(ctx.options.broker)
-    broker.delete_queue(queue(ctx))
-    consumer.forget_state(ctx.state_dir)
+    ctx.forget_queue(queue(ctx))

@@ -129,34 +129,25 @@ def build(ctx: Context, broker: Any, post_broker: Any) -> Flow:
         work=None,
         publisher=publisher,
         hooks=HookSet.from_options(o),
+        retry=ctx.retry_queue(),  # an unconfirmed copy is retried, never dropped
         batch=o.batch,
         housekeeping=o.housekeeping,
         stop=ctx.stop,
     )
 
 
-def _brokers(ctx: Context) -> tuple:
-    o = ctx.options
-    broker = ctx.broker(o.broker)
-    if o.post_broker and o.post_broker != o.broker:
-        return broker, ctx.broker(o.post_broker, "post_broker")
-    return broker, broker
-
-
 def run(ctx: Context) -> int:
-    broker, post_broker = _brokers(ctx)
+    broker, post_broker = ctx.brokers()
     build(ctx, broker, post_broker).run()
     return 0
 
 
 def declare(ctx: Context) -> None:
     o = ctx.options
-    broker, _ = _brokers(ctx)
+    broker, _ = ctx.brokers()
     prefix = "v02.report" if o.report_router else (o.topic_prefix or "v02.post")
     setup(broker, o, queue(ctx), consumed(o), prefix, consume=False)
 
 
 def cleanup(ctx: Context) -> None:
-    broker = ctx.broker(ctx.options.broker)
-    broker.delete_queue(queue(ctx))
-    consumer.forget_state(ctx.state_dir)
+    ctx.forget_queue(queue(ctx))

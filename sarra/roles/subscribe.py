@@ -6,12 +6,10 @@ from typing import Any, Optional
 
 from sarra import consumer
 from sarra.assembly import Assembler, part_hooks
-from sarra.dedup import DedupCache
 from sarra.download import Downloader
 from sarra.flow import BrokerSource, Flow
 from sarra.hooks import HookSet
 from sarra.publish import NoticePublisher, Reporter
-from sarra.retry import RetryQueue
 from sarra.runtime import Context, file_hooks
 
 PROGRAM = "dd_subscribe"
@@ -57,12 +55,6 @@ def build(ctx: Context, broker: Any, assembler: Optional[Any] = None) -> Flow:
         post_broker = ctx.broker(o.post_broker, "post_broker")
         post_broker.declare_exchange(o.post_exchange)
         publisher = NoticePublisher(post_broker, o.post_exchange)
-    dedup = None
-    if o.suppress_duplicates:
-        dedup = DedupCache(ctx.state_dir / "dedup.sqlite", o.suppress_duplicates)
-    retry = RetryQueue(
-        ctx.state_dir / f"retry.{ctx.instance:02d}", delay=o.retry_delay, ttl=o.retry_ttl
-    )
     return Flow(
         source=BrokerSource(broker),
         select=consumer.Selector(o),
@@ -70,8 +62,8 @@ def build(ctx: Context, broker: Any, assembler: Optional[Any] = None) -> Flow:
         publisher=publisher,
         reporter=reporter,
         hooks=hooks,
-        retry=retry,
-        dedup=dedup,
+        retry=ctx.retry_queue(),
+        dedup=ctx.dedup_cache(),
         batch=o.batch,
         housekeeping=o.housekeeping,
         stop=ctx.stop,
@@ -90,6 +82,4 @@ def declare(ctx: Context) -> None:
 
 
 def cleanup(ctx: Context) -> None:
-    broker = ctx.broker(ctx.options.broker)
-    broker.delete_queue(queue(ctx))
-    consumer.forget_state(ctx.state_dir)
+    ctx.forget_queue(queue(ctx))

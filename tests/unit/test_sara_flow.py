@@ -9,6 +9,7 @@ from sarra import message
 from sarra.config import load
 from sarra.paths import Paths
 from sarra.roles import sara
+from sarra.runtime import Context
 from tests.fixtures.fakebroker import FakeBroker
 
 DATA = b"hello, switch\n"
@@ -53,6 +54,10 @@ class FakeCtx:
 
     def stop(self):
         return False
+
+    # the real construction of the instance's retry queue and the config's cache
+    retry_queue = Context.retry_queue
+    dedup_cache = Context.dedup_cache
 
 
 def setup(tmp_path: Path, extra: str = "", files=None):
