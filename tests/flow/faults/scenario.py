@@ -170,10 +170,11 @@ class Flow:
         def settled() -> bool:
             if self.tap is not None:
                 self.tap.drain()
-            ok = not self.backlog() and done()
-            ok = ok and all(set(expected) <= set(md5_listing(s.dest)) for s in self.subscribers())
-            quiet[0] = quiet[0] + 1 if ok else 0
-            return quiet[0] >= 3
+            idle = not self.backlog() and done()
+            complete = all(set(expected) <= set(md5_listing(s.dest)) for s in self.subscribers())
+            quiet[0] = quiet[0] + 1 if idle else 0
+            # complete and quiet; or quiet for long: then the checks say what is missing
+            return (complete and quiet[0] >= 3) or quiet[0] >= 15
 
         wait_until(settled, timeout, f"flow to settle; backlog {self.backlog()}", every=1.0)
 
@@ -200,7 +201,8 @@ class Flow:
             codes = self.tap.codes(s.base_scheme) if self.tap else {}
             assert s.dest is not None
             rows += [
-                (f"{s.conf}: files placed", len(md5_listing(s.dest))),
+                (f"{s.conf}: files placed", len(md5_listing(s.dest)) - len(stray_temps(s.dest))),
+                (f"{s.conf}: temp files left", len(stray_temps(s.dest))),
                 (f"{s.conf}: reports by code", dict(sorted(codes.items()))),
                 (f"{s.conf}: duplicates suppressed", codes.get(304, 0)),
                 (f"{s.conf}: downloads logged", len(self.kit.log_lines(
@@ -224,11 +226,16 @@ def _posted_counts(text: str) -> List[str]:
 
 
 def kill_loop(
-    kit: Kit, targets: List[Stage], rng: random.Random, until: Callable[[], bool], every=(0.5, 2)
+    kit: Kit,
+    targets: List[Stage],
+    rng: random.Random,
+    until: Callable[[], bool],
+    every=(0.3, 1.5),
+    max_kills: int = 12,
 ) -> int:
     """SIGKILL random instances and start them again until ``until()``; returns kills."""
     kills = 0
-    while not until():
+    while not until() and kills < max_kills:
         time.sleep(rng.uniform(*every))
         s = rng.choice(targets)
         if kit.kill(s.program, s.conf, rng) is not None:

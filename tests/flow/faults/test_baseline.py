@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fixtures.flowkit import has_module
-
 pytestmark = [pytest.mark.flow, pytest.mark.integration]
 
 
