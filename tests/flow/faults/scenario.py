@@ -77,8 +77,11 @@ class Flow:
         return self.tap
 
     # -- stages
-    def add_subscriber(self, scheme: str, extra: str = "", instances: int = 1) -> Stage:
-        """A dd_subscribe config ``sub_<scheme>`` fed by ``xs_guest_<scheme>``; started."""
+    def add_subscriber(
+        self, scheme: str, extra: str = "", instances: int = 1, start: bool = True
+    ) -> Stage:
+        """A dd_subscribe config ``sub_<scheme>`` fed by ``xs_guest_<scheme>``; declared,
+        and started unless ``start`` is False (then ``kit.start`` it later)."""
         conf = f"sub_{scheme}"
         dest = self.kit.tmp / "dest" / scheme
         queue = f"q_guest.dd_subscribe.{conf}"
@@ -90,7 +93,8 @@ class Flow:
             f"heartbeat 10\nretry_delay 1\nhousekeeping 5\n{extra}\n",
         )
         self.kit.run("dd_subscribe", "declare", conf)
-        self.kit.start("dd_subscribe", conf)
+        if start:
+            self.kit.start("dd_subscribe", conf)
         stage = Stage("dd_subscribe", conf, queue, dest, scheme)
         self.stages.append(stage)
         return stage
@@ -211,7 +215,7 @@ class Flow:
                 (f"{s.conf}: retries queued", len(self.kit.log_lines(
                     s.program, s.conf, "WARNING", "will retry"))),
                 (f"{s.conf}: gave up", len(self.kit.log_lines(
-                    s.program, s.conf, "", r"sarra\.flow: (giving up|failed )"))),
+                    s.program, s.conf, "", r"sarra\.flow: giving up|\[ERROR\] sarra\.flow: failed "))),
                 (f"{s.conf}: log levels", self.kit.level_counts(s.program, s.conf)),
             ]  # fmt: skip
         rows.append(("reports seen in all", len(tap)))
