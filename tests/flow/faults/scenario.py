@@ -31,6 +31,7 @@ from tests.fixtures.flowkit import (
 )
 
 SCHEMES = ("http", "sftp", "file")
+GAVE_UP = r"sarra\.flow: giving up|\[ERROR\] sarra\.flow: failed "
 #: ERROR lines pika itself logs while the broker is down and sarra reconnects (sarra's own
 #: lines about it are WARNINGs).  Allowed only in tests that stop the broker.
 PIKA_RECONNECT_NOISE = (
@@ -215,7 +216,7 @@ class Flow:
                 (f"{s.conf}: retries queued", len(self.kit.log_lines(
                     s.program, s.conf, "WARNING", "will retry"))),
                 (f"{s.conf}: gave up", len(self.kit.log_lines(
-                    s.program, s.conf, "", r"sarra\.flow: giving up|\[ERROR\] sarra\.flow: failed "))),
+                    s.program, s.conf, "", GAVE_UP))),
                 (f"{s.conf}: log levels", self.kit.level_counts(s.program, s.conf)),
             ]  # fmt: skip
         rows.append(("reports seen in all", len(tap)))
