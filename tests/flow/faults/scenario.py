@@ -79,7 +79,12 @@ class Flow:
 
     # -- stages
     def add_subscriber(
-        self, scheme: str, extra: str = "", instances: int = 1, start: bool = True
+        self,
+        scheme: str,
+        extra: str = "",
+        instances: int = 1,
+        start: bool = True,
+        exchange: str = "",
     ) -> Stage:
         """A dd_subscribe config ``sub_<scheme>`` fed by ``xs_guest_<scheme>``; declared,
         and started unless ``start`` is False (then ``kit.start`` it later)."""
@@ -89,7 +94,7 @@ class Flow:
         self.kit.write_config(
             "dd_subscribe",
             conf,
-            f"broker {self.url}\nexchange xs_guest_{scheme}\nqueue_name {queue}\n"
+            f"broker {self.url}\nexchange {exchange or f'xs_guest_{scheme}'}\nqueue_name {queue}\n"
             f"directory {dest}\nmirror True\naccept .*\ninstances {instances}\n"
             f"heartbeat 10\nretry_delay 1\nhousekeeping 5\n{extra}\n",
         )
@@ -104,6 +109,7 @@ class Flow:
         """dd_sara ingesting ``xs_guest_http`` into ``<tmp>/pump``, re-announcing on xpublic."""
         require_role("sara", self.kit.repo)
         pump = self.kit.tmp / "pump"
+        self.base_urls.setdefault("pump", f"file://{pump}/")
         queue = "q_guest.dd_sara.pump"
         self.kit.write_config(
             "dd_sara",
