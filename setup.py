@@ -32,7 +32,7 @@ setup(
     entry_points={
         "console_scripts": [
             f"{name} = sarra.cli:{name}"
-            for name in ("dd_post", "dd_subscribe", "dd_sara", "dd_log", "dd_watch")
+            for name in ("dd_post", "dd_subscribe", "dd_sara", "dd_shovel", "dd_log", "dd_watch")
         ]
         + ["dd = sarra.service:entry", "sarra = sarra.service:entry"]
         + ["dd_admin = sarra.roles.admin:entry"]

@@ -280,7 +280,8 @@ class Broker:
         except ConnectionLost:
             raise
         except BrokerError as e:
-            log.warning("%s", e)
+            # a passive declare is a question ("does it exist?"): its "no" is not news
+            (log.debug if passive else log.warning)("%s", e)
             return False
         return True
 

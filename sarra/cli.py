@@ -239,7 +239,8 @@ def act_foreground(
     name = o.config or "_cmdline"
     _setup_logging(o, program, name, ns.instance, paths)
     pidfile = None
-    if config and short_name(program) != "post":
+    reads_journal = short_name(program) == "log" and o.get("journal")
+    if config and short_name(program) != "post" and not reads_journal:
         pidfile = paths.state(program, name) / f"i{max(ns.instance, 1):02d}.pid"
         pidfile.parent.mkdir(parents=True, exist_ok=True)
 
@@ -444,6 +445,7 @@ dd_subscribe = entry("dd_subscribe")
 dd_sara = entry("dd_sara")
 dd_log = entry("dd_log")
 dd_watch = entry("dd_watch")
+dd_shovel = entry("dd_shovel")
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1], sys.argv[2:]))

@@ -52,6 +52,17 @@ def queue_name(options: Any, program: str, state_dir: Path, *, random_suffix: bo
         return name
 
 
+def remembered_queue(options: Any, state_dir: Path) -> Optional[str]:
+    """The configured queue, or the one remembered for this broker user, without making one."""
+    if getattr(options, "queue_name", None):
+        return str(options.queue_name)
+    try:
+        saved = state_dir / f"queue_name.{broker_user(options.broker)}"
+        return saved.read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
 def bindings(options: Any, default_prefix: str = "v02.post") -> list:
     prefix = getattr(options, "topic_prefix", None) or default_prefix
     subtopics = list(getattr(options, "subtopic", None) or []) or ["#"]
@@ -61,8 +72,13 @@ def bindings(options: Any, default_prefix: str = "v02.post") -> list:
 def setup_queue(
     broker: Any, options: Any, queue: str, exchange: str, default_prefix: str = "v02.post"
 ) -> None:
-    """Declare the queue, bind it to ``exchange`` for every subtopic, start consuming."""
-    broker.declare_exchange(exchange)
+    """Declare the queue, bind it to ``exchange`` for every subtopic, start consuming.
+
+    The exchange is only created when it does not exist yet: a subscriber may read
+    ``xpublic`` but not declare it, and should not log a refusal at every start.
+    """
+    if not broker.declare_exchange(exchange, passive=True):
+        broker.declare_exchange(exchange)
     broker.declare_queue(
         queue,
         durable=getattr(options, "durable", True),

@@ -104,12 +104,9 @@ def hung_after(o: Options) -> float:
 
 def queue_of(o: Options, state_dir: Path) -> Optional[str]:
     """The config's queue: configured, or remembered in its state directory."""
-    if getattr(o, "queue_name", None):
-        return str(o.queue_name)
-    try:
-        return (state_dir / "queue_name").read_text().strip() or None
-    except FileNotFoundError:
-        return None
+    from sarra.consumer import remembered_queue
+
+    return remembered_queue(o, state_dir)
 
 
 class QueueProbe:

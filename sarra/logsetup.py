@@ -142,8 +142,12 @@ def setup_logging(
     handler.set_name(_HANDLER_NAME)
     root.addHandler(handler)
     root.setLevel(numeric)
-    # pika narrates every connection step at INFO; operators need its warnings only
-    logging.getLogger("pika").setLevel(max(numeric, logging.WARNING))
+    # pika narrates every connection step at INFO and logs each failed reconnect attempt
+    # at ERROR with a traceback; sarra.broker says what matters in one line of its own,
+    # so pika speaks only when debugging
+    logging.getLogger("pika").setLevel(
+        logging.WARNING if numeric <= logging.DEBUG else logging.CRITICAL
+    )
     logging.getLogger(__name__).debug(
         "logging for %s instance %d at %s", program, instance, logging.getLevelName(numeric)
     )

@@ -18,7 +18,7 @@ def test_missing_and_outside_paths_are_named_and_the_rest_is_posted(flowenv, tmp
     (base / "good.txt").write_text("x")
     fe.config("subscribe", "count", "exchange xs_guest\n")
     fe.run("dd_subscribe", "declare", "count")
-    queue = (fe.state_dir("subscribe", "count") / "queue_name").read_text().strip()
+    queue = next(fe.state_dir("subscribe", "count").glob("queue_name.*")).read_text().strip()
     proc = fe.post("-u", "http://h/", "-pbd", str(base), str(base / "missing.txt"),
                    str(base / "good.txt"), "/etc/hostname", check=False)  # fmt: skip
     assert proc.returncode == 1

@@ -55,11 +55,23 @@ def test_setup_queue_declares_binds_every_subtopic_and_consumes():
                         subtopic=("x.#", "y.#"))  # fmt: skip
     consumer.setup_queue(b, o, "q_t", "xs_guest")
     assert b.calls == [
-        ("declare_exchange", ("xs_guest",), {}),
+        ("declare_exchange", ("xs_guest",), {"passive": True}),  # missing here (None)...
+        ("declare_exchange", ("xs_guest",), {}),  # ... so it is created
         ("declare_queue", ("q_t",), {"durable": True, "expire_s": 300.0, "message_ttl_s": None}),
         ("bind", ("q_t", "xs_guest", "v02.post.x.#"), {}),
         ("bind", ("q_t", "xs_guest", "v02.post.y.#"), {}),
         ("consume", ("q_t",), {}),
+    ]
+
+
+def test_an_existing_exchange_is_not_declared_again():
+    b = Recorder()
+    b.declare_exchange = lambda *a, **kw: b.calls.append(("declare_exchange", a, kw)) or True
+    o = SimpleNamespace(durable=True, expire=None, message_ttl=None, topic_prefix=None,
+                        subtopic=())  # fmt: skip
+    consumer.setup_queue(b, o, "q_t", "xpublic")
+    assert [c for c in b.calls if c[0] == "declare_exchange"] == [
+        ("declare_exchange", ("xpublic",), {"passive": True})
     ]
 
 
