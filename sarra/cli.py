@@ -256,13 +256,13 @@ def act_foreground(
     return run_foreground(program, name, max(ns.instance, 1), pidfile, main)
 
 
-def _each_config(fn: Callable[[str], int]) -> Callable:
+def _each_config(fn: Callable[[str, str, argparse.Namespace, Paths], int]) -> Callable:
     def run(program: str, config: Optional[str], ns: argparse.Namespace, paths: Paths) -> int:
         configs = [config] if config else _configs(program, paths)
         if not configs:
             print(f"{program}: no configurations in {paths.program_config_dir(program)}")
             return EXIT_STOPPED if fn.__name__ == "status" else EXIT_OK
-        codes = [fn(program, c, ns, paths) for c in configs]  # type: ignore[call-arg]
+        codes = [fn(program, c, ns, paths) for c in configs]
         return max(codes)
 
     return run

@@ -88,13 +88,14 @@ class RetryQueue:
         if now - first > self.ttl:
             self.remove(path)
             return False
+        next_try = now + self.backoff(attempts)
         data = {
             "topic": topic,
             "headers": headers,
             "body": body,
             "attempts": attempts,
             "first_failed": first,
-            "next_try": now + self.backoff(attempts),
+            "next_try": next_try,
             "reason": reason,
         }
         tmp = path.with_suffix(".tmp")
@@ -103,7 +104,7 @@ class RetryQueue:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        self._next_due = min(self._next_due, data["next_try"])
+        self._next_due = min(self._next_due, next_try)
         return True
 
     def remove(self, entry_or_path: object) -> None:

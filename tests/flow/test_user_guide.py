@@ -171,12 +171,6 @@ def test_use_case_2_a_watched_outbox_is_posted_and_dd_log_shows_who_took_it(read
     r.ok(3)
 
 
-@pytest.mark.xfail(
-    reason="dd_sara cannot ingest partitioned posts: sarra/roles/sara.py run() builds the "
-    "Downloader without an Assembler, so every block fails with 'partitioned files are not "
-    "handled here' (sarra/download.py) and the switch never re-announces the file",
-    strict=True,
-)
 def test_use_case_3_a_file_in_parts_arrives_once_complete_and_triggers_once(reader):
     r = reader("3")
     try:

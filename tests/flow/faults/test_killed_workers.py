@@ -91,13 +91,6 @@ def test_instances_killed_mid_flow_lose_nothing_and_leave_no_partial_file(make_f
     check_every_message_handled(flow)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG sarra/flow.py Flow._claim + sarra/dedup.py DedupCache.claim: the duplicate "
-    "claim is committed to SQLite before the work is done and is only released by a live "
-    "process; after SIGKILL the redelivered message (and the second copy) are rejected as "
-    "'duplicate', so the file is never placed and its .tmp stays",
-)
 def test_instances_killed_mid_download_with_suppress_duplicates_lose_nothing(
     make_flow, main_rabbit
 ):
