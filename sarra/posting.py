@@ -47,6 +47,7 @@ class NoticeMaker:
         self.sum = getattr(options, "sum", None) or "d"
         self.blocksize = getattr(options, "blocksize", 1)
         self.prefix = getattr(options, "post_topic_prefix", None) or "v02.post"
+        self.subtopic = getattr(options, "post_subtopic", None)
         to = getattr(options, "to", None)
         self.common: Dict[str, str] = {}
         self.common["to_clusters"] = (
@@ -88,9 +89,13 @@ class NoticeMaker:
         if self.rename:
             name = os.path.basename(path)
             h["rename"] = self.rename + name if self.rename.endswith("/") else self.rename
-        return message.new_post(
+        notice = message.new_post(
             self.base_url, self.relpath(path), h, pubtime=pubtime, topic_prefix=self.prefix
         )
+        if self.subtopic:  # -sub: the user's topic instead of the directories (spec 3.7)
+            topic = f"{self.prefix}.{self.subtopic}".replace(" ", "%20").replace("#", "%23")
+            notice = notice.replace(topic=message.cut_topic(topic))
+        return notice
 
     # ---------------------------------------------------------------- notices
     def for_path(self, path: str, extra: Optional[Dict[str, str]] = None) -> List[Notice]:

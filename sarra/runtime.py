@@ -124,6 +124,13 @@ class Context:
         window = self.options.suppress_duplicates
         return DedupCache(self.state_dir / "dedup.sqlite", window) if window else None
 
+    def reset_queue(self, broker: Any, queue: str) -> None:
+        """``reset``: the first instance deletes the queue (and what it holds) at start,
+        so it is declared afresh; the others must not delete what it already receives."""
+        if self.options.get("reset") and self.instance == 1:
+            log.warning("reset: deleting queue %s and its messages", queue)
+            broker.delete_queue(queue)
+
     def forget_queue(self, queue: str) -> None:
         """``cleanup``: delete the queue on the broker and the config's local state."""
         from sarra.consumer import forget_state

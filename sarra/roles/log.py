@@ -141,6 +141,7 @@ def run(ctx: Context, out: Optional[TextIO] = None) -> int:
             show(e)
     else:
         broker = ctx.broker(o.broker)
+        ctx.reset_queue(broker, queue(ctx))
         setup(ctx, broker)
         receive(ctx, broker, show)
     for s in rv.summarize(collected):

@@ -146,6 +146,7 @@ def build(ctx: Context, broker: Any, post_broker: Any, assembler: Any = None) ->
     o = ctx.options
     if not o.post_base_url or not o.post_base_dir:
         raise ConfigError("dd_sara needs post_base_url and post_base_dir (its served tree)")
+    ctx.reset_queue(broker, queue(ctx))
     setup(broker, o, queue(ctx), exchanges(o), o.topic_prefix or "v02.post")
     sw = routing.Switch.from_options(o, ctx.host(o.post_broker or o.broker))
     hooks = HookSet.from_options(o)

@@ -109,6 +109,7 @@ def build(ctx: Context, broker: Any, post_broker: Any) -> Flow:
     o = ctx.options
     names = consumed(o)
     prefix = "v02.report" if o.report_router else (o.topic_prefix or "v02.post")
+    ctx.reset_queue(broker, queue(ctx))
     setup(broker, o, queue(ctx), names, prefix)
     publisher: Any
     if o.report_router:

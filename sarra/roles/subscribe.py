@@ -28,6 +28,7 @@ def report_exchange(ctx: Context) -> str:
 def build(ctx: Context, broker: Any, assembler: Optional[Any] = None) -> Flow:
     """The subscriber's flow on a connected ``broker`` (consumed, reported to)."""
     o = ctx.options
+    ctx.reset_queue(broker, queue(ctx))
     consumer.setup_queue(broker, o, queue(ctx), o.exchange)
     hooks = HookSet.from_options(o)
     transfers = ctx.transfers()  # one pool: blocks and whole files share connections

@@ -58,6 +58,7 @@ class FakeCtx:
     # the real construction of the instance's retry queue and the config's cache
     retry_queue = Context.retry_queue
     dedup_cache = Context.dedup_cache
+    reset_queue = Context.reset_queue
 
 
 def setup(tmp_path: Path, extra: str = "", files=None):
