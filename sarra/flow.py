@@ -13,9 +13,12 @@ acknowledged; the broker redelivers it, and the work, being idempotent, finds it
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence
 
 from sarra import message
@@ -54,6 +57,32 @@ class Stats:
     bytes: int = 0
     last_activity: float = 0.0
     by_reason: Dict[str, int] = field(default_factory=dict)
+
+    def save(self, path: Path, now: float) -> None:
+        """Write the counters with those of the previous save, atomically, for ``dd status``
+        (messages and bytes in the last interval)."""
+        prev: Dict[str, float] = {}
+        try:
+            prev = json.loads(path.read_text()).get("now", {})
+        except (OSError, ValueError):
+            pass
+        data = {
+            "now": {
+                "t": now,
+                "ok": self.ok,
+                "rejected": self.rejected,
+                "failed": self.failed,
+                "bytes": self.bytes,
+                "last_activity": self.last_activity,
+            },
+            "prev": prev,
+        }
+        tmp = path.with_suffix(".tmp")
+        try:
+            tmp.write_text(json.dumps(data))
+            os.replace(tmp, path)
+        except OSError as e:
+            log.debug("cannot save statistics to %s: %s", path, e)
 
     def count(self, d: Delivery) -> None:
         self.last_activity = time.time()
@@ -104,6 +133,8 @@ class Flow:
         self.housekeeping_every = housekeeping
         self.stop = stop
         self.stats = Stats()
+        #: where housekeeping saves the counters (``dd status``); None: nowhere
+        self.stats_file: Optional[Path] = None
 
     # ------------------------------------------------------------------ run loop
     def run(self) -> int:
@@ -130,6 +161,8 @@ class Flow:
                     next_housekeeping = time.monotonic() + self.housekeeping_every
         finally:
             self.hooks.safe_emit("on_stop")
+            if self.stats_file is not None:
+                self.stats.save(self.stats_file, time.time())
         return self.stats.failed
 
     def run_once(self) -> int:
@@ -304,6 +337,8 @@ class Flow:
             self.dedup.expire()
         self.hooks.safe_emit("on_housekeeping")
         s = self.stats
+        if self.stats_file is not None:
+            s.save(self.stats_file, time.time())
         log.info(
             "housekeeping: %d ok, %d rejected, %d failed, %d bytes; retry backlog %d",
             s.ok,

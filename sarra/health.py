@@ -53,6 +53,8 @@ class ConfigStatus:
     last_activity: Optional[float] = None
     retry: int = 0
     available: bool = True
+    #: (messages, bytes, seconds) handled in the instances' last housekeeping interval
+    interval: Optional[Tuple[int, int, float]] = None
 
     @property
     def state(self) -> str:
@@ -82,6 +84,35 @@ def retry_backlog(state_dir: Path) -> int:
         for f in d.iterdir()
         if f.is_file() and not f.name.startswith(".") and not f.name.endswith(".tmp")
     )
+
+
+def last_interval(state_dir: Path) -> Optional[Tuple[int, int, float]]:
+    """Messages and bytes in the last housekeeping interval, summed over instances.
+
+    Each instance saves its counters at housekeeping (``stats.NN.json``, with those of
+    the save before): the difference is what it did in that interval.
+    """
+    import json
+
+    msgs = nbytes = 0
+    span = 0.0
+    found = False
+    for f in sorted(state_dir.glob("stats.*.json")) if state_dir.is_dir() else ():
+        try:
+            data = json.loads(f.read_text())
+            now, prev = data["now"], data.get("prev") or {}
+        except (OSError, ValueError, KeyError):
+            continue
+        found = True
+        msgs += (
+            now["ok"]
+            + now["rejected"]
+            + now["failed"]
+            - sum(prev.get(k, 0) for k in ("ok", "rejected", "failed"))
+        )
+        nbytes += now["bytes"] - prev.get("bytes", 0)
+        span = max(span, now["t"] - prev.get("t", now["t"]))
+    return (msgs, nbytes, span) if found else None
 
 
 def mtime(path: Path) -> Optional[float]:
@@ -174,7 +205,26 @@ def _ago(when: Optional[float], now: float) -> str:
     return humanize.naturaldelta(max(0.0, now - when)) + " ago"
 
 
-HEADER = ("program", "config", "instances", "state", "queue", "last activity", "retry")
+HEADER = (
+    "program",
+    "config",
+    "instances",
+    "state",
+    "queue",
+    "last interval",
+    "last activity",
+    "retry",
+)
+
+
+def _interval(iv: Optional[Tuple[int, int, float]]) -> str:
+    if iv is None:
+        return "-"
+    from sarra.logsetup import human_size
+
+    msgs, nbytes, span = iv
+    per = f" in {span:.0f}s" if span > 0 else ""
+    return f"{msgs} msgs, {human_size(nbytes)}{per}"
 
 
 def format_table(rows: Sequence[ConfigStatus], now: float) -> List[str]:
@@ -188,6 +238,7 @@ def format_table(rows: Sequence[ConfigStatus], now: float) -> List[str]:
             f"{r.running}/{r.expected}",
             r.state,
             "-" if r.queue is None else str(r.queue),
+            _interval(r.interval),
             _ago(r.last_activity, now),
             str(r.retry),
         )

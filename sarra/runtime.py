@@ -124,6 +124,12 @@ class Context:
         window = self.options.suppress_duplicates
         return DedupCache(self.state_dir / "dedup.sqlite", window) if window else None
 
+    def run_flow(self, flow: Any) -> int:
+        """Run a daemon's flow, saving its counters where ``dd status`` reads them."""
+        flow.stats_file = self.state_dir / f"stats.{self.instance:02d}.json"
+        flow.run()
+        return 0
+
     def reset_queue(self, broker: Any, queue: str) -> None:
         """``reset``: the first instance deletes the queue (and what it holds) at start,
         so it is declared afresh; the others must not delete what it already receives."""

@@ -44,6 +44,7 @@ from sarra.health import (
     Target,
     format_table,
     hung_after,
+    last_interval,
     mtime,
     queue_of,
     retry_backlog,
@@ -223,6 +224,7 @@ class Service:
             last_activity=max(times) if times else None,
             retry=retry_backlog(state),
             available=self.available(t),
+            interval=last_interval(state),
         )
 
     def status_rows(self, ts: Sequence[Target]) -> List[ConfigStatus]:

@@ -139,8 +139,7 @@ def build(ctx: Context, broker: Any, post_broker: Any) -> Flow:
 
 def run(ctx: Context) -> int:
     broker, post_broker = ctx.brokers()
-    build(ctx, broker, post_broker).run()
-    return 0
+    return ctx.run_flow(build(ctx, broker, post_broker))
 
 
 def declare(ctx: Context) -> None:

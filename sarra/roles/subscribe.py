@@ -73,8 +73,7 @@ def build(ctx: Context, broker: Any, assembler: Optional[Any] = None) -> Flow:
 
 def run(ctx: Context) -> int:
     broker = ctx.broker(ctx.options.broker)
-    build(ctx, broker).run()
-    return 0
+    return ctx.run_flow(build(ctx, broker))
 
 
 def declare(ctx: Context) -> None:

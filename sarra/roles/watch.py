@@ -90,7 +90,7 @@ def run(ctx: Context) -> int:
             stop=ctx.stop,
         )
         log.info("posting to exchange %s", exchange)
-        flow.run()
+        ctx.run_flow(flow)
     finally:
         if source is not None:
             source.close()

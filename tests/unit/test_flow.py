@@ -215,3 +215,18 @@ def test_stop_mid_batch_settles_what_is_done_and_leaves_the_rest(tmp_path):
     flow = make_flow(b, work, tmp_path, stop=lambda: len(done) >= 2)
     assert flow.run_once() == 2
     assert len(b.acked) == 2 and not b.nacked
+
+
+def test_housekeeping_saves_counters_with_the_previous_ones_for_dd_status(tmp_path):
+    from sarra.health import last_interval
+
+    b = FakeBroker()
+    for i in range(3):
+        b.put(post(f"data/f{i}.txt"))
+    flow = make_flow(b, ok_work, tmp_path)
+    flow.stats_file = tmp_path / "stats.01.json"
+    flow.housekeeping()
+    flow.run_once()
+    flow.housekeeping()
+    msgs, nbytes, span = last_interval(tmp_path)
+    assert msgs == 3 and nbytes == 0 and span >= 0

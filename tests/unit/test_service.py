@@ -159,7 +159,7 @@ def test_status_table_shows_instances_queue_activity_and_retry_backlog(paths):
     assert row_a.split()[:5] == ["subscribe", "a", "1/1", "running", "-"]
     assert row_a.split()[-1] == "3"
     assert "ago" in row_a
-    assert row_b.split() == ["subscribe", "b", "0/1", "stopped", "42", "-", "0"]
+    assert row_b.split() == ["subscribe", "b", "0/1", "stopped", "42", "-", "-", "0"]
     assert rig.asked == [{BROKER: ["q_feeder.b"]}]
 
 
