@@ -12,7 +12,7 @@ Two ways to run, chosen by ``source_from_exchange`` (default on):
   only posts addressed to this switch (``cluster``, ``cluster_aliases``,
   ``gateway_for``) and drops loops; ``source`` and ``from_cluster`` are kept.
 
-Duplicates (``suppress_duplicates``; basis ``suppress_basis``, default the data) go
+Duplicates (``suppress_duplicates``; basis ``suppress_basis``, default path + sum) go
 through the flow's ``sarra.dedup`` cache, whose claims survive a crash.  Reports go to
 ``xreport`` on the post broker.  The Flow orders work -> confirmed post -> settle, so a
 message is acked only once its file is in place and its re-announcement confirmed.
@@ -44,7 +44,6 @@ DEFAULTS = {
     "directory": "${PBD}/${YYYYMMDD}/${SOURCE}",
     "post_exchange": "xpublic",
     "report_exchange": routing.REPORT_EXCHANGE,
-    "suppress_basis": "data",
     # a switch stores blocks as part files and re-announces them (spec 7.5, 7.7):
     # no switch ever has to hold a whole partitioned file
     "inplace": False,
@@ -180,7 +179,7 @@ def build(ctx: Context, broker: Any, post_broker: Any, assembler: Any = None) ->
         work=Repost(o, download),
         publisher=NoticePublisher(post_broker, o.post_exchange),
         dedup=ctx.dedup_cache(),
-        dedup_basis=o.suppress_basis or "data",
+        dedup_basis=o.suppress_basis or "path",
         reporter=reporter,
         hooks=hooks,
         retry=ctx.retry_queue(),

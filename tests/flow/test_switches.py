@@ -224,14 +224,21 @@ def test_same_data_posted_by_two_sources_is_readvertised_once(net, tmp_path):
     rep = net.tap("A", "xreport")
     start_ingest(net, tmp_path, "suppress_duplicates 60\n")
     data = os.urandom(3000)
-    a = tree(tmp_path / "alice", {"mine.bin": data})
-    e = tree(tmp_path / "eve", {"copy/also_mine.bin": data})
+    # two redundant feeds of one product: same path, same bytes (spec 6.6 fingerprint)
+    a = tree(tmp_path / "alice", {"obs/mine.bin": data, "obs/empty.txt": b""})
+    e = tree(tmp_path / "eve", {"obs/mine.bin": data, "obs/other_empty.txt": b""})
     asrv, esrv = net.serve(a), net.serve(e)
-    post(net, "A", "alice", a, asrv.url, str(a / "mine.bin"))
-    post(net, "A", "eve", e, esrv.url, str(e / "copy"))
+    post(net, "A", "alice", a, asrv.url, str(a / "obs" / "mine.bin"))
+    post(net, "A", "eve", e, esrv.url, str(e / "obs" / "mine.bin"))
     reports = rep.wait(lambda g: len(g) >= 2, 30, "two ingest reports")
     assert sorted(r.report.code for r in reports) == [201, 304]
     assert len(pub.drain()) == 1
+    # different files with the same bytes (two empty files) are not duplicates
+    post(net, "A", "alice", a, asrv.url, str(a / "obs" / "empty.txt"))
+    post(net, "A", "eve", e, esrv.url, str(e / "obs" / "other_empty.txt"))
+    names = lambda g: {n.relpath.rsplit("/", 1)[-1] for n in g}  # noqa: E731
+    got = pub.wait(lambda g: {"empty.txt", "other_empty.txt"} <= names(g), 30, "both empties")
+    assert sorted(names(got) - {"mine.bin"}) == ["empty.txt", "other_empty.txt"]
 
 
 def queue_depth(net: Net, sw: str, q: str) -> int:

@@ -127,14 +127,29 @@ def test_path_escape_is_refused_without_download(tmp_path):
     assert len(b.acked) == 1
 
 
-def test_same_data_from_two_sources_is_reposted_once(tmp_path):
-    b, flow = setup(tmp_path, "suppress_duplicates 60\n", {"tree/f.txt": DATA, "other/g.txt": DATA})
+def test_same_file_from_two_sources_is_reposted_once(tmp_path):
+    b, flow = setup(tmp_path, "suppress_duplicates 60\n", {"tree/f.txt": DATA})
     b.put(post(), exchange="xs_alice")
-    b.put(post(rel="other/g.txt"), exchange="xs_eve")
+    b.put(post(), exchange="xs_eve")
     flow.run_once()
     assert len([o for o in b.published if o.exchange == "xpublic"]) == 1
     codes = sorted(decoded(o).report.code for o in b.published if o.exchange == "xreport")
     assert codes == [201, 304]
+
+
+def test_same_bytes_at_another_path_are_reposted_unless_basis_is_data(tmp_path):
+    files = {"tree/f.txt": DATA, "other/g.txt": DATA}
+    b, flow = setup(tmp_path, "suppress_duplicates 60\n", files)
+    b.put(post(), exchange="xs_alice")
+    b.put(post(rel="other/g.txt"), exchange="xs_eve")
+    flow.run_once()
+    assert len([o for o in b.published if o.exchange == "xpublic"]) == 2
+    (tmp_path / "d").mkdir()
+    b, flow = setup(tmp_path / "d", "suppress_duplicates 60\nsuppress_basis data\n", files)
+    b.put(post(), exchange="xs_alice")
+    b.put(post(rel="other/g.txt"), exchange="xs_eve")
+    flow.run_once()
+    assert len([o for o in b.published if o.exchange == "xpublic"]) == 1
 
 
 def test_redelivery_after_crash_before_post_is_processed(tmp_path):

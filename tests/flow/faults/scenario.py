@@ -117,7 +117,7 @@ class Flow:
             f"broker {self.url}\nexchange xs_guest_http\nqueue_name {queue}\n"
             f"post_broker {self.url}\npost_exchange xpublic\npost_base_dir {pump}\n"
             f"post_base_url {self.base_urls['pump']}\ndirectory {pump}\nmirror True\n"
-            f"source_from_exchange False\nsuppress_duplicates 300\nretry_delay 1\n{extra}\n",
+            f"declare source guest\nsuppress_duplicates 300\nretry_delay 1\n{extra}\n",
         )
         self.kit.run("dd_sara", "declare", "pump")
         self.kit.start("dd_sara", "pump")

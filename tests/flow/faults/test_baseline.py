@@ -36,7 +36,9 @@ def test_pump_and_rewatch_stages_carry_the_tree_exactly(make_flow, main_rabbit):
     """
     flow = make_flow(main_rabbit)
     flow.add_sara()
-    flow.add_watch(flow.kit.tmp / "dest" / "pumped")
+    watched = flow.kit.tmp / "dest" / "pumped"
+    watched.mkdir(parents=True, exist_ok=True)  # dd_watch refuses a missing directory
+    flow.add_watch(watched)
     flow.open_tap()
     sub = flow.add_subscriber("pumped", "suppress_duplicates 300", exchange="xpublic")
     for _ in range(2):
