@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat
 import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
@@ -102,12 +103,17 @@ class NoticeMaker:
             OSError: the file could not be read.
         """
         extra = extra or {}
-        st = os.lstat(path)
-        if os.path.islink(path) and not getattr(self.o, "follow_symlinks", False):
-            return [self.link(path, extra)]
-        if not os.path.isfile(path):
+        st = os.lstat(path)  # one stat call decides (per-file cost counts at 2,000 files)
+        if stat.S_ISLNK(st.st_mode):
+            if not getattr(self.o, "follow_symlinks", False):
+                return [self.link(path, extra)]
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                raise PathError(f"{path}: not a regular file") from None  # dangling link
+        if not stat.S_ISREG(st.st_mode):
             raise PathError(f"{path}: not a regular file")
-        return self.file(path, extra, st if not os.path.islink(path) else os.stat(path))
+        return self.file(path, extra, st)
 
     def link(self, path: str, extra: Dict[str, str]) -> Notice:
         target = os.readlink(path)
