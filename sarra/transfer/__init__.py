@@ -54,8 +54,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 1 << 20
-#: Chunks a reader thread may receive ahead of the writer (memory: depth + 2 chunks).
-PREFETCH_DEPTH = 4
+#: Chunks a reader thread may have ready ahead of the hashing caller (memory: about
+#: depth + 2 chunks, plus the HTTP library's own copy of the one being read).
+PREFETCH_DEPTH = 2
 
 
 class Credential(Protocol):
@@ -218,8 +219,8 @@ class Transfer:
         """Copy ``length`` bytes (or to EOF) of ``remote_path`` from ``offset`` into ``dest``.
 
         ``dest`` is already open and positioned.  Returns the number of bytes written.
-        When the first chunk is a full one (a big transfer), the rest is received by a
-        reader thread while this thread writes and hashes
+        When the first chunk is a full one (a big transfer), the rest is received and
+        written by a reader thread while this thread hashes
         (:func:`sarra.transfer.pipeline.prefetch`); small files need no thread.
 
         Raises:
@@ -229,12 +230,10 @@ class Transfer:
         """
         throttler = _Throttle(throttle)
         total = 0
-        chunks = _read_ahead(self.iter_read(remote_path, offset, length), self.chunk_size)
+        written = _written(self.iter_read(remote_path, offset, length), dest, remote_path, length)
+        chunks = _read_ahead(written, self.chunk_size)
         with contextlib.closing(chunks):  # an early exit stops the reader thread at once
             for chunk in chunks:
-                if length is not None and total + len(chunk) > length:
-                    raise TransferError(f"{remote_path}: server sent more than {length} bytes")
-                _write(dest, chunk, remote_path)
                 for s in sums:
                     s.update(chunk)
                 total += len(chunk)
@@ -291,8 +290,26 @@ class Transfer:
         return sent[0]
 
 
+def _written(
+    chunks: Iterator[bytes], dest: BinaryIO, what: str, length: int | None
+) -> Iterator[bytes]:
+    """Write each chunk to ``dest`` (never past ``length``), then pass it on for hashing."""
+    done = 0
+    for chunk in chunks:
+        if length is not None and done + len(chunk) > length:
+            raise TransferError(f"{what}: server sent more than {length} bytes")
+        _write(dest, chunk, what)
+        done += len(chunk)
+        yield chunk
+
+
 def _read_ahead(chunks: Iterator[bytes], chunk_size: int) -> Iterator[bytes]:
-    """``chunks``, read ahead in a thread from the second chunk on if the first is full."""
+    """``chunks``, produced in a thread from the second chunk on if the first is full.
+
+    The thread receives and writes (system calls that release the GIL) while the
+    caller hashes (hashlib releases the GIL too): a big download takes about as long
+    as its checksum, not as the sum of receive, write and checksum.
+    """
     first = next(chunks, None)
     if first is None:
         return
