@@ -44,9 +44,11 @@ def md5_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def download(b, amqp, who: str, posts: tuple, dest: Path, timeout: float) -> tuple:
+def download(b, amqp, who: str, posts: tuple, dest: Path, timeout: float, queues: dict) -> tuple:
     """Start a subscriber, publish ``post`` into its queue, time until ``dest`` is whole.
 
+    Both subscribers' queues are bound to the exchange, so each holds copies of the
+    other's posts of earlier rounds: purged before the start.
     A small warm-up file goes first, untimed, on both sides: what is timed is the
     download itself, not the first use of the HTTP library (sarra imports a transfer
     backend on first use of its scheme) or the first connection.
@@ -55,8 +57,10 @@ def download(b, amqp, who: str, posts: tuple, dest: Path, timeout: float) -> tup
 
     prog = "dd_subscribe" if who == "dd" else "sr_subscribe"
     b.subscriber_conf(who, "big", dest.parent.parent)
+    if who in queues:  # copies of the other side's posts of an earlier round
+        amqp.purge(queues[who])
     proc = b.start(who, prog, "foreground", "big")
-    b.wait_bound(f"q_guest.{prog}")
+    queues[who] = b.wait_bound(f"q_guest.{prog}")
     (wkey, wheaders, wbody, _), (key, headers, body, want) = posts
     amqp.ch.basic_publish(EXCHANGE, wkey, wbody, pika.BasicProperties(headers=wheaders))
     wait_for(lambda: (dest.parent / WARM).is_file(), timeout, 0.005)
@@ -113,12 +117,13 @@ def main() -> None:
         times: dict = {"curl": [], "dd": [], "v2": []}
         rss: dict = {"dd": 0, "v2": 0}
         ok = {"dd": True, "v2": True}
+        queues: dict = {}
         for rnd in range(args.repeat):
             # The first big write after a big unlink is much slower on this VM (up to 2x):
             # alternate the order of dd and v2, keep each one's best round.
             times["curl"].append(curl(b, b.root / "curl.bin"))
             for who in ("dd", "v2") if rnd % 2 == 0 else ("v2", "dd"):
-                t, r = download(b, amqp, who, post, dests[who], args.timeout)
+                t, r = download(b, amqp, who, post, dests[who], args.timeout, queues)
                 times[who].append(t)
                 rss[who] = max(rss[who], r)
                 ok[who] = ok[who] and md5_file(dests[who]) == want_md5
