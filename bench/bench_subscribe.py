@@ -5,7 +5,7 @@ N posts; each consumer is then started alone (one instance) and timed until all 
 stand under their final names.  "total" counts from process start; "steady" from the
 first file to the last.  Prints files/s and ratios (target: dd_subscribe >= 3x).
 
-    python3 -m bench.bench_subscribe [--n 2000] [--size 1024]
+    python3 -m bench.bench_subscribe [--n 2000] [--size 1024] [--conf 'prefetch 100']
 """
 
 from __future__ import annotations
@@ -14,7 +14,15 @@ import argparse
 import sys
 import time
 
-from bench.common import Broker, bench, count_files, make_files, peak_rss_kib, table
+from bench.common import (
+    Broker,
+    bench,
+    count_files,
+    cpu_seconds,
+    make_files,
+    peak_rss_kib,
+    table,
+)
 
 
 def timed_consume(b, who: str, program: str, directory, n: int, timeout: float) -> dict:
@@ -32,13 +40,14 @@ def timed_consume(b, who: str, program: str, directory, n: int, timeout: float) 
             last = now
             break
         time.sleep(0.02)
+    cpu = cpu_seconds(proc.pid)
     b.stop(proc)
     if last is None or first is None:
         print(f"WARNING: {program} placed {count_files(directory)}/{n} files", file=sys.stderr)
         last = time.perf_counter()
         first = first or last
     return {"total": last - t0, "steady": last - first, "files": count_files(directory),
-            "rss": rss}  # fmt: skip
+            "rss": rss, "cpu": cpu}  # fmt: skip
 
 
 def main() -> None:
@@ -46,6 +55,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument("--conf", action="append", default=[],
+                    help="extra config line for both subscribers, e.g. 'prefetch 100'")  # fmt: skip
     args = ap.parse_args()
 
     with bench("subscribe") as b:
@@ -56,7 +67,7 @@ def main() -> None:
         amqp = Broker(b.dd_url)
         queues = {}
         for who, prog in progs.items():
-            b.subscriber_conf(who, "bench", dirs[who])
+            b.subscriber_conf(who, "bench", dirs[who], "".join(f"{c}\n" for c in args.conf))
             proc = b.start(who, prog, "foreground", "bench")  # declares and binds its queue
             queues[who] = b.wait_bound(f"q_guest.{prog}")
             b.stop(proc)
@@ -68,17 +79,19 @@ def main() -> None:
         res = {w: timed_consume(b, w, progs[w], dirs[w], args.n, args.timeout) for w in progs}
 
     rows = [["program", "files", "total s", "files/s total", "steady s", "files/s steady",
-             "peak RSS MiB"]]  # fmt: skip
+             "CPU s", "peak RSS MiB"]]  # fmt: skip
     for who, r in res.items():
         rows.append([progs[who], r["files"], f"{r['total']:.2f}",
                      f"{r['files'] / r['total']:.0f}", f"{r['steady']:.2f}",
-                     f"{(r['files'] - 1) / max(r['steady'], 1e-6):.0f}",
+                     f"{(r['files'] - 1) / max(r['steady'], 1e-6):.0f}", f"{r['cpu']:.2f}",
                      f"{r['rss'] / 1024:.1f}"])  # fmt: skip
-    print(f"{args.n} files x {args.size} B over HTTP (loopback range server), one instance each")
+    print(f"{args.n} files x {args.size} B over HTTP (loopback range server), one instance each"
+          + (f"; config: {', '.join(args.conf)}" if args.conf else ""))  # fmt: skip
     print(table(rows))
     dd, v2 = res["dd"], res["v2"]
     print(f"ratio dd/v2 files/s, total:  {v2['total'] / dd['total']:.2f}x (target >= 3x)")
     print(f"ratio dd/v2 files/s, steady: {max(v2['steady'], 1e-6) / max(dd['steady'], 1e-6):.2f}x")
+    print(f"ratio v2/dd CPU seconds:     {v2['cpu'] / max(dd['cpu'], 1e-6):.2f}x")
 
 
 if __name__ == "__main__":

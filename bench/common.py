@@ -1,7 +1,8 @@
 """Shared pieces of the side-by-side benchmarks (sarra vs MetPX-Sarracenia v2).
 
 Owns: finding the v2 venv (``tools/v2env``), a throw-away vhost ``/t_interop_bench_*``
-(v2 and sarra address it as spec 10.6 says), separate HOME/XDG directories for v2 and
+(prefix from ``$SARRA_BENCH_VHOST_PREFIX``; v2 and sarra address it as spec 10.6 says),
+byte-compiling sarra as an install would, separate HOME/XDG directories for v2 and
 sarra, a range HTTP server in its own process, test files, a pika helper for queues
 and raw publishing, process peak memory (``VmHWM``) and a table printer.
 
@@ -64,6 +65,18 @@ def peak_rss_kib(pid: int) -> int:
     except OSError:
         pass
     return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process so far (0 if it is gone).
+
+    On a shared, loaded machine wall times swing by +-30%; CPU time much less.
+    """
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def make_files(root: Path, n: int, size: int, sub: str = "files") -> List[Path]:
@@ -258,12 +271,26 @@ class Bench:
         )  # fmt: skip
 
 
+def compile_sarra() -> None:
+    """Byte-compile sarra, as installing it does (pip and pybuild write the .pyc files).
+
+    v2 runs from a pip-installed venv, so its modules load from .pyc; with
+    PYTHONDONTWRITEBYTECODE set (as on the test machines) sarra would otherwise compile
+    every module from source at every start, ~0.1 s that no installed sarra pays.
+    """
+    import compileall
+
+    compileall.compile_dir(str(REPO / "sarra"), quiet=1)
+
+
 @contextlib.contextmanager
 def bench(name: str, need_v2: bool = True, keep: bool = False) -> Iterator[Bench]:
     """A Bench with a fresh vhost and temp dir; everything removed afterwards."""
     rmq.check_rabbit()
     v2 = require_v2() if need_v2 else v2bin()
-    vhost = f"/t_interop_bench_{uuid.uuid4().hex[:8]}"
+    prefix = os.environ.get("SARRA_BENCH_VHOST_PREFIX", "t_interop_bench")
+    vhost = f"/{prefix.strip('/')}_{uuid.uuid4().hex[:8]}"
+    compile_sarra()
     rmq.add_vhost(vhost)
     root = Path(tempfile.mkdtemp(prefix=f"sarra-{name}-"))
     b = Bench(root, vhost, v2)

@@ -21,9 +21,10 @@ routing key and body.  Identical messages are interchangeable, so any one will d
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, Sequence, TypeVar
+from typing import Any, Callable, Generic, Iterator, Sequence, TypeVar
 
 import pika
 import pika.exceptions as pe
@@ -31,6 +32,9 @@ import pika.exceptions as pe
 from sarra.errors import AccessRefused
 
 log = logging.getLogger(__name__)
+
+#: Messages handed to the socket at once; between slices, confirms are read.
+_SLICE = 200
 
 
 @dataclass(frozen=True)
@@ -138,6 +142,7 @@ class ConfirmPublisher:
         selected: list[bool] = []
         impl.add_on_close_callback(self._on_close)
         impl.add_on_return_callback(self._on_return)
+
         def on_selected(_frame: Any) -> None:
             selected.append(True)
             self._conn.call_later(0, _wake)  # ends process_data_events at once
@@ -177,17 +182,19 @@ class ConfirmPublisher:
             self.open()
         impl = self._ch._impl
         try:
-            for i, msg in enumerate(msgs, 1):
-                impl.basic_publish(
-                    msg.exchange,
-                    msg.routing_key,
-                    msg.body,
-                    _properties(msg),
-                    mandatory=msg.mandatory,
-                )
-                self._tracker.sent(msg, msg.exchange, msg.routing_key, msg.body)
-                if i % 200 == 0:
-                    self._conn.process_data_events(time_limit=0)
+            for start in range(0, len(msgs), _SLICE):
+                with _corked(impl.connection):
+                    for msg in msgs[start : start + _SLICE]:
+                        impl.basic_publish(
+                            msg.exchange,
+                            msg.routing_key,
+                            msg.body,
+                            _properties(msg),
+                            mandatory=msg.mandatory,
+                        )
+                        self._tracker.sent(msg, msg.exchange, msg.routing_key, msg.body)
+                # sends the slice; confirms of earlier slices come in meanwhile
+                self._conn.process_data_events(time_limit=0)
             while self._tracker.outstanding and self._ch.is_open and not stop():
                 self._conn.process_data_events(time_limit=1.0)
         except pe.ChannelClosedByBroker:
@@ -207,6 +214,35 @@ class ConfirmPublisher:
         elif left:
             log.warning("%d published messages left unconfirmed (stop requested)", len(left))
         return failed + left
+
+
+@contextlib.contextmanager
+def _corked(conn: Any) -> Iterator[None]:
+    """Hand the frames written inside the block to the socket as one buffer.
+
+    pika writes every frame (3 per message) as its own buffer, and its transport sends
+    each with its own ``send`` call: 6,000 system calls for 2,000 small posts.  Inside
+    this block the connection's ``_adapter_emit_data`` (the one place where pika hands
+    marshaled frames to its transport) collects them instead; on exit they go to the
+    transport joined, in the same order.  Nothing else writes on the connection meanwhile
+    (no I/O is processed inside the block).  A pika without that method is left alone.
+    """
+    emit = getattr(conn, "_adapter_emit_data", None)
+    if emit is None:
+        yield
+        return
+    own = vars(conn).get("_adapter_emit_data")
+    pending: list[bytes] = []
+    conn._adapter_emit_data = pending.append
+    try:
+        yield
+    finally:
+        if own is None:
+            del conn._adapter_emit_data  # back to the class's method
+        else:
+            conn._adapter_emit_data = own
+        if pending:
+            emit(b"".join(pending))
 
 
 def _wake() -> None:

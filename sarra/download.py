@@ -138,7 +138,8 @@ class Downloader:
         algo = method if method in VERIFIABLE else (value if method == "z" else None)
         sums = [checksum.new(algo)] if algo in VERIFIABLE else []
         tmp = inflight_path(target, getattr(self.o, "inflight", ".tmp"))
-        tmp.parent.mkdir(parents=True, exist_ok=True)
+        if not os.path.isdir(tmp.parent):  # one stat; mkdir of an existing dir raises
+            tmp.parent.mkdir(parents=True, exist_ok=True)
         transfer = self.transfers.get(n.baseurl)
         expected = parts.size if parts is not None else None
         with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o644), "wb") as f:

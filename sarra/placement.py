@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import time
 from pathlib import Path
 from typing import Any, Mapping, Optional
@@ -23,14 +24,14 @@ _VAR = re.compile(r"\$\{(\w+)\}")
 
 def message_values(notice: Notice, extra: Optional[Mapping[str, str]] = None) -> dict:
     """Per-message variables for ``directory`` patterns (``${SOURCE}``, ``${YYYYMMDD}``...)."""
-    now = time.gmtime()
+    stamp = time.strftime("%Y%m%d%H", time.gmtime())
     values = {
         "SOURCE": notice.headers.get("source", ""),
-        "YYYYMMDD": time.strftime("%Y%m%d", now),
-        "YYYY": time.strftime("%Y", now),
-        "MM": time.strftime("%m", now),
-        "DD": time.strftime("%d", now),
-        "HH": time.strftime("%H", now),
+        "YYYYMMDD": stamp[:8],
+        "YYYY": stamp[:4],
+        "MM": stamp[4:6],
+        "DD": stamp[6:8],
+        "HH": stamp[8:10],
     }
     values.update(extra or {})
     return values
@@ -85,6 +86,8 @@ def target_path(root: str, relative: str) -> Path:
     """
     base = Path(root).expanduser()
     target = base / relative
+    if _no_links_below(base, relative):
+        return target
     real_base = os.path.realpath(base)
     parent = target.parent
     while not parent.exists() and parent != base and parent != parent.parent:
@@ -93,6 +96,33 @@ def target_path(root: str, relative: str) -> Path:
     if real_parent != real_base and not real_parent.startswith(real_base.rstrip("/") + "/"):
         raise PathError(f"path escapes the target directory through a link: {relative!r}")
     return target
+
+
+def _no_links_below(base: Path, relative: str) -> bool:
+    """True when the existing parents of ``base/relative`` below ``base`` are no links.
+
+    Then the parent resolves inside ``base`` whatever ``base`` itself resolves to, and
+    the full check (two ``realpath`` calls, one ``lstat`` per component from ``/``) is
+    not needed: one ``lstat`` per component below ``base``, usually one or two.  False
+    (do the full check) for anything unusual: a link, ``..``, an absolute path.
+    """
+    parts = relative.split("/")[:-1]
+    if relative.startswith("/") or ".." in parts:
+        return False
+    here = str(base)
+    for part in parts:
+        if not part or part == ".":
+            continue
+        here = os.path.join(here, part)
+        try:
+            mode = os.lstat(here).st_mode
+        except FileNotFoundError:
+            return True  # nothing further down exists
+        except OSError:
+            return False
+        if stat.S_ISLNK(mode):
+            return False
+    return True
 
 
 def inflight_path(target: Path, inflight: Optional[str]) -> Path:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat
 import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
@@ -18,6 +19,7 @@ from typing import Any, Dict, Iterator, List, Optional
 from sarra import checksum, message, partition
 from sarra.errors import ConfigError, PathError
 from sarra.message import Notice
+from sarra.transfer.pipeline import read_views
 
 log = logging.getLogger(__name__)
 
@@ -106,12 +108,17 @@ class NoticeMaker:
             OSError: the file could not be read.
         """
         extra = extra or {}
-        st = os.lstat(path)
-        if os.path.islink(path) and not getattr(self.o, "follow_symlinks", False):
-            return [self.link(path, extra)]
-        if not os.path.isfile(path):
+        st = os.lstat(path)  # one stat call decides (per-file cost counts at 2,000 files)
+        if stat.S_ISLNK(st.st_mode):
+            if not getattr(self.o, "follow_symlinks", False):
+                return [self.link(path, extra)]
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                raise PathError(f"{path}: not a regular file") from None  # dangling link
+        if not stat.S_ISREG(st.st_mode):
             raise PathError(f"{path}: not a regular file")
-        return self.file(path, extra, st if not os.path.islink(path) else os.stat(path))
+        return self.file(path, extra, st)
 
     def link(self, path: str, extra: Dict[str, str]) -> Notice:
         target = os.readlink(path)
@@ -151,17 +158,46 @@ class NoticeMaker:
             for _ in blocks:
                 yield checksum.new(method, name=name).header()
             return
-        with open(path, "rb") as f:
+        total = sum(b.length for b in blocks)
+        with open(path, "rb", buffering=0) as f:
+            if total <= 2 * CHUNK:
+                for b in blocks:
+                    yield _small_block_sum(f, method, b.length, path)
+                return
+            # Big file: a reader thread fills recycled buffers while this one hashes.
+            views = read_views(f, _chunk_sizes(blocks), CHUNK)
             for b in blocks:
                 c = checksum.new(method)
                 left = b.length
                 while left > 0:
-                    chunk = f.read(min(CHUNK, left))
-                    if not chunk:
+                    view = next(views, None)
+                    if not view:
                         raise PathError(f"{path}: file shrank while being read")
-                    c.update(chunk)
-                    left -= len(chunk)
+                    c.update(view)
+                    left -= len(view)
                 yield c.header()
+
+
+def _chunk_sizes(blocks: List[partition.Parts]) -> Iterator[int]:
+    for b in blocks:
+        left = b.length
+        while left > 0:
+            n = min(CHUNK, left)
+            yield n
+            left -= n
+
+
+def _small_block_sum(f: Any, method: str, length: int, path: str) -> str:
+    c = checksum.new(method)
+    if length:
+        data = f.read(length)
+        while len(data) < length:
+            more = f.read(length - len(data))
+            if not more:
+                raise PathError(f"{path}: file shrank while being read")
+            data += more
+        c.update(data)
+    return c.header()
 
 
 def walk(path: str, follow_symlinks: bool = False) -> Iterator[str]:

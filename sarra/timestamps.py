@@ -13,7 +13,6 @@ Pure functions, no I/O.
 from __future__ import annotations
 
 import calendar
-import datetime
 import re
 import time
 from decimal import ROUND_FLOOR, Decimal
@@ -70,10 +69,19 @@ def parse_time(s: str) -> float:
     head, rest = text[:14], text[14:]
     if len(head) != 14 or not (head.isascii() and head.isdigit()):
         raise TimeFormatError(f"bad timestamp {s!r}: expected 14 digits YYYYMMDDHHMMSS")
-    try:
-        moment = datetime.datetime.strptime(head, _SECOND_FORMAT)
-    except ValueError as e:
-        raise TimeFormatError(f"bad timestamp {s!r}: {e}") from None
+    year, month, day = int(head[0:4]), int(head[4:6]), int(head[6:8])
+    hour, minute, second = int(head[8:10]), int(head[10:12]), int(head[12:14])
+    if (
+        not (
+            1 <= month <= 12
+            and 1 <= day <= calendar.monthrange(year, month)[1]
+            and hour <= 23
+            and minute <= 59
+            and second <= 59
+        )
+        or year < 1
+    ):
+        raise TimeFormatError(f"bad timestamp {s!r}: not a valid UTC calendar time")
     fraction = 0.0
     if rest:
         if not _FRACTION.fullmatch(rest):
@@ -81,4 +89,4 @@ def parse_time(s: str) -> float:
         fraction = float("0" + rest)
         if not 0.0 <= fraction < 1.0:
             raise TimeFormatError(f"bad timestamp {s!r}: fraction out of range")
-    return calendar.timegm(moment.timetuple()) + fraction
+    return calendar.timegm((year, month, day, hour, minute, second)) + fraction

@@ -14,9 +14,12 @@ Every library exception is translated into :class:`sarra.errors.TransferError` (
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import logging
 import re
 import time
+from types import MappingProxyType
 from typing import (
     Any,
     BinaryIO,
@@ -32,6 +35,7 @@ from urllib.parse import unquote, urlsplit
 
 from sarra.checksum import Checksum
 from sarra.errors import TransferError
+from sarra.transfer.pipeline import prefetch
 
 __all__ = [
     "CHUNK_SIZE",
@@ -40,6 +44,7 @@ __all__ = [
     "Transfer",
     "TransferPool",
     "TRANSFERS",
+    "backend",
     "for_url",
     "pool_key",
     "redact_url",
@@ -49,6 +54,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 1 << 20
+#: Chunks a reader thread may have ready ahead of the hashing caller (memory: about
+#: depth + 2 chunks, plus the HTTP library's own copy of the one being read).
+PREFETCH_DEPTH = 2
 
 
 class Credential(Protocol):
@@ -211,6 +219,9 @@ class Transfer:
         """Copy ``length`` bytes (or to EOF) of ``remote_path`` from ``offset`` into ``dest``.
 
         ``dest`` is already open and positioned.  Returns the number of bytes written.
+        When the first chunk is a full one (a big transfer), the rest is received and
+        written by a reader thread while this thread hashes
+        (:func:`sarra.transfer.pipeline.prefetch`); small files need no thread.
 
         Raises:
             TransferError: the backend failed, ``dest`` could not be written, or the
@@ -219,16 +230,16 @@ class Transfer:
         """
         throttler = _Throttle(throttle)
         total = 0
-        for chunk in self.iter_read(remote_path, offset, length):
-            if length is not None and total + len(chunk) > length:
-                raise TransferError(f"{remote_path}: server sent more than {length} bytes")
-            _write(dest, chunk, remote_path)
-            for s in sums:
-                s.update(chunk)
-            total += len(chunk)
-            if progress is not None:
-                progress(len(chunk))
-            throttler.wait(total)
+        written = _written(self.iter_read(remote_path, offset, length), dest, remote_path, length)
+        chunks = _read_ahead(written, self.chunk_size)
+        with contextlib.closing(chunks):  # an early exit stops the reader thread at once
+            for chunk in chunks:
+                for s in sums:
+                    s.update(chunk)
+                total += len(chunk)
+                if progress is not None:
+                    progress(len(chunk))
+                throttler.wait(total)
         if length is not None and total != length:
             raise TransferError(f"{remote_path}: got {total} of {length} bytes")
         log.debug("got %d bytes of %s from %s", total, remote_path, redact_url(self.baseurl))
@@ -279,6 +290,36 @@ class Transfer:
         return sent[0]
 
 
+def _written(
+    chunks: Iterator[bytes], dest: BinaryIO, what: str, length: int | None
+) -> Iterator[bytes]:
+    """Write each chunk to ``dest`` (never past ``length``), then pass it on for hashing."""
+    done = 0
+    for chunk in chunks:
+        if length is not None and done + len(chunk) > length:
+            raise TransferError(f"{what}: server sent more than {length} bytes")
+        _write(dest, chunk, what)
+        done += len(chunk)
+        yield chunk
+
+
+def _read_ahead(chunks: Iterator[bytes], chunk_size: int) -> Iterator[bytes]:
+    """``chunks``, produced in a thread from the second chunk on if the first is full.
+
+    The thread receives and writes (system calls that release the GIL) while the
+    caller hashes (hashlib releases the GIL too): a big download takes about as long
+    as its checksum, not as the sum of receive, write and checksum.
+    """
+    first = next(chunks, None)
+    if first is None:
+        return
+    yield first
+    if len(first) < chunk_size:
+        yield from chunks  # a small file: its end is near, a thread would cost more
+    else:
+        yield from prefetch(chunks, PREFETCH_DEPTH)
+
+
 def _write(dest: BinaryIO, chunk: bytes, what: str) -> None:
     try:
         dest.write(chunk)
@@ -293,23 +334,37 @@ def _read(src: BinaryIO, size: int, what: str) -> bytes:
         raise TransferError(f"{what}: reading local file failed: {e}") from e
 
 
-def _registry() -> dict[str, type[Transfer]]:
-    from sarra.transfer.file import FileTransfer
-    from sarra.transfer.ftp import FtpTransfer
-    from sarra.transfer.http import HttpTransfer
-    from sarra.transfer.sftp import SftpTransfer
-
-    return {
-        "file": FileTransfer,
-        "http": HttpTransfer,
-        "https": HttpTransfer,
-        "sftp": SftpTransfer,
-        "ftp": FtpTransfer,
-        "ftps": FtpTransfer,
+#: Scheme -> ``"module:Class"`` of its backend.  Backends are imported on first use of
+#: their scheme, so a process that only fetches over http never loads paramiko or
+#: ftplib (start-up time and resident memory).
+TRANSFERS: Mapping[str, str] = MappingProxyType(
+    {
+        "file": "sarra.transfer.file:FileTransfer",
+        "http": "sarra.transfer.http:HttpTransfer",
+        "https": "sarra.transfer.http:HttpTransfer",
+        "sftp": "sarra.transfer.sftp:SftpTransfer",
+        "ftp": "sarra.transfer.ftp:FtpTransfer",
+        "ftps": "sarra.transfer.ftp:FtpTransfer",
     }
+)
 
 
-TRANSFERS: Mapping[str, type[Transfer]] = _registry()
+def backend(entry: str | type[Transfer]) -> type[Transfer]:
+    """Return the backend class of a registry entry (a class or a ``"module:Class"``).
+
+    Raises:
+        TransferError: the backend's module (or a library it needs) cannot be imported
+            (permanent, code 503).
+    """
+    if not isinstance(entry, str):
+        return entry
+    module, _, name = entry.partition(":")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ImportError as e:
+        raise TransferError(
+            f"transfer backend {entry} unavailable: {e}", permanent=True, code=503
+        ) from e
 
 
 def for_url(
@@ -318,7 +373,7 @@ def for_url(
     credentials: CredentialLookup | None = None,
     timeout: float = 30,
     options: Mapping[str, Any] | None = None,
-    registry: Mapping[str, type[Transfer]] | None = None,
+    registry: Mapping[str, str | type[Transfer]] | None = None,
 ) -> Transfer:
     """Return an (unconnected) transfer for ``baseurl``, chosen by its scheme.
 
@@ -326,11 +381,12 @@ def for_url(
         TransferError: unknown scheme (permanent, code 503).
     """
     scheme = urlsplit(baseurl).scheme.lower()
-    cls = (TRANSFERS if registry is None else registry).get(scheme)
-    if cls is None:
+    entry = (TRANSFERS if registry is None else registry).get(scheme)
+    if entry is None:
         raise TransferError(
             f"unsupported scheme {scheme!r} in {redact_url(baseurl)}", permanent=True, code=503
         )
+    cls = backend(entry)
     return cls(baseurl, credentials=credentials, timeout=timeout, options=options)
 
 
@@ -346,7 +402,7 @@ class TransferPool:
         credentials: CredentialLookup | None = None,
         timeout: float = 30,
         options: Mapping[str, Any] | None = None,
-        registry: Mapping[str, type[Transfer]] | None = None,
+        registry: Mapping[str, str | type[Transfer]] | None = None,
     ) -> None:
         self._credentials = credentials
         self._timeout = timeout

@@ -16,6 +16,7 @@ never written.  Status mapping: 401/403/404/410 and other 4xx permanent (except 
 from __future__ import annotations
 
 import logging
+import os
 import re
 from html.parser import HTMLParser
 from typing import Any, Iterator
@@ -79,6 +80,7 @@ class HttpTransfer(Transfer):
                 session.auth = (self.user, self.password)
             if "verify" in self.options:
                 session.verify = self.options["verify"]
+            _settle_environment(session, self.origin)
             self._session = session
 
     def close(self) -> None:
@@ -151,6 +153,25 @@ class HttpTransfer(Transfer):
             if name and "/" not in name and name not in (".", ".."):
                 names.add(name)
         return sorted(names)
+
+
+def _settle_environment(session: requests.Session, origin: str) -> None:
+    """Read once what requests would otherwise read from the environment per request.
+
+    requests (``trust_env``) looks up the proxy variables twice per request, and netrc
+    and ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` once.  The server of a session never
+    changes, so the same settings are resolved here, once, and ``trust_env`` is turned off.
+    """
+    from requests.utils import get_environ_proxies, get_netrc_auth
+
+    session.proxies = dict(get_environ_proxies(origin + "/"))
+    if session.auth is None:
+        session.auth = get_netrc_auth(origin + "/")
+    if session.verify is True:
+        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if bundle:
+            session.verify = bundle
+    session.trust_env = False
 
 
 def _check_range(resp: requests.Response, path: str, offset: int, length: int | None) -> None:

@@ -17,17 +17,14 @@ import random
 import signal
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional
 
 import pytest
 
-from tests.fixtures import servers
-from tests.fixtures.servers import ftp_server, sftp_server  # noqa: F401
+from tests.fixtures.servers import ftp_server, http_server, sftp_server  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
 INFLIGHT_SUFFIX = ".tmp"
@@ -214,32 +211,6 @@ class FlowEnv:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(10)
-
-
-class _NoDelayHandler(servers._RangeHandler):
-    """The fixture's handler with TCP_NODELAY: headers and body go out as separate
-    writes, and Nagle + delayed ACK would otherwise cost 40 ms per keep-alive request."""
-
-    disable_nagle_algorithm = True
-
-
-@pytest.fixture
-def http_server(tmp_path: Path) -> Iterator[servers.HttpServer]:
-    """``tests.fixtures.servers.http_server`` without the 40 ms per request stall."""
-    root = tmp_path / "www"
-    root.mkdir()
-    box = servers.HttpServer(root=root)
-    server = servers._HttpServer(("127.0.0.1", 0), partial(_NoDelayHandler, directory=str(root)))
-    server.box = box
-    box.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield box
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 @pytest.fixture
