@@ -57,6 +57,24 @@ def owner_of(notice: Notice) -> str:
     return h.hexdigest()[:32]
 
 
+def _setup(db: sqlite3.Connection, attempts: int = 100) -> None:
+    """WAL mode and the table.  Switching to WAL takes an exclusive lock that the busy
+    timeout does not wait for, so instances starting together retry for a while."""
+    for attempt in range(attempts):
+        try:
+            if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS claims "
+                "(key TEXT PRIMARY KEY, owner TEXT, done INTEGER, t REAL)"
+            )
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05 + 0.01 * attempt)
+
+
 class DedupCache:
     """Fingerprints claimed or completed in the last ``window`` seconds."""
 
@@ -64,11 +82,7 @@ class DedupCache:
         self.window = window
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(str(path), timeout=60, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS claims "
-            "(key TEXT PRIMARY KEY, owner TEXT, done INTEGER, t REAL)"
-        )
+        _setup(self.db)
 
     def claim(
         self, key: str, owner: str = "", redelivered: bool = False, now: Optional[float] = None

@@ -63,3 +63,15 @@ def test_claims_are_shared_between_instances(tmp_path):
     a, b = post(pubtime="20260101000000.000"), post(pubtime="20260101000009.000")
     assert one.claim(fingerprint(a), owner_of(a))
     assert not two.claim(fingerprint(b), owner_of(b))
+
+
+def test_many_instances_opening_a_new_cache_at_once_all_succeed(tmp_path):
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=DedupCache, args=(tmp_path / "c.sqlite", 60)) for _ in range(8)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(30)
+    assert [p.exitcode for p in procs] == [0] * 8
