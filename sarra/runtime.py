@@ -144,6 +144,33 @@ class Context:
         self.broker(self.options.broker).delete_queue(queue)
         forget_state(self.state_dir)
 
+    def downloader(
+        self, broker: Any, hooks: HookSet, locate: Callable[[Delivery], None], assembler: Any = None
+    ) -> Any:
+        """The download work step (subscribe, sara): whole files and, through the
+        assembler, blocks of partitioned files, sharing one transfer pool."""
+        from sarra.assembly import Assembler, part_hooks
+        from sarra.download import Downloader
+
+        transfers = self.transfers()
+        progress = self.progress(broker)
+        if assembler is None:
+            assembler = Assembler(
+                self.options,
+                transfers=transfers,
+                progress=progress,
+                after_part=part_hooks(hooks),
+                after_file=file_hooks(hooks),
+            )
+        return Downloader(
+            self.options,
+            locate=locate,
+            transfers=transfers,
+            progress=progress,
+            after_file=file_hooks(hooks),
+            assembler=assembler,
+        )
+
     def transfers(self) -> Any:
         from sarra.transfer import TransferPool
 

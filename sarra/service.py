@@ -169,6 +169,10 @@ class Service:
 
     # -- start / stop / restart
     def start(self, ts: Sequence[Target]) -> int:
+        return self._launch(ts, "start")
+
+    def _launch(self, ts: Sequence[Target], action: str) -> int:
+        """``start`` or ``restart`` each target, marking it wanted for ``sanity``."""
         codes = [cli.EXIT_OK]
         for t in ts:
             if not self.available(t):
@@ -176,7 +180,7 @@ class Service:
                 continue
             o = self.options(t)
             mark_wanted(self.state_dir(t), int(o.instances))
-            codes.append(self._report(t, self.instances(t, o).start()))
+            codes.append(self._report(t, getattr(self.instances(t, o), action)()))
         return max(codes)
 
     def stop(self, ts: Sequence[Target]) -> int:
@@ -188,15 +192,7 @@ class Service:
         return max(codes)
 
     def restart(self, ts: Sequence[Target]) -> int:
-        codes = [cli.EXIT_OK]
-        for t in ts:
-            if not self.available(t):
-                codes.append(self._unavailable(t))
-                continue
-            o = self.options(t)
-            mark_wanted(self.state_dir(t), int(o.instances))
-            codes.append(self._report(t, self.instances(t, o).restart()))
-        return max(codes)
+        return self._launch(ts, "restart")
 
     # -- status
     def probe(self, t: Target) -> ConfigStatus:

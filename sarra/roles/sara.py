@@ -25,7 +25,6 @@ import os
 from typing import Any, List, Sequence
 
 from sarra import consumer, routing
-from sarra.assembly import Assembler, part_hooks
 from sarra.delivery import OK, Delivery
 from sarra.download import Downloader
 from sarra.errors import ConfigError
@@ -33,7 +32,7 @@ from sarra.flow import BrokerSource, Flow
 from sarra.hooks import HookSet
 from sarra.message import Notice, post_topic
 from sarra.publish import NoticePublisher, Reporter
-from sarra.runtime import Context, file_hooks
+from sarra.runtime import Context
 
 log = logging.getLogger(__name__)
 
@@ -150,23 +149,7 @@ def build(ctx: Context, broker: Any, post_broker: Any, assembler: Any = None) ->
     sw = routing.Switch.from_options(o, ctx.host(o.post_broker or o.broker))
     hooks = HookSet.from_options(o)
     base_dir = os.path.abspath(os.path.expanduser(o.post_base_dir))
-    transfers = ctx.transfers()
-    if assembler is None:
-        assembler = Assembler(
-            o,
-            transfers=transfers,
-            progress=ctx.progress(broker),
-            after_part=part_hooks(hooks),
-            after_file=file_hooks(hooks),
-        )
-    download = Downloader(
-        o,
-        locate=consumer.Locator(o, {"PBD": base_dir}),
-        transfers=transfers,
-        progress=ctx.progress(broker),
-        after_file=file_hooks(hooks),
-        assembler=assembler,
-    )
+    download = ctx.downloader(broker, hooks, consumer.Locator(o, {"PBD": base_dir}), assembler)
     post_broker.declare_exchange(o.post_exchange)
     reporter = None
     if o.report_back:

@@ -5,12 +5,10 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from sarra import consumer
-from sarra.assembly import Assembler, part_hooks
-from sarra.download import Downloader
 from sarra.flow import BrokerSource, Flow
 from sarra.hooks import HookSet
 from sarra.publish import NoticePublisher, Reporter
-from sarra.runtime import Context, file_hooks
+from sarra.runtime import Context
 
 PROGRAM = "dd_subscribe"
 DEFAULTS = {"exchange": "xpublic"}
@@ -31,23 +29,7 @@ def build(ctx: Context, broker: Any, assembler: Optional[Any] = None) -> Flow:
     ctx.reset_queue(broker, queue(ctx))
     consumer.setup_queue(broker, o, queue(ctx), o.exchange)
     hooks = HookSet.from_options(o)
-    transfers = ctx.transfers()  # one pool: blocks and whole files share connections
-    if assembler is None:
-        assembler = Assembler(
-            o,
-            transfers=transfers,
-            progress=ctx.progress(broker),
-            after_part=part_hooks(hooks),
-            after_file=file_hooks(hooks),
-        )
-    work = Downloader(
-        o,
-        locate=consumer.Locator(o),
-        transfers=transfers,
-        progress=ctx.progress(broker),
-        after_file=file_hooks(hooks),
-        assembler=assembler,
-    )
+    work = ctx.downloader(broker, hooks, consumer.Locator(o), assembler)
     reporter = None
     if o.report_back:
         reporter = Reporter(broker, report_exchange(ctx), ctx.user(o.broker))

@@ -59,6 +59,7 @@ class FakeCtx:
     retry_queue = Context.retry_queue
     dedup_cache = Context.dedup_cache
     reset_queue = Context.reset_queue
+    downloader = Context.downloader
 
 
 def setup(tmp_path: Path, extra: str = "", files=None):
