@@ -54,7 +54,8 @@ def apply_metadata(path: Path, notice: Notice, *, preserve_time: bool, preserve_
     if preserve_time and h.get("mtime"):
         try:
             mtime = parse_time(h["mtime"])
-            atime = parse_time(h["atime"]) if h.get("atime") else mtime
+            atime_text = h.get("atime")
+            atime = parse_time(atime_text) if atime_text and atime_text != h["mtime"] else mtime
             os.utime(path, (atime, mtime))
         except MessageError:
             log.debug("ignoring bad time header %r", h["mtime"])
