@@ -21,7 +21,7 @@ from sarra.delivery import Delivery
 from sarra.errors import ChecksumMismatch, MessageError, TransferError
 from sarra.message import Notice, parse_time, split_sum
 from sarra.placement import inflight_path
-from sarra.transfer import remote_path
+from sarra.transfer import remote_base
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,7 @@ class Downloader:
         self.progress = progress
         self.after_file = after_file
         self.assembler = assembler
+        self._bases: dict[str, str] = {}  # baseurl -> server directory (remote_base)
         self.events = set(
             getattr(options, "events", None) or ("create", "delete", "link", "modify")
         )
@@ -149,7 +150,7 @@ class Downloader:
             try:
                 # length=None: a whole file needs no Range request; the size is checked below
                 got = transfer.get(
-                    remote_path(n.baseurl, n.relpath),
+                    self._remote_path(n.baseurl, n.relpath),
                     f,
                     offset=0,
                     length=None,
@@ -183,6 +184,15 @@ class Downloader:
         if tmp != target:
             os.replace(tmp, target)
         return got
+
+    def _remote_path(self, baseurl: str, relpath: str) -> str:
+        """``sarra.transfer.remote_path``, with the baseurl part parsed once."""
+        base = self._bases.get(baseurl)
+        if base is None:
+            if len(self._bases) >= 1000:
+                self._bases.clear()
+            base = self._bases[baseurl] = remote_base(baseurl)
+        return base + relpath.lstrip("/")
 
     def _moved_from(self, d: Delivery, target: Path, parts: Any) -> bool:
         """Post with ``oldname`` (spec 8.4): the new file may already be in place (the

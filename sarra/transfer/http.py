@@ -71,6 +71,7 @@ class HttpTransfer(Transfer):
         self.origin = f"{self.scheme}://{netloc}" + (f":{self.port}" if self.port else "")
         self._session: requests.Session | None = None
         self._template: requests.PreparedRequest | None = None
+        self._adapter: Any = None
         self._prefix = self.origin
 
     def connect(self) -> None:
@@ -88,12 +89,14 @@ class HttpTransfer(Transfer):
             self._template = session.prepare_request(requests.Request("GET", self.origin + "/"))
             url = self._template.url or ""
             self._prefix = url[:-1] if url.endswith("/") else url
+            self._adapter = session.get_adapter(url)
 
     def close(self) -> None:
         if self._session is not None:
             self._session.close()
             self._session = None
             self._template = None
+            self._adapter = None
 
     def url(self, path: str) -> str:
         """Return the request URL for server ``path`` (no credentials in it)."""
@@ -136,7 +139,7 @@ class HttpTransfer(Transfer):
         prep.body = None
         prep.hooks = template.hooks
         try:
-            resp = session.get_adapter(prep.url).send(
+            resp = self._adapter.send(
                 prep,
                 stream=True,
                 timeout=(self.timeout, self.timeout),
