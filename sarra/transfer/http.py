@@ -129,7 +129,7 @@ class HttpTransfer(Transfer):
         self.connect()
         session, template = self._session, self._template
         assert session is not None and template is not None
-        if session.cookies:
+        if session.cookies or any(template.hooks.values()):  # hooks: e.g. digest auth
             return self._request("GET", path, headers=headers, stream=True)
         prep = requests.PreparedRequest()
         prep.method = "GET"
@@ -137,7 +137,6 @@ class HttpTransfer(Transfer):
         prep.headers = template.headers.copy()
         prep.headers.update(headers)
         prep.body = None
-        prep.hooks = template.hooks
         try:
             resp = self._adapter.send(
                 prep,
@@ -152,7 +151,7 @@ class HttpTransfer(Transfer):
         if resp.is_redirect or "set-cookie" in resp.headers:
             resp.close()
             return self._request("GET", path, headers=headers, stream=True)
-        if resp.status_code >= 400:
+        if 400 <= resp.status_code < 600:  # as raise_for_status
             resp.close()
             raise _status_error(resp)
         return resp
