@@ -144,9 +144,7 @@ class Downloader:
             tmp.parent.mkdir(parents=True, exist_ok=True)
         transfer = self.transfers.get(n.baseurl)
         expected = parts.size if parts is not None else None
-        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o644), "wb") as f:
-            _lock(f, tmp)
-            f.truncate(0)
+        with _open_inflight(tmp) as f:
             try:
                 # length=None: a whole file needs no Range request; the size is checked below
                 got = transfer.get(
@@ -276,6 +274,30 @@ class Downloader:
             log.debug("cannot place %r: %s", relpath, e)
             return None
         return probe.local_path
+
+
+def _open_inflight(path: Path) -> Any:
+    """``path`` opened for writing, empty and locked (see :func:`_lock`).
+
+    The usual inflight file is new (``O_EXCL``) and needs no truncate; one left over by
+    an interrupted download is truncated once this instance holds its lock.
+
+    Raises:
+        OSError: cannot create/open it.  TransferError: another instance writes it.
+    """
+    try:
+        fd, fresh = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), True
+    except FileExistsError:
+        fd, fresh = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644), False
+    f = os.fdopen(fd, "wb")
+    try:
+        _lock(f, path)
+        if not fresh:
+            f.truncate(0)
+    except BaseException:
+        f.close()
+        raise
+    return f
 
 
 def _lock(f: Any, path: Path) -> None:
