@@ -121,9 +121,9 @@ class Locator:
 
     def __call__(self, d: Delivery) -> None:
         src = d.mask if d.mask is not None else self.o
-        directory = expand_directory(
-            str(getattr(src, "directory", None) or "."), message_values(d.notice, self.extra)
-        )
+        directory = str(getattr(src, "directory", None) or ".")
+        if "$" in directory:  # no variables: nothing to expand, no per-message values
+            directory = expand_directory(directory, message_values(d.notice, self.extra))
         rel = relative_target(
             d.notice,
             mirror=bool(getattr(src, "mirror", False)),

@@ -21,7 +21,7 @@ from sarra.delivery import Delivery
 from sarra.errors import ChecksumMismatch, MessageError, TransferError
 from sarra.message import Notice, parse_time, split_sum
 from sarra.placement import inflight_path
-from sarra.transfer import remote_path
+from sarra.transfer import remote_base
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,8 @@ def apply_metadata(path: Path, notice: Notice, *, preserve_time: bool, preserve_
     if preserve_time and h.get("mtime"):
         try:
             mtime = parse_time(h["mtime"])
-            atime = parse_time(h["atime"]) if h.get("atime") else mtime
+            atime_text = h.get("atime")
+            atime = parse_time(atime_text) if atime_text and atime_text != h["mtime"] else mtime
             os.utime(path, (atime, mtime))
         except MessageError:
             log.debug("ignoring bad time header %r", h["mtime"])
@@ -84,6 +85,7 @@ class Downloader:
         self.progress = progress
         self.after_file = after_file
         self.assembler = assembler
+        self._bases: dict[str, str] = {}  # baseurl -> server directory (remote_base)
         self.events = set(
             getattr(options, "events", None) or ("create", "delete", "link", "modify")
         )
@@ -142,13 +144,11 @@ class Downloader:
             tmp.parent.mkdir(parents=True, exist_ok=True)
         transfer = self.transfers.get(n.baseurl)
         expected = parts.size if parts is not None else None
-        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o644), "wb") as f:
-            _lock(f, tmp)
-            f.truncate(0)
+        with _open_inflight(tmp) as f:
             try:
                 # length=None: a whole file needs no Range request; the size is checked below
                 got = transfer.get(
-                    remote_path(n.baseurl, n.relpath),
+                    self._remote_path(n.baseurl, n.relpath),
                     f,
                     offset=0,
                     length=None,
@@ -182,6 +182,15 @@ class Downloader:
         if tmp != target:
             os.replace(tmp, target)
         return got
+
+    def _remote_path(self, baseurl: str, relpath: str) -> str:
+        """``sarra.transfer.remote_path``, with the baseurl part parsed once."""
+        base = self._bases.get(baseurl)
+        if base is None:
+            if len(self._bases) >= 1000:
+                self._bases.clear()
+            base = self._bases[baseurl] = remote_base(baseurl)
+        return base + relpath.lstrip("/")
 
     def _moved_from(self, d: Delivery, target: Path, parts: Any) -> bool:
         """Post with ``oldname`` (spec 8.4): the new file may already be in place (the
@@ -265,6 +274,30 @@ class Downloader:
             log.debug("cannot place %r: %s", relpath, e)
             return None
         return probe.local_path
+
+
+def _open_inflight(path: Path) -> Any:
+    """``path`` opened for writing, empty and locked (see :func:`_lock`).
+
+    The usual inflight file is new (``O_EXCL``) and needs no truncate; one left over by
+    an interrupted download is truncated once this instance holds its lock.
+
+    Raises:
+        OSError: cannot create/open it.  TransferError: another instance writes it.
+    """
+    try:
+        fd, fresh = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), True
+    except FileExistsError:
+        fd, fresh = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644), False
+    f = os.fdopen(fd, "wb")
+    try:
+        _lock(f, path)
+        if not fresh:
+            f.truncate(0)
+    except BaseException:
+        f.close()
+        raise
+    return f
 
 
 def _lock(f: Any, path: Path) -> None:

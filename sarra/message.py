@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -180,6 +181,9 @@ def decode_path(path: str) -> str:
     return path.replace("%20", " ").replace("%23", "#")
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
 def check_name(relpath: str) -> None:
     """Refuse names v02 cannot carry (4.4, 17.7).
 
@@ -192,9 +196,9 @@ def check_name(relpath: str) -> None:
     for bad in ("%20", "%23"):
         if bad in relpath:
             raise PathError(f"{relpath!r}: contains a literal {bad!r}, which v02 cannot carry")
-    for char in relpath:
-        if ord(char) < 0x20 or ord(char) == 0x7F:
-            raise PathError(f"{relpath!r}: contains control character {char!r}")
+    control = _CONTROL.search(relpath)
+    if control is not None:
+        raise PathError(f"{relpath!r}: contains control character {control[0]!r}")
     try:
         relpath.encode("utf-8")
     except UnicodeEncodeError:
@@ -391,7 +395,8 @@ def decode(
 
 
 def _check_field(name: str, value: str) -> None:
-    if not value or any(c.isspace() for c in value):
+    # str.split() cuts at exactly the characters str.isspace() accepts
+    if not value or value.split() != [value]:
         raise MessageError(f"cannot encode: {name} {value!r} is empty or contains white space")
 
 

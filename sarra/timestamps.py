@@ -74,7 +74,8 @@ def parse_time(s: str) -> float:
     if (
         not (
             1 <= month <= 12
-            and 1 <= day <= calendar.monthrange(year, month)[1]
+            and 1 <= day
+            and (day <= 28 or day <= calendar.monthrange(year, month)[1])
             and hour <= 23
             and minute <= 59
             and second <= 59

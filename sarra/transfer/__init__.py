@@ -48,6 +48,7 @@ __all__ = [
     "for_url",
     "pool_key",
     "redact_url",
+    "remote_base",
     "remote_path",
 ]
 
@@ -88,8 +89,12 @@ def remote_path(baseurl: str, relpath: str) -> str:
     the result is always absolute.  ``file:`` + ``/abs/path`` gives ``/abs/path``;
     repeated slashes in the baseurl path collapse (``sftp://u@h//abs/`` is ``/abs/``).
     """
-    base = re.sub("/+", "/", unquote(urlsplit(baseurl).path))
-    return base.rstrip("/") + "/" + relpath.lstrip("/")
+    return remote_base(baseurl) + relpath.lstrip("/")
+
+
+def remote_base(baseurl: str) -> str:
+    """The server directory of ``baseurl`` ending in one ``/`` (see :func:`remote_path`)."""
+    return re.sub("/+", "/", unquote(urlsplit(baseurl).path)).rstrip("/") + "/"
 
 
 def pool_key(baseurl: str) -> tuple[str, str | None, str, int | None]:
@@ -409,6 +414,7 @@ class TransferPool:
         self._options = dict(options or {})
         self._registry = registry
         self._open: dict[tuple[str, str | None, str, int | None], Transfer] = {}
+        self._by_url: dict[str, Transfer] = {}  # the same baseurl comes back each message
 
     def __len__(self) -> int:
         return len(self._open)
@@ -425,6 +431,9 @@ class TransferPool:
         Raises:
             TransferError: unknown scheme.
         """
+        transfer = self._by_url.get(baseurl)
+        if transfer is not None:
+            return transfer
         key = pool_key(baseurl)
         transfer = self._open.get(key)
         if transfer is None:
@@ -436,10 +445,14 @@ class TransferPool:
                 registry=self._registry,
             )
             self._open[key] = transfer
+        if len(self._by_url) >= 1000:
+            self._by_url.clear()
+        self._by_url[baseurl] = transfer
         return transfer
 
     def close_all(self) -> None:
         """Close every pooled transfer and forget them."""
+        self._by_url.clear()
         while self._open:
             _, transfer = self._open.popitem()
             transfer.close()

@@ -70,6 +70,9 @@ class HttpTransfer(Transfer):
         netloc = f"[{self.host}]" if ":" in self.host else self.host
         self.origin = f"{self.scheme}://{netloc}" + (f":{self.port}" if self.port else "")
         self._session: requests.Session | None = None
+        self._template: requests.PreparedRequest | None = None
+        self._adapter: Any = None
+        self._prefix = self.origin
 
     def connect(self) -> None:
         if self._session is None:
@@ -82,11 +85,18 @@ class HttpTransfer(Transfer):
                 session.verify = self.options["verify"]
             _settle_environment(session, self.origin)
             self._session = session
+            # Session headers and auth merged once; each GET copies this (see _get).
+            self._template = session.prepare_request(requests.Request("GET", self.origin + "/"))
+            url = self._template.url or ""
+            self._prefix = url[:-1] if url.endswith("/") else url
+            self._adapter = session.get_adapter(url)
 
     def close(self) -> None:
         if self._session is not None:
             self._session.close()
             self._session = None
+            self._template = None
+            self._adapter = None
 
     def url(self, path: str) -> str:
         """Return the request URL for server ``path`` (no credentials in it)."""
@@ -109,6 +119,43 @@ class HttpTransfer(Transfer):
             raise _status_error(resp) from e
         return resp
 
+    def _get(self, path: str, headers: dict[str, str]) -> requests.Response:
+        """A streamed GET through the session's adapter, without requests' per-request
+        merging of session settings (the same every time: merged once in ``connect``).
+
+        Cookies and redirects still take the full ``Session.request`` path: a server that
+        sets a cookie or redirects is served exactly as before.
+        """
+        self.connect()
+        session, template = self._session, self._template
+        assert session is not None and template is not None
+        if session.cookies or any(template.hooks.values()):  # hooks: e.g. digest auth
+            return self._request("GET", path, headers=headers, stream=True)
+        prep = requests.PreparedRequest()
+        prep.method = "GET"
+        prep.url = self._prefix + quote_path(path)
+        prep.headers = template.headers.copy()
+        prep.headers.update(headers)
+        prep.body = None
+        try:
+            resp = self._adapter.send(
+                prep,
+                stream=True,
+                timeout=(self.timeout, self.timeout),
+                verify=session.verify,
+                cert=session.cert,
+                proxies=session.proxies,
+            )
+        except requests.RequestException as e:
+            raise TransferError(f"http GET {prep.url} failed: {e}") from e
+        if resp.is_redirect or "set-cookie" in resp.headers:
+            resp.close()
+            return self._request("GET", path, headers=headers, stream=True)
+        if 400 <= resp.status_code < 600:  # as raise_for_status
+            resp.close()
+            raise _status_error(resp)
+        return resp
+
     def iter_read(self, path: str, offset: int, length: int | None) -> Iterator[bytes]:
         if length == 0:
             return
@@ -117,7 +164,7 @@ class HttpTransfer(Transfer):
         if ranged:
             end = "" if length is None else str(offset + length - 1)
             headers["Range"] = f"bytes={offset}-{end}"
-        resp = self._request("GET", path, headers=headers, stream=True)
+        resp = self._get(path, headers)
         with resp:
             if ranged:
                 _check_range(resp, path, offset, length)
