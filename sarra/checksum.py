@@ -47,7 +47,7 @@ class Checksum:
     def flag(self) -> str:
         return self.method
 
-    def update(self, data: bytes) -> None:
+    def update(self, data: bytes | memoryview) -> None:
         """Feed bytes of the file (ignored by methods that do not hash data)."""
 
     def value(self) -> str:
@@ -71,7 +71,7 @@ class _HashOfData(Checksum):
     def __init__(self) -> None:
         self._hash = hashlib.new(self.algorithm)
 
-    def update(self, data: bytes) -> None:
+    def update(self, data: bytes | memoryview) -> None:
         self._hash.update(data)
 
     def value(self) -> str:
@@ -154,7 +154,7 @@ class OnDownload(Checksum):
     def flag(self) -> str:
         return f"z,{self.inner.method}"
 
-    def update(self, data: bytes) -> None:
+    def update(self, data: bytes | memoryview) -> None:
         self.inner.update(data)
 
     def value(self) -> str:

@@ -24,6 +24,7 @@ from typing import (
     Any,
     BinaryIO,
     Callable,
+    Generator,
     Iterable,
     Iterator,
     Mapping,
@@ -63,10 +64,17 @@ PREFETCH_DEPTH = 2
 class Credential(Protocol):
     """What a credentials lookup returns (duck-typed; see ``sarra.credentials``)."""
 
-    user: str | None
-    password: str | None
-    keyfile: str | None
-    options: Mapping[str, Any]
+    @property
+    def user(self) -> str | None: ...
+
+    @property
+    def password(self) -> str | None: ...
+
+    @property
+    def keyfile(self) -> str | None: ...
+
+    @property
+    def options(self) -> Mapping[str, Any]: ...
 
 
 CredentialLookup = Callable[[str], Optional[Credential]]
@@ -308,7 +316,7 @@ def _written(
         yield chunk
 
 
-def _read_ahead(chunks: Iterator[bytes], chunk_size: int) -> Iterator[bytes]:
+def _read_ahead(chunks: Iterator[bytes], chunk_size: int) -> Generator[bytes, None, None]:
     """``chunks``, produced in a thread from the second chunk on if the first is full.
 
     The thread receives and writes (system calls that release the GIL) while the

@@ -101,7 +101,7 @@ def _fill(f: BinaryIO, view: memoryview) -> int:
     """``readinto`` until ``view`` is full or EOF; returns the bytes read."""
     got = 0
     while got < len(view):
-        n = f.readinto(view[got:])
+        n = f.readinto(view[got:])  # type: ignore[attr-defined]  # BinaryIO omits it
         if not n:
             break
         got += n
@@ -142,4 +142,4 @@ def read_views(
             yield memoryview(buf)[:n]
     finally:
         free.put(bytearray(0))  # a reader waiting for a buffer reads 0 bytes and ends
-        views.close()
+        views.close()  # type: ignore[attr-defined]  # a generator
