@@ -23,8 +23,8 @@ setup(
             "hypothesis>=6",
             "pyftpdlib>=1.5",
             "pyopenssl",
-            "ruff",
-            "mypy",
+            "ruff==0.17.6",  # formatting is checked: one version for everyone
+            "mypy==2.4.1",
             "build",
             "docutils",
         ],
