@@ -36,7 +36,8 @@ def ack_first_copy(dest: Path) -> Path:
     text = text.replace(
         GATHERED,
         GATHERED + "        for d in batch:  # BROKEN ON PURPOSE: ack before work\n"
-        "            self.source.settle(d)\n",
+        "            self.source.settle(d)\n"
+        "        getattr(self.source, 'flush', lambda: None)()  # acks sent now\n",
     )
     text = text.replace(SETTLED, "        pass  # BROKEN ON PURPOSE: acked already\n\n"
                         "    def _keep_for_retry")  # fmt: skip
