@@ -21,7 +21,7 @@ from sarra.delivery import Delivery
 from sarra.errors import ChecksumMismatch, MessageError, TransferError
 from sarra.message import Notice, parse_time, split_sum
 from sarra.placement import inflight_path
-from sarra.transfer import remote_base
+from sarra.transfer import read_chunks, remote_base
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +33,8 @@ def file_sum(path: Path, method: str, offset: int = 0, length: Optional[int] = N
     c = checksum.new(method)
     with open(path, "rb") as f:
         f.seek(offset)
-        left = length
-        while left is None or left > 0:
-            chunk = f.read(1 << 20 if left is None else min(1 << 20, left))
-            if not chunk:
-                break
+        for chunk in read_chunks(f, length, 1 << 20):
             c.update(chunk)
-            if left is not None:
-                left -= len(chunk)
     return c.value()
 
 

@@ -50,6 +50,7 @@ __all__ = [
     "pool_key",
     "redact_url",
     "remote_base",
+    "read_chunks",
     "remote_path",
 ]
 
@@ -301,6 +302,18 @@ class Transfer:
             raise TransferError(f"{remote_path}: source had {sent[0]} of {length} bytes")
         log.debug("put %d bytes to %s on %s", sent[0], remote_path, redact_url(self.baseurl))
         return sent[0]
+
+
+def read_chunks(f: Any, length: int | None, chunk_size: int) -> Iterator[bytes]:
+    """Chunks of an open file from its current position: ``length`` bytes, or to EOF."""
+    left = length
+    while left is None or left > 0:
+        chunk = f.read(chunk_size if left is None else min(chunk_size, left))
+        if not chunk:
+            return
+        if left is not None:
+            left -= len(chunk)
+        yield chunk
 
 
 def _written(

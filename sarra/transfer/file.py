@@ -13,7 +13,7 @@ import os
 from typing import Iterable, Iterator
 
 from sarra.errors import TransferError
-from sarra.transfer import Transfer
+from sarra.transfer import Transfer, read_chunks
 
 __all__ = ["FileTransfer"]
 
@@ -39,14 +39,7 @@ class FileTransfer(Transfer):
         try:
             with open(path, "rb") as f:
                 f.seek(offset)
-                left = length
-                while left is None or left > 0:
-                    chunk = f.read(self.chunk_size if left is None else min(self.chunk_size, left))
-                    if not chunk:
-                        return
-                    if left is not None:
-                        left -= len(chunk)
-                    yield chunk
+                yield from read_chunks(f, length, self.chunk_size)
         except OSError as e:
             raise _error(e, f"reading {path}") from e
 

@@ -22,7 +22,7 @@ from typing import Any, Iterable, Iterator, NoReturn
 import paramiko
 
 from sarra.errors import TransferError
-from sarra.transfer import Transfer
+from sarra.transfer import Transfer, read_chunks
 
 __all__ = ["SftpTransfer"]
 
@@ -135,14 +135,7 @@ class SftpTransfer(Transfer):
                     f.prefetch(f.stat().st_size, _PREFETCH_REQUESTS)
                 else:
                     f.seek(offset)
-                left = length
-                while left is None or left > 0:
-                    chunk = f.read(self.chunk_size if left is None else min(self.chunk_size, left))
-                    if not chunk:
-                        return
-                    if left is not None:
-                        left -= len(chunk)
-                    yield chunk
+                yield from read_chunks(f, length, self.chunk_size)
         except (OSError, EOFError, paramiko.SSHException, paramiko.SFTPError) as e:
             self._fail(e, f"reading {path}")
 
