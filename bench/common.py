@@ -126,6 +126,7 @@ class Bench:
         self.data.mkdir()
         self.port = 0
         self.procs: List[subprocess.Popen] = []
+        self.dd_bin = BENCHENV / "bin"
 
     @property
     def v2_url(self) -> str:
@@ -143,10 +144,7 @@ class Bench:
         home = self.root / f"home_{who}"
         env = dict(os.environ, HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"))
         env.update(XDG_CACHE_HOME=str(home / ".cache"), XDG_DATA_HOME=str(home / ".local"))
-        if who == "dd":
-            env["PYTHONPATH"] = str(REPO)
-        else:
-            env.pop("PYTHONPATH", None)
+        env.pop("PYTHONPATH", None)  # each side runs from its own installed venv
         return env
 
     def conf(self, who: str, kind: str, name: str, text: str) -> None:
@@ -159,9 +157,9 @@ class Bench:
             prof = os.environ.get("SARRA_BENCH_PROFILE")  # cProfile output prefix
             if prof and program != "dd_post":
                 out = f"{prof}.{program}.{len(self.procs)}.prof"
-                return [sys.executable, "-m", "cProfile", "-o", out, "-m", "sarra.cli", program,
-                        *args]  # fmt: skip
-            return [sys.executable, "-m", "sarra.cli", program, *args]
+                return [str(self.dd_bin / "python"), "-m", "cProfile", "-o", out,
+                        "-m", "sarra.cli", program, *args]  # fmt: skip
+            return [str(self.dd_bin / program), *args]
         assert self.v2 is not None
         return [str(self.v2 / program), *args]
 
@@ -271,16 +269,31 @@ class Bench:
         )  # fmt: skip
 
 
-def compile_sarra() -> None:
-    """Byte-compile sarra, as installing it does (pip and pybuild write the .pyc files).
+BENCHENV = Path(os.environ.get("SARRA_BENCHENV") or REPO / ".benchenv")
 
-    v2 runs from a pip-installed venv, so its modules load from .pyc; with
-    PYTHONDONTWRITEBYTECODE set (as on the test machines) sarra would otherwise compile
-    every module from source at every start, ~0.1 s that no installed sarra pays.
+
+def install_sarra() -> Path:
+    """Install this checkout into its own venv, as a user would (``pip install .``).
+
+    v2 runs from a pip-installed venv; sarra runs the same way, so neither side pays for
+    a development setup (an editable install's import hook costs ~10 ms per start, and
+    with PYTHONDONTWRITEBYTECODE, as on the test machines, a source tree compiles every
+    module at every start).  The venv is made once; later runs reinstall sarra only.
+    Returns the venv's bin directory.
     """
-    import compileall
-
-    compileall.compile_dir(str(REPO / "sarra"), quiet=1)
+    pip = BENCHENV / "bin" / "pip"
+    if not pip.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(BENCHENV)], check=True)
+        subprocess.run([str(pip), "install", "-q", "--disable-pip-version-check", str(REPO)],
+                       check=True)  # fmt: skip
+    else:
+        subprocess.run(
+            [str(pip), "install", "-q", "--disable-pip-version-check", "--no-deps",
+             "--force-reinstall", str(REPO)],
+            check=True, env=dict(os.environ, PYTHONDONTWRITEBYTECODE=""),
+        )  # fmt: skip
+    shutil.rmtree(REPO / "build", ignore_errors=True)  # pip builds in the tree
+    return BENCHENV / "bin"
 
 
 @contextlib.contextmanager
@@ -290,10 +303,11 @@ def bench(name: str, need_v2: bool = True, keep: bool = False) -> Iterator[Bench
     v2 = require_v2() if need_v2 else v2bin()
     prefix = os.environ.get("SARRA_BENCH_VHOST_PREFIX", "t_interop_bench")
     vhost = f"/{prefix.strip('/')}_{uuid.uuid4().hex[:8]}"
-    compile_sarra()
+    b_bin = install_sarra()
     rmq.add_vhost(vhost)
     root = Path(tempfile.mkdtemp(prefix=f"sarra-{name}-"))
     b = Bench(root, vhost, v2)
+    b.dd_bin = b_bin
     try:
         yield b
     finally:
