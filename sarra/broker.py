@@ -33,6 +33,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
+import sarra.pikaload  # noqa: F401 - before pika: see its docstring
+
+# isort: split
 import pika
 import pika.exceptions as pe
 

@@ -19,14 +19,16 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Protocol, Sequence
 
 from sarra import message
-from sarra.dedup import DedupCache, fingerprint, owner_of
 from sarra.delivery import FAILED, OK, REJECTED, Delivery
 from sarra.errors import ConnectionLost, HookError, MessageError, PathError, TransferError
 from sarra.hooks import HookSet
-from sarra.retry import RetryQueue
+
+if TYPE_CHECKING:  # imported where used: dd_post needs neither (sqlite3 costs start-up)
+    from sarra.dedup import DedupCache
+    from sarra.retry import RetryQueue
 
 log = logging.getLogger(__name__)
 
@@ -254,6 +256,8 @@ class Flow:
     def _claim(self, d: Delivery) -> bool:
         if self.dedup is None:
             return True
+        from sarra.dedup import fingerprint, owner_of
+
         key, owner = fingerprint(d.notice, self.dedup_basis), owner_of(d.notice)
         redelivered = bool(getattr(d.received, "redelivered", False))
         if not self.dedup.claim(key, owner, redelivered):

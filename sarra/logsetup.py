@@ -14,13 +14,9 @@ points them at the new file after each rollover.
 from __future__ import annotations
 
 import logging
-import logging.handlers
-import os
 import re
 import sys
 from pathlib import Path
-
-import humanize
 
 from sarra.errors import ConfigError
 
@@ -60,27 +56,6 @@ class RedactingFilter(logging.Filter):
         if record.stack_info:
             record.stack_info = redact(record.stack_info)
         return True
-
-
-class DaemonFileHandler(logging.handlers.TimedRotatingFileHandler):
-    """A timed rotating file that also carries fds 1 and 2 along on each rollover."""
-
-    def __init__(self, path: Path, when: str, interval: int, backups: int, fds: bool) -> None:
-        super().__init__(path, when=when, interval=interval, backupCount=backups, delay=False)
-        self._fds = fds
-        self._point_fds()
-
-    def doRollover(self) -> None:
-        super().doRollover()
-        self._point_fds()
-
-    def _point_fds(self) -> None:
-        if not self._fds or self.stream is None:
-            return
-        sys.stdout.flush()
-        sys.stderr.flush()
-        for fd in (1, 2):
-            os.dup2(self.stream.fileno(), fd)
 
 
 def parse_level(level: str) -> int:
@@ -136,6 +111,8 @@ def setup_logging(
     else:
         when, interval = _rotation(rotate_s)
         log_file.parent.mkdir(parents=True, exist_ok=True)
+        from sarra.logfile import DaemonFileHandler  # daemons only: one-shot commands skip it
+
         handler = DaemonFileHandler(log_file, when, interval, backups, redirect_fds)
         handler.setFormatter(logging.Formatter(DAEMON_FORMAT))
     handler.addFilter(RedactingFilter())
@@ -156,6 +133,8 @@ def setup_logging(
 
 def human_size(n: float) -> str:
     """``1536`` -> ``'1.5 KiB'`` (binary units, as file sizes are shown by ls -h)."""
+    import humanize  # imported on first use: one-shot commands may never show a size
+
     return humanize.naturalsize(n, binary=True)
 
 
@@ -163,4 +142,4 @@ def human_rate(nbytes: float, seconds: float) -> str:
     """Throughput for people: ``human_rate(3 * 2**20, 2)`` -> ``'1.5 MiB/s'``."""
     if seconds <= 0:
         return "n/a"
-    return f"{humanize.naturalsize(nbytes / seconds, binary=True)}/s"
+    return f"{human_size(nbytes / seconds)}/s"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -99,6 +100,29 @@ class Context:
         deadline[0] = None
         self._closers.append(b.close)
         return b
+
+    def broker_in_background(
+        self,
+        url: Optional[str],
+        what: str = "broker",
+        give_up_after: Optional[float] = None,
+        then: Callable[[Any], None] = lambda b: None,
+    ) -> BackgroundBroker:
+        """``broker()`` (then ``then(broker)``) in a thread, for a one-shot command that
+        has its own work to start on: importing pika and the AMQP handshake overlap it.
+
+        Raises:
+            ConfigError: no URL (at once; connection errors come from ``get()``).
+        """
+        if not url:
+            raise ConfigError(f"no {what} configured (option {what})")
+
+        def connect() -> Any:
+            b = self.broker(url, what, give_up_after)
+            then(b)
+            return b
+
+        return BackgroundBroker(connect)
 
     def brokers(self) -> tuple:
         """(consuming broker, posting broker): one connection when they are the same."""
@@ -205,6 +229,46 @@ class Context:
             except Exception as e:  # noqa: BLE001 - closing must go on for the others
                 log.debug("error while closing: %s", e)
         self._closers.clear()
+
+
+class BackgroundBroker:
+    """A broker being connected by a thread; used like the broker once connected.
+
+    Any attribute access waits for the connection and raises the error the connection
+    ended with (``BrokerError``, ``AccessRefused``...), so a caller's first publish is
+    where a refused login or an unreachable broker is reported.
+    """
+
+    def __init__(self, connect: Callable[[], Any]) -> None:
+        self._broker: Any = None
+        self._error: Optional[BaseException] = None
+        self._thread = threading.Thread(target=self._run, args=(connect,), daemon=True)
+        self._thread.name = "connect"
+        self._thread.start()
+
+    def _run(self, connect: Callable[[], Any]) -> None:
+        try:
+            self._broker = connect()
+        except BaseException as e:  # noqa: BLE001 - handed to the caller by get()
+            self._error = e
+
+    def failed(self) -> bool:
+        """True once the connection attempt has ended in an error (never waits)."""
+        return self._error is not None and not self._thread.is_alive()
+
+    def connecting(self) -> bool:
+        """True while the thread is still at work (never waits)."""
+        return self._thread.is_alive()
+
+    def get(self) -> Any:
+        """The connected broker (waits for the thread).  Raises its error, if any."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._broker
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.get(), name)
 
 
 def file_hooks(hooks: HookSet) -> Callable[[Delivery], None]:

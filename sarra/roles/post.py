@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 PROGRAM = "dd_post"
 DEFAULTS: dict = {}
+EARLY_BATCHES = 20
 
 
 class FileSource:
@@ -58,6 +59,11 @@ class FileSource:
         self.errors: List[str] = []
         self.posted = 0
         self.unsettled: Dict[int, Delivery] = {}
+        #: checked before each path: True stops the gathering (e.g. no broker after all)
+        self.halt: Callable[[], bool] = lambda: False
+        #: True while nothing could be published yet: a batch may then grow (to
+        #: ``EARLY_BATCHES`` batches) instead of waiting for the broker
+        self.early: Callable[[], bool] = lambda: False
 
     def _files(self, paths: Iterable[str], follow: bool) -> Iterator[str]:
         for p in paths:
@@ -72,8 +78,11 @@ class FileSource:
 
     def gather(self, max_count: int, timeout: float) -> List[Delivery]:
         out: List[Delivery] = []
-        while len(out) < max_count:
-            path = next(self.paths, None)
+        limit = max_count
+        while len(out) < limit or (limit < max_count * EARLY_BATCHES and self.early()):
+            if len(out) >= limit:
+                limit += max_count
+            path = None if self.halt() else next(self.paths, None)
             if path is None:
                 self.done = True
                 break
@@ -156,13 +165,19 @@ def run(ctx: Context, paths: Sequence[str] = ()) -> int:
         log.error("nothing to post: name files or directories (or use -pipe)")
         return 2
     url = o.post_broker
-    broker = ctx.broker(url, "post_broker", give_up_after=float(o.timeout or 30))
     exchange = o.post_exchange or f"xs_{ctx.user(url)}"
     if o.post_exchange_suffix:
         exchange += f"_{o.post_exchange_suffix}"
-    broker.declare_exchange(exchange)
     maker = NoticeMaker(o, broker_user=ctx.user(url), broker_host=ctx.host(url))
+    # files are read and summed while the broker connection is made (pika's import and
+    # the AMQP handshake are a third of a small post's time); a connection error stops
+    # the reading and is raised by the first publish
+    broker = ctx.broker_in_background(
+        url, "post_broker", float(o.timeout or 30), then=lambda b: b.declare_exchange(exchange)
+    )
     source = _source(o, targets, maker)
+    source.halt = broker.failed
+    source.early = broker.connecting
     flow = Flow(
         source=source,
         publisher=NoticePublisher(broker, exchange),
