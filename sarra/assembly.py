@@ -66,6 +66,7 @@ from sarra.download import VERIFIABLE, apply_metadata, file_sum
 from sarra.errors import ChecksumMismatch, HookError, MessageError, TransferError
 from sarra.partition import Parts
 from sarra.placement import inflight_path
+from sarra.progress import Progress
 from sarra.transfer import remote_path
 
 log = logging.getLogger(__name__)
@@ -223,8 +224,9 @@ def _sum_flag(sum_header: str) -> str:
 class Assembler:
     """Places the blocks of partitioned files; see the module docstring.
 
-    ``transfers`` is a ``sarra.transfer.TransferPool``; ``progress(nbytes)`` is called
-    as bytes stream; ``after_part``/``after_file`` run the ``on_part``/``on_file`` hooks.
+    ``transfers`` is a ``sarra.transfer.TransferPool``; ``progress`` (a
+    ``sarra.progress.Progress``) is told of each block fetched and of its bytes;
+    ``after_part``/``after_file`` run the ``on_part``/``on_file`` hooks.
     """
 
     def __init__(
@@ -232,13 +234,13 @@ class Assembler:
         options: Any,
         *,
         transfers: Any,
-        progress: Callable[[int], None] = lambda n: None,
+        progress: Optional[Progress] = None,
         after_part: Callable[[Delivery], None] = lambda d: None,
         after_file: Callable[[Delivery], None] = lambda d: None,
     ) -> None:
         self.o = options
         self.transfers = transfers
-        self.progress = progress
+        self.progress = progress if progress is not None else Progress()
         self.after_part = after_part
         self.after_file = after_file
         self.inplace = bool(getattr(options, "inplace", True))
@@ -432,14 +434,19 @@ class Assembler:
         algo = value if method == "z" else method
         sums = [checksum.new(algo)] if algo in VERIFIABLE else []
         offset = parts.offset if parts.method == "i" else 0
-        got = self.transfers.get(n.baseurl).get(
-            remote_path(n.baseurl, n.relpath),
-            dest,
-            offset=offset,
-            length=parts.length,
-            sums=sums,
-            progress=self.progress,
-        )
+        assert d.local_path is not None
+        self.progress.start(f"{d.local_path.name} [{parts.n + 1}/{parts.count}]", parts.length)
+        try:
+            got = self.transfers.get(n.baseurl).get(
+                remote_path(n.baseurl, n.relpath),
+                dest,
+                offset=offset,
+                length=parts.length,
+                sums=sums,
+                progress=self.progress.add,
+            )
+        finally:
+            self.progress.done()
         d.size = got
         if method in VERIFIABLE and sums[0].value() != value:
             raise ChecksumMismatch(

@@ -21,6 +21,7 @@ from sarra.delivery import Delivery
 from sarra.errors import ChecksumMismatch, MessageError, TransferError
 from sarra.message import Notice, parse_time, split_sum
 from sarra.placement import inflight_path
+from sarra.progress import Progress
 from sarra.transfer import read_chunks, remote_base
 
 log = logging.getLogger(__name__)
@@ -58,9 +59,10 @@ def apply_metadata(path: Path, notice: Notice, *, preserve_time: bool, preserve_
 class Downloader:
     """Callable work step.  ``locate(delivery)`` sets ``delivery.local_path``.
 
-    ``transfers`` is a ``sarra.transfer.TransferPool``; ``progress`` is called with a
-    byte count as data streams (it keeps broker heartbeats alive and drives progress
-    displays); ``after_file(delivery)`` runs the on_file hooks.
+    ``transfers`` is a ``sarra.transfer.TransferPool``; ``progress`` (a
+    ``sarra.progress.Progress``) is told of each fetch and of its bytes as they stream
+    (it keeps broker heartbeats alive and draws a progress line on a terminal);
+    ``after_file(delivery)`` runs the on_file hooks.
     """
 
     def __init__(
@@ -69,14 +71,14 @@ class Downloader:
         *,
         locate: Callable[[Delivery], None],
         transfers: Any,
-        progress: Callable[[int], None] = lambda n: None,
+        progress: Optional[Progress] = None,
         after_file: Callable[[Delivery], None] = lambda d: None,
         assembler: Any = None,
     ) -> None:
         self.o = options
         self.locate = locate
         self.transfers = transfers
-        self.progress = progress
+        self.progress = progress if progress is not None else Progress()
         self.after_file = after_file
         self.assembler = assembler
         self._bases: dict[str, str] = {}  # baseurl -> server directory (remote_base)
@@ -139,6 +141,7 @@ class Downloader:
         transfer = self.transfers.get(n.baseurl)
         expected = parts.size if parts is not None else None
         with _open_inflight(tmp) as f:
+            self.progress.start(target.name, expected)
             try:
                 # length=None: a whole file needs no Range request; the size is checked below
                 got = transfer.get(
@@ -147,13 +150,15 @@ class Downloader:
                     offset=0,
                     length=None,
                     sums=sums,
-                    progress=self.progress,
+                    progress=self.progress.add,
                     throttle=int(getattr(self.o, "throttle", 0) or 0),
                 )
                 f.flush()
             except BaseException:
                 _unlink(tmp)
                 raise
+            finally:
+                self.progress.done()
         if expected is not None and got != expected:
             _unlink(tmp)
             raise TransferError(f"{n.relpath}: got {got} bytes, {expected} announced")

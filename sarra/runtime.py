@@ -20,6 +20,7 @@ from sarra.errors import ConfigError, HookError
 from sarra.hooks import HookSet
 from sarra.logsetup import human_rate, human_size
 from sarra.paths import Paths
+from sarra.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -210,17 +211,13 @@ class Context:
     def host(self, url: Optional[str]) -> str:
         return (urlparse(url).hostname or "localhost") if url else "localhost"
 
-    def progress(self, broker: Any = None) -> Callable[[int], None]:
-        """Progress callback for transfers: broker heartbeats, and a bar on a terminal."""
-        bar = TerminalProgress() if self.interactive else None
-
-        def tick(n: int) -> None:
-            if broker is not None:
-                broker.keepalive()
-            if bar is not None:
-                bar.add(n)
-
-        return tick
+    def progress(self, broker: Any = None) -> Progress:
+        """Progress of transfers: broker heartbeats, and a line on stderr when it is a
+        terminal (``foreground`` and one-shot commands, see ``cli``)."""
+        return Progress(
+            keepalive=broker.keepalive if broker is not None else None,
+            stream=sys.stderr if self.interactive else None,
+        )
 
     def close(self) -> None:
         for close in reversed(self._closers):
@@ -289,26 +286,6 @@ def file_hooks(hooks: HookSet) -> Callable[[Delivery], None]:
             log.error("%s (file %s is in place)", e, d.local_path)
 
     return run
-
-
-class TerminalProgress:
-    """Bytes, rate and elapsed time of the current transfer on stderr (a terminal)."""
-
-    def __init__(self) -> None:
-        self.total = 0
-        self.t0 = time.monotonic()
-        self.shown = 0.0
-
-    def add(self, n: int) -> None:
-        self.total += n
-        now = time.monotonic()
-        if now - self.shown < 0.5:
-            return
-        self.shown = now
-        sys.stderr.write(
-            f"\r  {human_size(self.total)} at {human_rate(self.total, now - self.t0)}   "
-        )
-        sys.stderr.flush()
 
 
 def describe_url(url: Optional[str]) -> str:

@@ -20,6 +20,7 @@ from sarra.download import Downloader
 from sarra.errors import ChecksumMismatch
 from sarra.message import Notice
 from sarra.partition import Parts
+from sarra.progress import Progress
 from sarra.transfer import Transfer
 
 BASE = "http://server.example/"
@@ -414,3 +415,32 @@ def test_inplace_off_stores_each_block_as_a_spec_named_part_file(tmp_path, data)
     assert posted[1].relpath == "data/f.bin.1000.3.500.1.d.Part"
     assert posted[1].headers["parts"] == "p,1000,3,500,1"
     assert rig.deliver(notices[0]).report[0] == 304
+
+
+class Recorder(Progress):
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: List[tuple] = []
+
+    def start(self, name: str, size: Optional[int]) -> None:
+        self.events.append(("start", name, size))
+
+    def add(self, n: int) -> None:
+        if self.events[-1][0] == "add":
+            self.events[-1] = ("add", self.events[-1][1] + n)
+        else:
+            self.events.append(("add", n))
+
+    def done(self) -> None:
+        self.events.append(("done",))
+
+
+def test_progress_is_told_each_block_its_size_and_its_bytes(tmp_path, data):
+    rig = Rig(tmp_path, {"/data/f.bin": data})
+    rig.asm.progress = seen = Recorder()
+    for n in block_notices(data, 1000)[1:]:
+        rig.deliver(n)
+    assert seen.events == [
+        ("start", "f.bin [2/3]", 1000), ("add", 1000), ("done",),
+        ("start", "f.bin [3/3]", 500), ("add", 500), ("done",),
+    ]  # fmt: skip

@@ -14,6 +14,7 @@ from sarra.delivery import Delivery
 from sarra.download import Downloader
 from sarra.errors import ChecksumMismatch, TransferError
 from sarra.placement import relative_target, target_path
+from sarra.progress import Progress
 
 BASE = "http://server/"
 
@@ -33,6 +34,8 @@ class FakeTransfer:
         dest.write(data)
         for s in sums:
             s.update(data)
+        if progress is not None:
+            progress(len(data))
         return len(data)
 
 
@@ -42,6 +45,21 @@ class Pool:
 
     def get(self, baseurl):
         return self.transfer
+
+
+class Recorder(Progress):
+    def __init__(self):
+        super().__init__()
+        self.events = []
+
+    def start(self, name, size):
+        self.events.append(("start", name, size))
+
+    def add(self, n):
+        self.events.append(("add", n))
+
+    def done(self):
+        self.events.append(("done",))
 
 
 def downloader(tmp_path, files, **opts):
@@ -250,3 +268,23 @@ def test_inflight_subdirectory_is_used_then_the_file_moved_out(tmp_path):
     dl(post("f", b"data"))
     assert (tmp_path / "f").read_bytes() == b"data"
     assert list(Path(tmp_path / "tmp").iterdir()) == []
+
+
+def test_progress_is_told_the_file_its_announced_size_its_bytes_and_the_end(tmp_path):
+    dl, _t, _p = downloader(tmp_path, {"/a/f.txt": b"hello", "/g.txt": b"bye"})
+    dl.progress = seen = Recorder()
+    dl(post("a/f.txt", b"hello"))
+    no_size = {"sum": "d," + hashlib.md5(b"bye").hexdigest()}  # no parts header
+    dl(Delivery(message.new_post(BASE, "g.txt", no_size)))
+    assert seen.events == [
+        ("start", "f.txt", 5), ("add", 5), ("done",),
+        ("start", "g.txt", None), ("add", 3), ("done",),
+    ]  # fmt: skip
+
+
+def test_progress_line_ends_when_the_fetch_fails(tmp_path):
+    dl, _t, _p = downloader(tmp_path, {})
+    dl.progress = seen = Recorder()
+    with pytest.raises(TransferError):
+        dl(post("gone.txt", b"x"))
+    assert seen.events == [("start", "gone.txt", 1), ("done",)]

@@ -8,6 +8,7 @@ from pathlib import Path
 from sarra import message
 from sarra.config import load
 from sarra.paths import Paths
+from sarra.progress import Progress
 from sarra.roles import sara
 from sarra.runtime import Context
 from tests.fixtures.fakebroker import FakeBroker
@@ -44,7 +45,7 @@ class FakeCtx:
         return FakePool(self.files)
 
     def progress(self, broker=None):
-        return lambda n: None
+        return Progress()
 
     def host(self, url):
         return "localhost"
