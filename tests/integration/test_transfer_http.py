@@ -12,11 +12,11 @@ import pytest
 from sarra.checksum import new
 from sarra.errors import TransferError
 from sarra.transfer import TransferPool, for_url, remote_path
-from tests.fixtures.servers import TestCredential, http_server
+from tests.fixtures.servers import TestCredential, http_server, https_server
 
 pytestmark = pytest.mark.integration
 
-__all__ = ["http_server"]
+__all__ = ["http_server", "https_server"]
 
 
 def pattern(size: int) -> bytes:
@@ -203,3 +203,44 @@ def test_fifty_megabytes_stream_with_flat_memory(served, tmp_path):
         t.close()
     assert md5.value() == expected.hexdigest()
     assert peak < 8 * 1024 * 1024, f"peak Python allocation {peak} bytes"
+
+
+def test_small_files_share_one_keepalive_connection(served):
+    for k in range(20):
+        (served.root / "data" / f"s{k}").write_bytes(pattern(k + 1))
+    with for_url(served.url) as t:
+        for k in range(20):
+            dest = io.BytesIO()
+            assert t.get(f"/data/s{k}", dest) == k + 1 and dest.getvalue() == pattern(k + 1)
+    assert len(served.peers) == 20 and len(set(served.peers)) == 1
+
+
+def test_reply_left_half_read_is_not_reused_for_the_next_get(served):
+    """A GET abandoned mid-body must not leave its unread bytes to the next GET."""
+    (served.root / "data" / "big.bin").write_bytes(pattern(300_000))
+    with for_url(served.url) as t:
+        t.chunk_size = 1000
+        chunks = t.iter_read("/data/big.bin", 0, None)
+        assert next(chunks) == pattern(1000)
+        chunks.close()
+        dest = io.BytesIO()
+        assert t.get("/data/three_parts.bin", dest) == 2500
+        assert dest.getvalue() == pattern(2500)
+    assert len(set(served.peers)) == 2
+
+
+def test_https_verifies_the_server_certificate(https_server):
+    (https_server.root / "a.bin").write_bytes(pattern(5000))
+    url = f"https://127.0.0.1:{https_server.port}/"
+    with pytest.raises(TransferError) as info:
+        for_url(url).get("/a.bin", io.BytesIO())  # self-signed: not trusted by default
+    assert "certificate" in str(info.value).lower()
+    assert not https_server.requests
+    with for_url(url, options={"verify": str(https_server.cafile)}) as t:
+        for _ in range(3):
+            dest = io.BytesIO()
+            assert t.get("/a.bin", dest) == 5000 and dest.getvalue() == pattern(5000)
+        dest = io.BytesIO()
+        assert t.get("/a.bin", dest, offset=1000, length=10) == 10  # a block: ranged
+        assert dest.getvalue() == pattern(5000)[1000:1010]
+    assert len(set(https_server.peers)) == 1
