@@ -25,6 +25,7 @@ from sarra import message
 from sarra.delivery import FAILED, OK, REJECTED, Delivery
 from sarra.errors import ConnectionLost, HookError, MessageError, PathError, TransferError
 from sarra.hooks import HookSet
+from sarra.parallel import WorkThreads, chains
 
 if TYPE_CHECKING:  # imported where used: dd_post needs neither (sqlite3 costs start-up)
     from sarra.dedup import DedupCache
@@ -120,6 +121,7 @@ class Flow:
         idle: float = 1.0,
         housekeeping: float = 300.0,
         stop: Callable[[], bool] = lambda: False,
+        threads: Optional[WorkThreads] = None,
     ) -> None:
         self.source = source
         self.select = select
@@ -134,6 +136,8 @@ class Flow:
         self.idle = idle
         self.housekeeping_every = housekeeping
         self.stop = stop
+        #: the work step of batches of whole files on several threads (``threads``)
+        self.threads = threads
         self.stats = Stats()
         #: where housekeeping saves the counters (``dd status``); None: nowhere
         self.stats_file: Optional[Path] = None
@@ -177,15 +181,18 @@ class Flow:
         if not batch:
             return 0
         try:
-            for i, d in enumerate(batch):
-                if i and self.stop():
-                    # finish the message in hand only; the rest stay unacknowledged
-                    # (or in the retry queue) and come back after the restart
-                    log.info("stop requested: leaving %d messages for redelivery", len(batch) - i)
-                    self._abandon(batch[i:])
-                    batch = batch[:i]
-                    break
-                self._process(d)
+            groups = None
+            if self.threads is not None and self.work is not None and len(batch) > 1:
+                groups = chains(batch)
+            if groups is None:
+                for i, d in enumerate(batch):
+                    if i and self.stop():
+                        batch = self._leave(batch, batch[i:])
+                        break
+                    if self._admit(d) and self.work is not None:
+                        self._work(d, self.work)
+            else:
+                batch = self._work_on_threads(batch)
             self._post(batch)
             if self.reporter is not None:
                 self.reporter.publish(batch)
@@ -221,37 +228,77 @@ class Flow:
             out.append(Delivery(notice, retry=entry, attempts=entry.attempts))
         return out
 
+    def _leave(self, batch: List[Delivery], left: Sequence[Delivery]) -> List[Delivery]:
+        """Stop requested: the deliveries not started stay unacknowledged (or in the retry
+        queue) and come back after the restart.  Returns the rest of the batch."""
+        log.info("stop requested: leaving %d messages for redelivery", len(left))
+        self._abandon(left)
+        gone = {id(d) for d in left}
+        return [d for d in batch if id(d) not in gone]
+
+    def _work_on_threads(self, batch: List[Delivery]) -> List[Delivery]:
+        """Admit in order on this thread, then work the admitted on the threads."""
+        assert self.threads is not None
+        admitted = []
+        for i, d in enumerate(batch):
+            if i and self.stop():
+                return self._leave(batch, batch[i:])
+            if self._admit(d):
+                admitted.append(d)
+        groups = chains(admitted) or []
+        skipped = self.threads.run(groups, self._work, self.stop)
+        return self._leave(batch, skipped) if skipped else batch
+
     # ------------------------------------------------------------------ steps
-    def _process(self, d: Delivery) -> None:
-        """Filter, deduplicate, run hooks and the work step; always sets an outcome."""
+    def _admit(self, d: Delivery) -> bool:
+        """Filter, deduplicate, run ``on_message`` hooks: True if the work step is due.
+
+        Without a work step (a shovel), an admitted delivery is OK at once.
+        """
         try:
             if not self.select(d):
                 if d.outcome is None:
                     d.reject("rejected by accept/reject masks")
-                return
+                return False
             if not self._claim(d):
                 d.reject("duplicate", code=304, text="Not modified1")
-                return
+                return False
             if not self.hooks.accepts(d):
                 d.reject("rejected by on_message hook")
-                return
+                return False
             if self.work is None:
                 d.ok(201, "Published")
                 d.post_notice = d.post_notice or d.notice
-            else:
-                self.work(d)
-        except ConnectionLost:
-            raise
-        except PathError as e:
-            d.reject(str(e), code=403, text=f"Forbidden : {e}")
-        except MessageError as e:
-            d.reject(str(e), code=417, text="Expectation Failed : malformed message")
-        except TransferError as e:
-            d.fail(str(e), code=e.code, permanent=e.permanent)
-        except HookError as e:
-            d.fail(str(e), code=503)
+                return False
+            return True
+        except Exception as e:  # noqa: BLE001 - the same mapping as the work step's
+            self._outcome_of(d, e)
+            return False
+
+    def _work(self, d: Delivery, work: Callable[[Delivery], None]) -> None:
+        """Run the work step; always sets an outcome (``SarraError`` mapped to one)."""
+        try:
+            work(d)
+        except Exception as e:  # noqa: BLE001 - re-raised unless a SarraError
+            self._outcome_of(d, e)
         if d.outcome is None:
             d.fail("work step set no outcome", code=503)
+
+    @staticmethod
+    def _outcome_of(d: Delivery, e: Exception) -> None:
+        """Map a step's error to the delivery's outcome; other errors propagate."""
+        if isinstance(e, ConnectionLost):
+            raise e
+        if isinstance(e, PathError):
+            d.reject(str(e), code=403, text=f"Forbidden : {e}")
+        elif isinstance(e, MessageError):
+            d.reject(str(e), code=417, text="Expectation Failed : malformed message")
+        elif isinstance(e, TransferError):
+            d.fail(str(e), code=e.code, permanent=e.permanent)
+        elif isinstance(e, HookError):
+            d.fail(str(e), code=503)
+        else:
+            raise e
 
     def _claim(self, d: Delivery) -> bool:
         if self.dedup is None:

@@ -293,6 +293,13 @@ _ROWS = (
     _O("message_ttl", duration, None, "drop queued messages older than this", CONS),
     _O("prefetch", integer, 25, "messages the broker sends ahead of acknowledgement", CONS),
     _O("batch", integer, 100, "messages gathered per processing round"),
+    _O(
+        "threads",
+        integer,
+        1,
+        "files of a batch downloaded at once (own connections)",
+        ("subscribe",),
+    ),
     _O("instances", integer, 1, "number of processes to run for this config", DAEM),
     _O("reset", boolean, False, "delete the queue and saved state on start", CONS),
     _O("source_from_exchange", boolean, False, "set source from the xs_ exchange name", PUMP),

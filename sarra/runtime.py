@@ -196,6 +196,32 @@ class Context:
             assembler=assembler,
         )
 
+    def work_threads(self, broker: Any, hooks: HookSet, locate: Callable[[Delivery], None]) -> Any:
+        """``threads N`` > 1: N download work steps, each with its own transfer pool, for
+        ``Flow(threads=...)``; None with ``threads 1``.  The threads never touch the
+        broker (heartbeats come from the flow's thread) nor draw progress on the
+        terminal; their ``on_file`` hooks run one at a time."""
+        n = int(self.options.get("threads") or 1)
+        if n <= 1:
+            return None
+        from sarra.download import Downloader
+        from sarra.parallel import WorkThreads
+
+        after_file = file_hooks(hooks, threading.Lock())
+        works = [
+            Downloader(
+                self.options,
+                locate=locate,
+                transfers=self.transfers(),
+                progress=Progress(),
+                after_file=after_file,
+            )
+            for _ in range(n)
+        ]
+        threads = WorkThreads(works, keepalive=broker.keepalive)
+        self._closers.append(threads.close)
+        return threads
+
     def transfers(self) -> Any:
         from sarra.transfer import TransferPool
 
@@ -268,8 +294,12 @@ class BackgroundBroker:
         return getattr(self.get(), name)
 
 
-def file_hooks(hooks: HookSet) -> Callable[[Delivery], None]:
-    """``on_file`` runner: a failing hook is logged with its name; the file stays."""
+def file_hooks(hooks: HookSet, lock: Any = None) -> Callable[[Delivery], None]:
+    """``on_file`` runner: a failing hook is logged with its name; the file stays.
+
+    ``lock``: held while the hooks run (work threads share it: user hooks are not
+    expected to be thread-safe).
+    """
 
     def run(d: Delivery) -> None:
         size = d.size
@@ -280,8 +310,14 @@ def file_hooks(hooks: HookSet) -> Callable[[Delivery], None]:
             human_size(size),
             human_rate(size, d.elapsed),
         )
+        if not hooks.hooks:
+            return
         try:
-            hooks.emit("on_file", d)
+            if lock is None:
+                hooks.emit("on_file", d)
+            else:
+                with lock:
+                    hooks.emit("on_file", d)
         except HookError as e:
             log.error("%s (file %s is in place)", e, d.local_path)
 

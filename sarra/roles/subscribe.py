@@ -50,6 +50,7 @@ def build(ctx: Context, broker: Any, assembler: Optional[Any] = None) -> Flow:
         batch=o.batch,
         housekeeping=o.housekeeping,
         stop=ctx.stop,
+        threads=ctx.work_threads(broker, hooks, consumer.Locator(o)),
     )
 
 
