@@ -52,6 +52,8 @@ class Outgoing:
     #: A notice nobody is bound to receive is normal in a pub/sub pump (no subscriber
     #: yet), so notices go out non-mandatory; set True where "no route" is a failure.
     mandatory: bool = False
+    #: the caller's own reference (e.g. the delivery it announces), never sent
+    ref: Any = field(default=None, compare=False, repr=False)
 
 
 T = TypeVar("T")
@@ -178,6 +180,15 @@ class ConfirmPublisher:
             AccessRefused: the broker refused the publish (write or topic permission).
             pika.exceptions.AMQPError: the connection dropped.
         """
+        self.send(msgs)
+        return self.wait(0, stop)
+
+    def send(self, msgs: Sequence[Outgoing]) -> None:
+        """Publish ``msgs`` without waiting for their confirms (see :meth:`wait`).
+
+        Raises:
+            pika.exceptions.AMQPError: the connection dropped.
+        """
         if not self.is_open:
             self.open()
         impl = self._ch._impl
@@ -195,11 +206,39 @@ class ConfirmPublisher:
                         self._tracker.sent(msg, msg.exchange, msg.routing_key, msg.body)
                 # sends the slice; confirms of earlier slices come in meanwhile
                 self._conn.process_data_events(time_limit=0)
-            while self._tracker.outstanding and self._ch.is_open and not stop():
+        except pe.ChannelClosedByBroker:
+            pass  # reported by wait(), from self._closed_by
+
+    def wait(self, max_outstanding: int, stop: Callable[[], bool]) -> list[Outgoing]:
+        """Read confirms until at most ``max_outstanding`` publishes await theirs.
+
+        Returns the messages that failed so far (nacked, returned); with
+        ``max_outstanding`` 0, or once the channel is closed, also those left
+        unconfirmed (stop requested, channel lost).
+
+        Raises:
+            AccessRefused: the broker refused a publish (write or topic permission).
+            pika.exceptions.AMQPError: the connection dropped.
+        """
+        try:
+            while (
+                self._ch is not None
+                and self._tracker.outstanding > max_outstanding
+                and self._ch.is_open
+                and not stop()
+            ):
                 self._conn.process_data_events(time_limit=1.0)
         except pe.ChannelClosedByBroker:
             pass  # handled below, from self._closed_by
+        if self._ch is None:
+            return self._tracker.take_failed() + self._tracker.abandon()
+        if max_outstanding and self._ch.is_open:
+            return self._tracker.take_failed()
         return self._outcome()
+
+    def abandon(self) -> list[Outgoing]:
+        """Forget every publish still awaiting its confirm (the connection is gone)."""
+        return self._tracker.take_failed() + self._tracker.abandon()
 
     def _outcome(self) -> list[Outgoing]:
         failed = self._tracker.take_failed()

@@ -108,6 +108,7 @@ class Broker:
         self._consume_ch: Any = None
         self._admin_ch: Any = None
         self._publisher: Any = None
+        self._orphans: list[Outgoing] = []
         self._generation = 0
         self._pending_loss: BaseException | None = None
         self._buffer: deque[Received] = deque()
@@ -173,6 +174,7 @@ class Broker:
         self._consume_ch.basic_qos(prefetch_count=self._prefetch)
         self._publisher = ConfirmPublisher(self._conn, self._safe_url)
         self._publisher.open()
+        self._orphans.clear()  # a new connection: losses before it were reported
         self._generation += 1
         self._pending_loss = None
         self._replay_topology()
@@ -201,6 +203,8 @@ class Broker:
     def _lost(self, e: BaseException) -> ConnectionLost:
         """Forget the connection after ``e``; return the error for the caller to raise."""
         log.warning("connection to %s lost: %s", self._safe_url, e or type(e).__name__)
+        if self._publisher is not None:  # for publish_nowait's caller to hear of
+            self._orphans.extend(self._publisher.abandon())
         self._drop_connection()
         return ConnectionLost(f"connection to {self._safe_url} lost: {e!r}")
 
@@ -464,9 +468,64 @@ class Broker:
         try:
             failed = self._publisher.publish_batch(msgs, self._stop)
         except _LOSS_ERRORS as e:
-            raise self._lost(e) from e
+            lost = self._lost(e)
+            self._orphans.clear()  # this batch: the caller republishes it
+            raise lost from e
         self._last_keepalive = time.monotonic()
         return failed
+
+    def publish_nowait(self, msgs: Sequence[Outgoing]) -> None:
+        """Publish ``msgs`` without waiting for their confirms; :meth:`confirmed` reads
+        them.  For one-shot posting: the broker's disk writes (persistent messages
+        are confirmed once on disk) overlap the reading of the next files.
+
+        Raises:
+            ConnectionLost: the connection dropped (``e.unconfirmed``: every message
+                published since the last complete :meth:`confirmed`).
+            AccessRefused: the broker refused the publish.
+        """
+        if not msgs:
+            return
+        try:
+            self._ensure()
+            self._publisher.send(msgs)
+        except _LOSS_ERRORS as e:
+            raise self._lost_with_unconfirmed(e) from e
+        except ConnectionLost as e:  # seen earlier (keepalive): publishes went with it
+            e.unconfirmed = self._take_orphans()  # type: ignore[attr-defined]
+            raise
+
+    def confirmed(self, max_outstanding: int = 0) -> list[Outgoing]:
+        """Wait until at most ``max_outstanding`` published messages await a confirm;
+        return the ones that failed since the last call (with 0: also those left
+        unconfirmed because a stop was requested).
+
+        Raises:
+            ConnectionLost: as :meth:`publish_nowait`.  AccessRefused: as ``publish_batch``.
+        """
+        if self._publisher is None:
+            if self._orphans or self._pending_loss is not None:  # lost while idle
+                self._pending_loss = None
+                lost = ConnectionLost(f"connection to {self._safe_url} lost")
+                lost.unconfirmed = self._take_orphans()  # type: ignore[attr-defined]
+                raise lost
+            return []
+        try:
+            failed = self._publisher.wait(max_outstanding, self._stop)
+        except _LOSS_ERRORS as e:
+            raise self._lost_with_unconfirmed(e) from e
+        self._last_keepalive = time.monotonic()
+        return failed
+
+    def _lost_with_unconfirmed(self, e: BaseException) -> ConnectionLost:
+        lost = self._lost(e)
+        lost.unconfirmed = self._take_orphans()  # type: ignore[attr-defined]
+        return lost
+
+    def _take_orphans(self) -> list[Outgoing]:
+        """Publishes that were awaiting confirms when the connection was lost."""
+        orphans, self._orphans = self._orphans, []
+        return orphans
 
 
 def _certificate_refused(e: BaseException) -> bool:

@@ -19,20 +19,40 @@ log = logging.getLogger(__name__)
 Exchange = Union[str, Callable[[Delivery], str]]
 
 
-def _outgoing(exchange: str, encoded: message.Encoded) -> Any:
+def _outgoing(exchange: str, encoded: message.Encoded, ref: Any = None) -> Any:
     from sarra.broker import Outgoing  # the adapter stays the only pika importer
 
     return Outgoing(
-        exchange=exchange, routing_key=encoded.topic, headers=encoded.headers, body=encoded.body
+        exchange=exchange,
+        routing_key=encoded.topic,
+        headers=encoded.headers,
+        body=encoded.body,
+        ref=ref,
     )
 
 
 class NoticePublisher:
-    """Publishes each OK delivery's ``post_notice``; unconfirmed ones become FAILED."""
+    """Publishes each OK delivery's ``post_notice``; unconfirmed ones become FAILED.
 
-    def __init__(self, broker: Any, exchange: Exchange) -> None:
+    ``window`` 0 (daemons): each batch waits for its confirms, so a delivery is settled
+    (and its message acknowledged) only once its post is confirmed.  ``window`` N > 0
+    (one-shot posting, nothing to acknowledge): a batch returns as soon as at most N
+    posts await confirms, so the broker's disk writes overlap the reading of the next
+    files; a post found unconfirmed later is handed to ``late(delivery, reason)``, and
+    :meth:`finish` waits for the rest.
+    """
+
+    def __init__(
+        self,
+        broker: Any,
+        exchange: Exchange,
+        window: int = 0,
+        late: Callable[[Delivery, str], None] | None = None,
+    ) -> None:
         self.broker = broker
         self.exchange = exchange
+        self.window = window
+        self.late = late or (lambda d, reason: log.error("%s", reason))
 
     def _exchange_for(self, d: Delivery) -> str:
         return self.exchange(d) if callable(self.exchange) else self.exchange
@@ -46,13 +66,48 @@ class NoticePublisher:
             except MessageError as e:
                 d.fail(f"cannot post {d.describe()}: {e}", code=417, permanent=True)
                 continue
-            pending.append((_outgoing(self._exchange_for(d), enc), d))
+            pending.append((_outgoing(self._exchange_for(d), enc, d), d))
         if not pending:
+            return
+        if self.window:
+            self._send([o for o, _ in pending])
+            self._collect(self.window)
             return
         failed = {id(o) for o in self.broker.publish_batch([o for o, _ in pending])}
         for out, d in pending:
             if id(out) in failed:
                 d.fail(f"post of {d.describe()} not confirmed by the broker", code=503)
+
+    def finish(self) -> None:
+        """Wait for every confirm still due (``window`` mode)."""
+        if self.window:
+            self._collect(0)
+
+    def _send(self, outs: List[Any]) -> None:
+        from sarra.errors import ConnectionLost
+
+        try:
+            self.broker.publish_nowait(outs)
+        except ConnectionLost as e:
+            self._lost(e)
+            raise
+
+    def _collect(self, window: int) -> None:
+        from sarra.errors import ConnectionLost
+
+        try:
+            failed = self.broker.confirmed(window)
+        except ConnectionLost as e:
+            self._lost(e)
+            raise
+        for out in failed:
+            self.late(out.ref, f"post of {out.ref.describe()} not confirmed by the broker")
+
+    def _lost(self, e: Exception) -> None:
+        """Posts that were awaiting confirms went with the connection."""
+        for out in getattr(e, "unconfirmed", ()):
+            if out.ref is not None:
+                self.late(out.ref, f"post of {out.ref.describe()} not confirmed (connection lost)")
 
 
 class Reporter:

@@ -23,7 +23,7 @@ import sys
 from typing import Callable, Dict, Iterable, Iterator, List, Sequence
 
 from sarra.delivery import FAILED, Delivery
-from sarra.errors import ConfigError, PathError
+from sarra.errors import ConfigError, ConnectionLost, PathError
 from sarra.flow import Flow
 from sarra.message import Notice
 from sarra.posting import NoticeMaker, walk
@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 PROGRAM = "dd_post"
 DEFAULTS: dict = {}
 EARLY_BATCHES = 20
+#: posts that may await their confirms while the next files are read
+CONFIRM_WINDOW = 5000
 
 
 class FileSource:
@@ -109,6 +111,13 @@ class FileSource:
         else:
             self.posted += 1
 
+    def late_failure(self, d: Delivery, reason: str) -> None:
+        """A post settled earlier turned out unconfirmed (``NoticePublisher`` window)."""
+        if id(d) in self.unsettled:
+            return  # its batch was abandoned: reported by unconfirmed()
+        self.posted -= 1
+        self._error(reason)
+
     def unconfirmed(self) -> List[str]:
         """Paths of deliveries never settled (their batch was lost with the connection)."""
         names = [d.describe() for d in self.unsettled.values()]
@@ -178,14 +187,15 @@ def run(ctx: Context, paths: Sequence[str] = ()) -> int:
     source = _source(o, targets, maker)
     source.halt = broker.failed
     source.early = broker.connecting
-    flow = Flow(
-        source=source,
-        publisher=NoticePublisher(broker, exchange),
-        batch=o.batch,
-        idle=0.0,
-        stop=ctx.stop,
-    )
+    # a batch does not wait for its confirms (persistent posts are confirmed once the
+    # broker has them on disk): the next files are read meanwhile; finish() waits
+    publisher = NoticePublisher(broker, exchange, window=CONFIRM_WINDOW, late=source.late_failure)
+    flow = Flow(source=source, publisher=publisher, batch=o.batch, idle=0.0, stop=ctx.stop)
     flow.run()
+    try:
+        publisher.finish()
+    except ConnectionLost:
+        pass  # each unconfirmed post was handed to source.late_failure
     source.unconfirmed()
     log.info("posted %d notices to %s", source.posted, exchange)
     if source.errors:

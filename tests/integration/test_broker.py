@@ -268,3 +268,38 @@ def test_refused_publish_and_queue_declare_raise_access_refused_and_broker_goes_
         assert eve.generation == 1
     finally:
         eve.close()
+
+
+def test_publish_nowait_in_batches_then_confirmed_delivers_all(broker):
+    _setup(broker)
+    for k in range(5):
+        broker.publish_nowait([_msg(100 * k + i) for i in range(100)])
+        assert broker.confirmed(250) == []  # returns with up to 250 still unconfirmed
+    assert broker.confirmed(0) == []
+    got = _drain(broker, 500)
+    assert sorted(int(r.headers["n"]) for r in got) == [
+        100 * k + i for k in range(5) for i in range(100)
+    ]
+
+
+def test_publish_nowait_to_a_missing_exchange_reports_the_lost_messages(broker):
+    _setup(broker)
+    lost = [_msg(1, exchange="x_missing"), _msg(2, exchange="x_missing")]
+    broker.publish_nowait(lost)
+    assert broker.confirmed(0) == lost
+    broker.publish_nowait([_msg(3)])
+    assert broker.confirmed(0) == []
+
+
+def test_connection_lost_with_posts_awaiting_confirms_names_every_one(broker, vhost):
+    """Nothing unconfirmed vanishes: each message is either in the queue or reported."""
+    _setup(broker)
+    sent = [_msg(i) for i in range(3000)]
+    broker.publish_nowait(sent[:1500])
+    close_connections(vhost)
+    with pytest.raises(ConnectionLost) as info:
+        broker.publish_nowait(sent[1500:])
+        broker.confirmed(0)
+    reported = {m.headers["n"] for m in getattr(info.value, "unconfirmed", [])}
+    got = {r.headers["n"] for r in _drain(broker, 3000, timeout=5)}
+    assert {m.headers["n"] for m in sent[:1500]} <= got | reported
