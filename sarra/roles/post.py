@@ -27,6 +27,7 @@ from sarra.errors import ConfigError, ConnectionLost, PathError
 from sarra.flow import Flow
 from sarra.message import Notice
 from sarra.posting import NoticeMaker, walk
+from sarra.postsplit import split_paths
 from sarra.publish import NoticePublisher
 from sarra.runtime import Context
 
@@ -37,6 +38,8 @@ DEFAULTS: dict = {}
 EARLY_BATCHES = 20
 #: posts that may await their confirms while the next files are read
 CONFIRM_WINDOW = 5000
+#: files past which the work is shared with a second process (sarra.postsplit)
+SPLIT_AFTER = 256
 
 
 class FileSource:
@@ -178,13 +181,48 @@ def run(ctx: Context, paths: Sequence[str] = ()) -> int:
     if o.post_exchange_suffix:
         exchange += f"_{o.post_exchange_suffix}"
     maker = NoticeMaker(o, broker_user=ctx.user(url), broker_host=ctx.host(url))
+    source = _source(o, targets, maker)
+    helper = None
+    if not (o.pipe or o.remove or o.moved_from):  # a tree or many files: two processes
+        source.paths, helper = split_paths(source.paths, SPLIT_AFTER, _import_broker)
+    if helper is not None and helper.is_helper:
+        try:
+            _post(ctx, source, exchange)
+            source.unconfirmed()
+        except Exception as e:  # noqa: BLE001 - the parent meets it too and says it once
+            source.errors.append(str(e))
+        helper.report(source.posted, source.errors, 1 if source.errors else 0)
+    try:
+        _post(ctx, source, exchange)
+    finally:
+        if helper is not None:
+            posted, errors = helper.result(stop=ctx.stop())
+            source.posted += posted
+            source.errors.extend(errors)
+    source.unconfirmed()
+    log.info("posted %d notices to %s", source.posted, exchange)
+    if source.errors:
+        log.error("%d path(s) not posted", len(source.errors))
+        return 1
+    return 0
+
+
+def _import_broker() -> None:
+    import sarra.broker  # noqa: F401 - imported once, before the fork, for both processes
+
+
+def _post(ctx: Context, source: FileSource, exchange: str) -> None:
+    """Connect (in the background), post every path of ``source``, wait for confirms."""
+    o = ctx.options
     # files are read and summed while the broker connection is made (pika's import and
     # the AMQP handshake are a third of a small post's time); a connection error stops
     # the reading and is raised by the first publish
     broker = ctx.broker_in_background(
-        url, "post_broker", float(o.timeout or 30), then=lambda b: b.declare_exchange(exchange)
+        o.post_broker,
+        "post_broker",
+        float(o.timeout or 30),
+        then=lambda b: b.declare_exchange(exchange),
     )
-    source = _source(o, targets, maker)
     source.halt = broker.failed
     source.early = broker.connecting
     # a batch does not wait for its confirms (persistent posts are confirmed once the
@@ -196,9 +234,3 @@ def run(ctx: Context, paths: Sequence[str] = ()) -> int:
         publisher.finish()
     except ConnectionLost:
         pass  # each unconfirmed post was handed to source.late_failure
-    source.unconfirmed()
-    log.info("posted %d notices to %s", source.posted, exchange)
-    if source.errors:
-        log.error("%d path(s) not posted", len(source.errors))
-        return 1
-    return 0

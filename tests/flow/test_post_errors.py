@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import time
 
+import pika
 import pytest
 
 from tests.fixtures import rabbit
@@ -49,3 +51,40 @@ def test_bad_password_is_one_error_line_without_the_password(flowenv, tmp_path):
     assert proc.returncode == 1
     assert "refused the login" in proc.stderr
     assert "Wr0ngPw" not in proc.stderr + proc.stdout
+
+
+def _queue(fe) -> str:
+    fe.config("subscribe", "count", "exchange xs_guest\n")
+    fe.run("dd_subscribe", "declare", "count")
+    return next(fe.state_dir("subscribe", "count").glob("queue_name.*")).read_text().strip()
+
+
+def test_a_big_tree_is_posted_once_per_file_by_two_processes(flowenv, tmp_path):
+    """Past 256 files dd_post shares the work with a helper process: each file is posted
+    exactly once, one summary, errors of both processes in one exit status."""
+    fe = flowenv
+    base = tmp_path / "base"
+    for i in range(600):
+        d = base / f"d{i % 7}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"f{i:03d}").write_text(str(i))
+    os.mkfifo(base / "d3" / "a fifo")  # not a regular file: named, the rest posted
+    os.mkfifo(base / "d4" / "b fifo")
+    queue = _queue(fe)
+    proc = fe.post("-u", "http://h/", "-pbd", str(base), str(base), check=False)
+    assert proc.returncode == 1, proc.stderr
+    assert "a fifo: not a regular file" in proc.stderr
+    assert "b fifo: not a regular file" in proc.stderr
+    assert "posted 600 notices" in proc.stderr and proc.stderr.count("posted ") == 1
+    assert "2 path(s) not posted" in proc.stderr
+    conn = pika.BlockingConnection(pika.URLParameters(rabbit.amqp_url(fe.vhost)))
+    try:
+        ch, got = conn.channel(), []
+        while True:
+            _method, _props, body = ch.basic_get(queue, auto_ack=True)
+            if body is None:
+                break
+            got.append(body.decode().split()[2])
+    finally:
+        conn.close()
+    assert sorted(got) == sorted(f"d{i % 7}/f{i:03d}" for i in range(600))
