@@ -5,7 +5,9 @@ does a report go.
   declared name first (spec 10.5 step 1: ``xs_alice_public`` -> ``alice``).
 * ``ingest``: validates a post read from a source's exchange and returns the notice to
   store and re-announce (``source`` forced to the exchange owner, ``from_cluster`` set to
-  this switch, ``to_clusters`` filled, ``sum``/``parts``/URL checked; spec 10.5).
+  this switch, ``to_clusters`` filled, ``sum``/``parts``/URL checked; spec 10.5), and
+  refuses a post whose ``to_clusters`` names no destination this switch knows (see
+  ``Switch.destinations``): nothing would ever take it from ``xpublic``.
 * ``relay``: decides whether a post read from another switch's ``xpublic`` is for this
   switch (``to_clusters`` names it, an alias, or a cluster it is gateway for) and refuses
   loops (``from_cluster`` is this switch, or the post is this switch's own re-post).
@@ -58,6 +60,9 @@ class Switch:
     base_url: str = ""
     #: report routes: cluster name (or ``*``) -> broker URL of the next hop toward it
     report_routes: Mapping[str, str] = field(default_factory=dict)
+    #: host names sources reach this switch by: dd_post and v2 sr_post put the post
+    #: broker's host in ``to_clusters`` when the poster names no cluster
+    hosts: Tuple[str, ...] = ()
 
     @property
     def names(self) -> Tuple[str, ...]:
@@ -68,8 +73,17 @@ class Switch:
         """Cluster names a post may be addressed to for this switch to take it."""
         return self.names + tuple(self.gateway_for)
 
+    @property
+    def destinations(self) -> Tuple[str, ...]:
+        """Names a source's post may carry in ``to_clusters`` for this switch to take it:
+        the clusters it serves (``serves``), its default destinations (``to``), the host
+        names it is reached by, and ``ALL``."""
+        return self.serves + self.default_to + self.hosts + ("ALL",)
+
     @classmethod
-    def from_options(cls, o: Any, broker_host: str = "localhost") -> Switch:
+    def from_options(
+        cls, o: Any, broker_host: str = "localhost", hosts: Sequence[str] = ()
+    ) -> Switch:
         declared = list(getattr(o, "declare", ()) or ())
         to = getattr(o, "to", None) or ()
         return cls(
@@ -81,6 +95,7 @@ class Switch:
             default_to=tuple(to),
             base_url=getattr(o, "post_base_url", None) or "",
             report_routes=dict(getattr(o, "report_route", ()) or ()),
+            hosts=tuple(dict.fromkeys(h for h in (broker_host, *hosts) if h)),
         )
 
 
@@ -146,12 +161,18 @@ def ingest(notice: Notice, exchange: str, sw: Switch) -> Notice:
     """Validate a source's post read from ``exchange``; return the notice to store.
 
     Raises:
-        Refused: see ``source_from_exchange`` and ``check_post``.
+        Refused: see ``source_from_exchange`` and ``check_post``; 403 when
+            ``to_clusters`` names none of ``sw.destinations``.
     """
     source = source_from_exchange(exchange, sw)
     changes = {"source": source, "from_cluster": sw.cluster}
-    if not notice.headers.get("to_clusters"):
+    given = clusters(notice)
+    if not given:
         changes["to_clusters"] = ",".join(sw.default_to or (sw.cluster,))
+    elif not set(sw.destinations).intersection(given):
+        raise Refused(f"to_clusters {notice.headers['to_clusters'][:100]!r} names no cluster "
+                      f"served here ({', '.join(sw.serves + sw.default_to)})", 403,
+                      "Forbidden : unknown destination cluster")  # fmt: skip
     validated = notice.with_headers(changes)
     check_post(validated)
     return validated

@@ -51,6 +51,8 @@ def ingest_config(c: AdminConfig) -> str:
         f"broker {_strip_password(c.feeder)}",
         f"cluster {c.cluster}",
         *_users(c.users, ("source",)),
+        # posts for a linked switch are taken: its relay fetches them from our xpublic
+        *([f"gateway_for {','.join(lk.cluster for lk in c.links)}"] if c.links else []),
         f"post_base_dir {c.post_base_dir}",
         f"post_base_url {c.post_base_url}",
         "suppress_duplicates 10m",

@@ -23,6 +23,11 @@ delivered within ``DEDUPE_WINDOW`` s is a repeat, dropped. Directories are not r
 except a removed or renamed one (``is_dir=True``); a directory renamed within the tree
 gives its own "rename", then one "rename" per file below it.
 
+Memory: the start-up scan is a lazy walk that keeps nothing per file (see ``scan``);
+inotify costs one watch per directory (watchdog's, ~600 bytes, plus the kernel's);
+polling keeps watchdog's snapshot of every entry between polls, with a ``CompactStat``
+per entry (~420 bytes per file or directory; about twice that while a poll compares).
+
 Limits: an inotify queue overflow triggers a rescan of every tree (files may be reported
 again). A writer idle for more than ``SCAN_SETTLE`` s on a file in a just-made directory
 may get an early report before the final one. ``O_TMPFILE``/``linkat`` files get no
@@ -41,10 +46,12 @@ from dataclasses import dataclass, replace
 from typing import Callable, Iterator, Sequence
 
 from sarra.watch_scan import (
+    RecentFiles,
     Sig,
     WatchError,
     WatchLimitError,
     check_dir,
+    compact_stat,
     inflight_matcher,
     walk_tree,
 )
@@ -57,6 +64,7 @@ __all__ = ["FileEvent", "Watcher", "WatchError", "WatchLimitError", "inflight_ma
 KINDS = ("file", "remove", "link", "rename")
 SCAN_SETTLE = 0.5
 DEDUPE_WINDOW = 10.0
+OPEN_AT_START = 0.5
 _OVERFLOW_TEXT = "queue overflowed"
 _LIMITS = {
     errno.ENOSPC: ("watch", "max_user_watches", 524288),
@@ -140,9 +148,10 @@ class Watcher:
         self._queue = _EventQueue()
         self._ready: dict[str, FileEvent] = {}
         self._held: dict[str, _Held] = {}
-        self._sent: dict[str, tuple[int, int, float]] = {}
+        self._sent = RecentFiles(DEDUPE_WINDOW)
         self._observer: object | None = None
         self._spy: _OverflowSpy | None = None
+        self._started: float | None = None
         self.polling = force_polling
 
     def start(self) -> None:
@@ -154,6 +163,7 @@ class Watcher:
         """
         for root in self.roots:
             check_dir(root)
+        self._started = time.time()
         observer = self._make_observer()
         try:
             for root in self.roots:
@@ -204,8 +214,9 @@ class Watcher:
             self.polling = True
         from watchdog.observers.polling import PollingObserverVFS
 
+        # watchdog keeps a stat per entry of the tree between polls: a compact one
         return PollingObserverVFS(
-            stat=os.stat if self.follow_symlinks else os.lstat,
+            stat=compact_stat(os.stat if self.follow_symlinks else os.lstat),
             listdir=os.scandir,
             polling_interval=self.poll_interval,
         )
@@ -214,13 +225,23 @@ class Watcher:
         """Yield a "file" or "link" event for everything already in the trees.
 
         Walks with ``os.scandir`` (symlinked directories only with ``follow_symlinks``),
-        skips in-flight and ignored names, never opens a file. Files yielded here are
-        remembered, so a close event for the same unchanged file is not reported again.
+        skips in-flight and ignored names, never opens a file. The walk is lazy and keeps
+        nothing per file: memory stays flat whatever the size of the tree (the caller
+        posts in batches as it consumes the generator).
+
+        A file whose inode changed (ctime) since the watch started, or less than
+        ``OPEN_AT_START`` s before, is remembered for ``DEDUPE_WINDOW`` s, so that the
+        close event of its writer, if it is the same unchanged file, is not reported
+        again.  Other files cannot have such an event coming, unless a writer kept one
+        open without writing for longer than that (it may then be posted twice, as may
+        the files of a directory moved into the tree while the walk runs).  Remembering
+        every file instead would make memory grow with the tree.
         """
+        since = (self._started or time.time()) - OPEN_AT_START
         for root in self.roots:
-            for path, kind, sig in self._walk(root):
-                if kind == "file":
-                    self._sent[path] = (*sig, time.monotonic())
+            for path, kind, st in self._walk(root):
+                if kind == "file" and st.st_ctime >= since:
+                    self._sent.remember(path, _sig(st), time.monotonic())
                 yield FileEvent(kind, path)
 
     def get_events(self, timeout: float, max_count: int = 1000) -> list[FileEvent]:
@@ -325,11 +346,11 @@ class Watcher:
 
     def _hold_tree(self, top: str) -> None:
         """Hold every file below a new directory for SCAN_SETTLE; report links now."""
-        for path, kind, sig in self._walk(top):
+        for path, kind, st in self._walk(top):
             if kind == "link":
                 self._put(FileEvent("file", path))
             elif path not in self._held:
-                self._hold(path, "settle", SCAN_SETTLE, sig)
+                self._hold(path, "settle", SCAN_SETTLE, _sig(st))
 
     def _put(self, ev: FileEvent) -> None:
         prev = self._ready.pop(ev.path, None)
@@ -382,14 +403,12 @@ class Watcher:
             path = next(iter(self._ready))
             ev = self._ready.pop(path)
             if ev.kind == "remove":
-                self._sent.pop(path, None)
+                self._sent.forget(path)
                 out.append(ev)
                 continue
             checked = self._verify(ev, now)
             if checked is not None:
                 out.append(checked)
-        if len(self._sent) > 1000:
-            self._sent = {p: v for p, v in self._sent.items() if now - v[2] < DEDUPE_WINDOW}
         return out
 
     def _verify(self, ev: FileEvent, now: float) -> FileEvent | None:
@@ -405,10 +424,9 @@ class Watcher:
             ev = replace(ev, kind=kind)
         sig = _sig(lst)
         if ev.kind == "file":
-            seen = self._sent.get(ev.path)
-            if seen is not None and seen[:2] == sig and now - seen[2] < DEDUPE_WINDOW:
+            if self._sent.seen(ev.path, sig, now):
                 return None
-        self._sent[ev.path] = (*sig, now)
+        self._sent.remember(ev.path, sig, now)
         return ev
 
     def _skip(self, path: str) -> bool:
@@ -437,7 +455,7 @@ class Watcher:
                 pass
         return "link"
 
-    def _walk(self, top: str) -> Iterator[tuple[str, str, Sig]]:
+    def _walk(self, top: str) -> Iterator[tuple[str, str, os.stat_result]]:
         return walk_tree(
             top, recursive=self.recursive, follow_symlinks=self.follow_symlinks, skip=self._skip
         )

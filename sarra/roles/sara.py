@@ -4,8 +4,10 @@ Two ways to run, chosen by ``source_from_exchange`` (default on):
 
 * **ingest** (on): consume the declared sources' ``xs_<source>`` exchanges (or the
   configured ``exchange``); every post is validated by ``sarra.routing.ingest`` (source
-  forced to the exchange owner, ``from_cluster`` to this ``cluster``), refused ones are
-  reported (403/417) and acknowledged; accepted ones are downloaded below
+  forced to the exchange owner, ``from_cluster`` to this ``cluster``; ``to_clusters``
+  must name a destination this switch knows: ``cluster``, ``cluster_aliases``,
+  ``gateway_for``, ``to``, ``ALL`` or a host name of the switch), refused ones are
+  reported (403/417) and acknowledged without being fetched; accepted ones are downloaded below
   ``post_base_dir`` (default layout ``${YYYYMMDD}/${SOURCE}/<relpath>``), verified, and
   re-announced on ``post_exchange`` (``xpublic``) with ``post_base_url``.
 * **relay** (off): consume another switch's ``xpublic``; ``sarra.routing.relay`` keeps
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from typing import Any, List, Sequence
 
 from sarra import consumer, routing
@@ -139,6 +142,17 @@ class Repost:
         return n.replace(baseurl=self.base_url, relpath=rel, topic=topic).relayable()
 
 
+def hosts(ctx: Context) -> List[str]:
+    """Host names sources may reach this switch by, for ingest: those of its broker URLs
+    and of this machine (dd_post and v2 sr_post put the post broker's host in
+    ``to_clusters`` when the poster names no cluster)."""
+    o = ctx.options
+    if not o.source_from_exchange:
+        return []
+    names = [ctx.host(o.broker), ctx.host(o.post_broker or o.broker)]
+    return names + [socket.gethostname().lower(), socket.getfqdn().lower()]
+
+
 def build(ctx: Context, broker: Any, post_broker: Any, assembler: Any = None) -> Flow:
     """The switch's flow: ``broker`` consumed, ``post_broker`` posted and reported to."""
     o = ctx.options
@@ -146,7 +160,7 @@ def build(ctx: Context, broker: Any, post_broker: Any, assembler: Any = None) ->
         raise ConfigError("dd_sara needs post_base_url and post_base_dir (its served tree)")
     ctx.reset_queue(broker, queue(ctx))
     setup(broker, o, queue(ctx), exchanges(o), o.topic_prefix or "v02.post")
-    sw = routing.Switch.from_options(o, ctx.host(o.post_broker or o.broker))
+    sw = routing.Switch.from_options(o, ctx.host(o.post_broker or o.broker), hosts=hosts(ctx))
     hooks = HookSet.from_options(o)
     base_dir = os.path.abspath(os.path.expanduser(o.post_base_dir))
     download = ctx.downloader(broker, hooks, consumer.Locator(o, {"PBD": base_dir}), assembler)

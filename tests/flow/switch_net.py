@@ -173,6 +173,12 @@ class Net:
                          auth=AUTH, timeout=10)  # fmt: skip
         return int(r.json().get("consumers", 0)) if r.status_code == 200 else 0
 
+    def messages(self, switch: str, queue: str) -> int:
+        """Messages in ``queue``, ready or unacknowledged (-1 until the broker knows it)."""
+        r = requests.get(f"{API}/queues/{quote(self.vhosts[switch], safe='')}/{queue}",
+                         auth=AUTH, timeout=10)  # fmt: skip
+        return int(r.json().get("messages", -1)) if r.status_code == 200 else -1
+
     def wait_consuming(self, switch: str, queue: str, timeout: float = 30) -> None:
         wait_for(lambda: self.consumers(switch, queue) > 0, timeout, f"a consumer on {queue}")
 

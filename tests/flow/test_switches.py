@@ -125,6 +125,34 @@ def test_post_on_xs_eve_claiming_alice_arrives_as_eve(net, tmp_path):
     assert got.headers["source"] == net.user("eve")
 
 
+def test_post_for_an_unknown_cluster_is_refused_unfetched_and_reported_to_its_source(net, tmp_path):
+    pub = net.tap("A", "xpublic")
+    alice = net.user("alice")
+    xr_alice = net.tap("A", "xr_" + alice)
+    start_ingest(net, tmp_path, "gateway_for C\n")
+    net.config("shovel", "rA", router_conf(net, "A", f"declare source {alice}\n"))
+    net.foreground("dd_shovel", "rA")
+    net.wait_consuming("A", f"q_{net.user('feederA')}.dd_shovel.rA")
+    src = tree(tmp_path / "alice", {"lost.txt": b"for nowhere\n", "kept.txt": b"for C\n"})
+    asrv = net.serve(src)
+    post(net, "A", "alice", src, asrv.url, str(src / "lost.txt"), to="Z,Y")
+    post(net, "A", "alice", src, asrv.url, str(src / "kept.txt"), to="C")
+    reports = xr_alice.wait(lambda g: len(g) >= 2, 30, "alice's two reports")
+    codes = sorted((r.relpath, r.report.code, r.headers["message"]) for r in reports)
+    assert codes == [
+        ("kept.txt", 201, "Downloaded"),
+        ("lost.txt", 403, "Forbidden : unknown destination cluster"),
+    ]
+    [kept] = pub.wait(lambda g: len(g) >= 1, 30, "the re-post of kept.txt")
+    assert kept.relpath.endswith("/kept.txt") and kept.headers["to_clusters"] == "C"
+    assert [p for _m, p, _r in asrv.box.requests if "lost" in p] == []  # never fetched
+    assert not list(tmp_path.glob("A_www/**/lost.txt"))
+    queue = f"q_{net.user('feederA')}.dd_sara.A"
+    wait_for(lambda: net.messages("A", queue) == 0, 30, f"{queue} empty and nothing unacked")
+    log = (tmp_path / "dd_sara_A.out").read_text()
+    assert len([ln for ln in log.splitlines() if "'Z,Y'" in ln]) == 1, log[-3000:]
+
+
 def router_conf(net: Net, sw: str, extra: str) -> str:
     return f"broker {net.url(sw, 'feeder' + sw)}\nreport_router on\ncluster {sw}\n{extra}"
 
@@ -135,7 +163,8 @@ def test_tree_to_c_is_relayed_through_b_and_reports_reach_only_alice(net, tmp_pa
     www = {s: tmp_path / f"{s}_www" for s in "ABC"}
     srv = {s: net.serve(www[s]) for s in "ABC"}
     alice, eve, bob = net.user("alice"), net.user("eve"), net.user("bob")
-    net.config("sara", "A", ingest_conf(net, "A", www["A"], srv["A"].url))
+    # A takes posts for C (B fetches them from A's xpublic); B is C's gateway
+    net.config("sara", "A", ingest_conf(net, "A", www["A"], srv["A"].url, "gateway_for C\n"))
     net.config("sara", "B", relay_conf(net, "A", "B", www["B"], srv["B"].url, "gateway_for C\n"))
     net.config("sara", "C", relay_conf(net, "B", "C", www["C"], srv["C"].url))
     net.config(

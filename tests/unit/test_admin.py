@@ -265,6 +265,7 @@ def test_link_records_the_switch_keeps_its_password_out_and_writes_configs(switc
     assert "declare source alice\ndeclare subscriber bob\n" in reports
     ingest = (tmp_path / "cfg/sara/ingest.conf").read_text()
     assert "declare source alice\n" in ingest and "bob" not in ingest
+    assert "gateway_for sw2\n" in ingest  # alice may post -to sw2 on this switch
     again = adm.load_admin_config(switch.cfg.path)
     assert again.links == [adm.Link("sw2", "amqp://feeder@sw2.example.com/sw2")]
     switch.link("sw2", "amqp://feeder@sw2b.example.com/sw2", tmp_path / "cfg")

@@ -57,6 +57,30 @@ def test_ingest_fills_missing_to_clusters_and_keeps_given_ones():
     assert ingest(post(to_clusters="C"), "xs_alice", SW).headers["to_clusters"] == "C"
 
 
+@pytest.mark.parametrize("to", ["A", "alpha", "C", "Z,C", "ALL", "a.example", " , "])
+def test_ingest_takes_posts_for_a_cluster_it_serves_or_a_host_name_it_is_reached_by(to):
+    sw = Switch(cluster="A", aliases=("alpha",), gateway_for=("C",), sources=("alice",),
+                hosts=("a.example",))  # fmt: skip
+    n = ingest(post(to_clusters=to), "xs_alice", sw)
+    assert n.headers["to_clusters"] == (to if to.strip(" ,") else "A")
+
+
+@pytest.mark.parametrize("to", ["Z", "Z,Y", "localhost", "all", "a"])
+def test_ingest_refuses_posts_for_clusters_it_does_not_know_with_403(to):
+    with pytest.raises(Refused) as e:
+        ingest(post(to_clusters=to), "xs_alice", SW)
+    assert e.value.code == 403 and e.value.text == "Forbidden : unknown destination cluster"
+    assert repr(to) in str(e.value) and "A, alpha, C" in str(e.value)
+
+
+def test_ingest_takes_posts_for_its_default_destinations_and_broker_host():
+    o = type("O", (), {"cluster": "A", "to": ("D",), "declare": [("source", "alice")]})
+    sw = Switch.from_options(o, "switch-a.example", hosts=("switch-a", "switch-a.example"))
+    assert sw.hosts == ("switch-a.example", "switch-a")
+    for to in ("D", "switch-a", "switch-a.example"):
+        assert ingest(post(to_clusters=to), "xs_alice", sw).headers["to_clusters"] == to
+
+
 @pytest.mark.parametrize("exchange", ["xs_mallory", "xpublic", "xs_"])
 def test_ingest_refuses_exchanges_of_undeclared_owners_with_403(exchange):
     with pytest.raises(Refused) as e:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 
 from sarra import message
@@ -101,7 +102,7 @@ def test_ingest_stores_file_and_reposts_with_switch_url_and_source_from_exchange
 
 
 def test_pubtime_and_headers_are_kept(tmp_path):
-    b, flow = setup(tmp_path)
+    b, flow = setup(tmp_path, "gateway_for C\n")
     n = post(mtime="20240102030405.5", to_clusters="C")
     b.put(n, exchange="xs_alice")
     flow.run_once()
@@ -118,6 +119,23 @@ def test_post_from_undeclared_source_is_refused_reported_and_acked(tmp_path):
     [rep] = [decoded(o) for o in b.published if o.exchange == "xreport"]
     assert rep.report.code == 403 and rep.headers["source"] == "mallory"
     assert len(b.acked) == 1
+
+
+def test_post_for_an_unknown_cluster_is_refused_without_download_reported_and_acked(
+    tmp_path, caplog
+):
+    b, flow = setup(tmp_path, "gateway_for C\n", files={})  # a download would raise KeyError
+    b.put(post(source="alice", to_clusters="Z,Y"), exchange="xs_alice")
+    with caplog.at_level(logging.INFO, logger="sarra"):
+        flow.run_once()
+    assert not [o for o in b.published if o.exchange == "xpublic"]
+    [rep] = [decoded(o) for o in b.published if o.exchange == "xreport"]
+    assert rep.report.code == 403 and rep.headers["source"] == "alice"
+    assert rep.headers["message"] == "Forbidden : unknown destination cluster"
+    assert len(b.acked) == 1 and not b.nacked
+    lines = [r.getMessage() for r in caplog.records if "'Z,Y'" in r.getMessage()]
+    assert len(lines) == 1 and "rejected" in lines[0] and "(A, C)" in lines[0]
+    assert not list((tmp_path / "tree").rglob("*.txt"))
 
 
 def test_path_escape_is_refused_without_download(tmp_path):

@@ -12,11 +12,20 @@ import logging
 import os
 import threading
 import time
+import tracemalloc
 
 import pytest
 
 from sarra.errors import ConfigError, SarraError
-from sarra.watch import FileEvent, Watcher, WatchError, WatchLimitError, inflight_matcher
+from sarra.watch import (
+    OPEN_AT_START,
+    FileEvent,
+    Watcher,
+    WatchError,
+    WatchLimitError,
+    inflight_matcher,
+)
+from sarra.watch_scan import RecentFiles, compact_stat
 
 POLL = 0.25
 
@@ -198,6 +207,81 @@ def test_scanned_file_is_not_reported_again_when_its_close_event_arrives(tmp_pat
         with open(f"{tmp_path}/old", "ab"):
             pass  # close-after-write without writing: same mtime and size
         assert collect(w, 0) == []
+
+
+def test_startup_scan_of_a_big_tree_streams_and_keeps_nothing_per_old_file(tmp_path):
+    """Regression (100,000-file tree: 136 MiB): the walk listed each directory into a
+    list of DirEntry objects (each with its cached stat) and remembered every file."""
+    root = tmp_path / "big"
+    for d in ("", "sub/", "sub/deeper/"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+        for i in range(2000):
+            (root / f"{d}f{i:05d}").write_bytes(b"x")
+    time.sleep(OPEN_AT_START + 0.1)  # files older than the watch: no close event can come
+    with Watcher([str(root)]) as w:
+        tracemalloc.start()
+        try:
+            count = sum(1 for _ in w.scan())
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert count == 6000
+    assert peak < 512 * 1024, f"scanning 6,000 files took {peak} bytes"
+
+
+def traced_size(make) -> int:
+    """Bytes allocated by make() and still held by what it returns."""
+    tracemalloc.start()
+    try:
+        kept = make()
+        size = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    del kept
+    return size
+
+
+def test_compact_stat_keeps_what_the_polling_snapshot_reads(tmp_path):
+    write(f"{tmp_path}/f", b"12345")
+    os.symlink("f", f"{tmp_path}/l")
+    compact = compact_stat(os.lstat)
+    for name in ("f", "l", ""):
+        st, c = os.lstat(f"{tmp_path}/{name}"), compact(f"{tmp_path}/{name}")
+        assert (c.st_mode, c.st_ino, c.st_dev, c.st_size, c.st_mtime) == (
+            st.st_mode,
+            st.st_ino,
+            st.st_dev,
+            st.st_size,
+            st.st_mtime,
+        )
+    assert compact(f"{tmp_path}/f").st_mode is compact(f"{tmp_path}/f").st_mode  # shared
+    assert (
+        traced_size(lambda: [compact(f"{tmp_path}/f") for _ in range(1000)])
+        < traced_size(lambda: [os.lstat(f"{tmp_path}/f") for _ in range(1000)]) / 2
+    )
+    with pytest.raises(FileNotFoundError):
+        compact(f"{tmp_path}/missing")
+
+
+def test_recent_files_remembers_the_last_signature_for_one_window():
+    r = RecentFiles(10.0)
+    r.remember("/a", (1, 5), 100.0)
+    assert r.seen("/a", (1, 5), 109.0) and not r.seen("/a", (2, 5), 109.0)
+    assert not r.seen("/a", (1, 5), 110.5) and not r.seen("/b", (1, 5), 101.0)
+    r.remember("/a", (2, 5), 101.0)
+    assert r.seen("/a", (2, 5), 102.0) and not r.seen("/a", (1, 5), 102.0)
+    r.forget("/a")
+    assert not r.seen("/a", (2, 5), 102.0)
+
+
+def test_recent_files_drops_old_generations_as_time_passes():
+    r = RecentFiles(10.0)
+    for i in range(100):
+        r.remember(f"/old{i}", (i, 1), 100.0)
+    r.remember("/mid", (0, 1), 111.0)
+    assert len(r) == 101 and r.seen("/mid", (0, 1), 112.0)
+    r.remember("/new", (0, 1), 122.0)
+    assert len(r) == 2 and r.seen("/mid", (0, 1), 120.0) and r.seen("/new", (0, 1), 122.0)
 
 
 def test_non_recursive_watcher_ignores_subdirectories(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import List
+from typing import Iterable, List
 
 import pytest
 
@@ -25,9 +25,9 @@ from tests.fixtures.fakebroker import FakeBroker
 class ScriptedWatcher:
     """Hands out the event lists given to ``feed``, one list per ``get_events`` call."""
 
-    def __init__(self, existing: List[FileEvent] = ()) -> None:
+    def __init__(self, existing: Iterable[FileEvent] = ()) -> None:
         self.batches: List[List[FileEvent]] = []
-        self.existing = list(existing)
+        self.existing = existing
         self.stopped = False
 
     def feed(self, *events: FileEvent) -> None:
@@ -327,3 +327,25 @@ def test_inotify_limit_exits_non_zero_with_the_sysctl_to_raise(tmp_path, monkeyp
     monkeypatch.setattr(cli.Paths, "from_env", classmethod(lambda cls: Paths.under(tmp_path)))
     assert cli.main("dd_watch", ["foreground", "m"]) == cli.EXIT_FAILURE
     assert capsys.readouterr().err.strip().splitlines()[-1] == f"dd_watch: error: {text}"
+
+
+def test_post_on_start_takes_existing_files_from_the_scan_one_batch_at_a_time(tmp_path, tree):
+    """The start-up scan is streamed: never read ahead of what one batch posts (a big
+    tree must not be listed, or turned into notices, all at once)."""
+    paths = [write(tree / f"f{i:03d}") for i in range(25)]
+    pulled = []
+
+    def scan():
+        for p in paths:
+            pulled.append(p)
+            yield FileEvent("file", p)
+
+    watcher, _, broker, flow, _ = setup(tmp_path, "post_on_start", "batch 10", existing=scan())
+    assert flow.run_once() == 10
+    assert len(pulled) == 10 and len(broker.published) == 10
+    assert flow.run_once() == 10
+    assert len(pulled) == 20
+    while flow.run_once():
+        pass
+    assert len(pulled) == 25
+    assert [p[0] for p in posted(broker)] == [f"w/f{i:03d}" for i in range(25)]
