@@ -58,6 +58,16 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class _TerminalHandler(logging.StreamHandler):
+    """stderr; a log line first blanks the progress line of a transfer, if drawn."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from sarra.progress import clear_line
+
+        clear_line()
+        super().emit(record)
+
+
 def parse_level(level: str) -> int:
     """Map a level name (``debug``, ``info``, ``warning``, ``error``, ``critical``).
 
@@ -106,7 +116,7 @@ def setup_logging(
         old.close()
     handler: logging.Handler
     if log_file is None:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _TerminalHandler(sys.stderr)
         handler.setFormatter(logging.Formatter(FOREGROUND_FORMAT, FOREGROUND_DATEFMT))
     else:
         when, interval = _rotation(rotate_s)

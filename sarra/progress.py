@@ -118,10 +118,16 @@ class Progress:
     def done(self) -> None:
         """The transfer ended (complete or not): blank the line if one was drawn."""
         self._due = _NEVER
+        self._blank()
+
+    def _blank(self) -> None:
+        global _drawn
         if self._shown and self._stream is not None:
             self._stream.write("\r" + " " * self._shown + "\r")
             self._stream.flush()
             self._shown = 0
+        if _drawn is self:
+            _drawn = None
 
     def _draw(self, now: float) -> None:
         assert self._stream is not None
@@ -132,6 +138,20 @@ class Progress:
         self._stream.write("\r" + line.ljust(pad))
         self._stream.flush()
         self._shown = max(len(line), pad)
+        global _drawn
+        _drawn = self
 
 
-__all__ = ["INTERVAL", "Progress", "format_eta", "progress_line"]
+#: the Progress whose line is on the terminal now, if any
+_drawn: Optional[Progress] = None
+
+
+def clear_line() -> None:
+    """Blank the progress line, if one is drawn, so that a log line written next starts
+    on a clean line; the progress line comes back at its next redraw."""
+    p = _drawn
+    if p is not None:
+        p._blank()
+
+
+__all__ = ["INTERVAL", "Progress", "clear_line", "format_eta", "progress_line"]

@@ -175,3 +175,29 @@ def test_on_a_terminal_each_piece_reads_the_clock_once_and_keeps_the_broker_aliv
     for _ in range(10):
         p.add(MiB)
     assert len(beats) == 10 and clock.reads == 1 + 10
+
+
+def test_a_log_line_first_blanks_the_progress_line():
+    import logging
+
+    from sarra import logsetup
+    from sarra.progress import Progress
+
+    clock = [0.0]
+    stream = io.StringIO()
+    p = Progress(stream=stream, clock=lambda: clock[0], width=60)
+    p.start("big.bin", 1000)
+    clock[0] = 1.0
+    p.add(500)  # drawn
+    assert "50%" in stream.getvalue()
+    handler = logsetup._TerminalHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.emit(logging.LogRecord("t", logging.WARNING, __file__, 1, "a warning", None, None))
+    text = stream.getvalue()
+    before, _, after = text.rpartition("a warning")
+    assert before.endswith("\r") and before.rstrip("\r ").endswith("ETA 0:01")
+    assert after == "\n"
+    clock[0] = 2.0
+    p.add(100)  # the line comes back at the next redraw
+    assert "60%" in stream.getvalue().rpartition("a warning\n")[2]
+    p.done()
