@@ -23,7 +23,14 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Protocol,
 
 from sarra import message
 from sarra.delivery import FAILED, OK, REJECTED, Delivery
-from sarra.errors import ConnectionLost, HookError, MessageError, PathError, TransferError
+from sarra.errors import (
+    ConnectionLost,
+    HookError,
+    MessageError,
+    PathError,
+    SarraError,
+    TransferError,
+)
 from sarra.hooks import HookSet
 from sarra.parallel import WorkThreads, chains
 
@@ -166,10 +173,22 @@ class Flow:
                     self.housekeeping()
                     next_housekeeping = time.monotonic() + self.housekeeping_every
         finally:
+            self._finish_sinks()
             self.hooks.safe_emit("on_stop")
             if self.stats_file is not None:
                 self.stats.save(self.stats_file, time.time())
         return self.stats.failed
+
+    def _finish_sinks(self) -> None:
+        """Wait for what the publisher and reporter still expect confirms for."""
+        for sink in (self.publisher, self.reporter):
+            finish = getattr(sink, "finish", None)
+            if finish is None:
+                continue
+            try:
+                finish()
+            except SarraError as e:
+                log.warning("at stop: %s", e)
 
     def run_once(self) -> int:
         """Gather one batch and carry it through every step.  Returns its size.

@@ -114,14 +114,20 @@ class Reporter:
     """Publishes one report message per delivery that has a ``report`` code.
 
     A report that cannot be published is logged; it never changes the outcome of the
-    delivery it describes.
+    delivery it describes, so a batch does not wait for its reports' confirms (with
+    durable queues, the broker confirms only once they are on disk): they are read
+    while the next batches are worked, at most ``window`` outstanding; :meth:`finish`
+    waits for the rest.
     """
 
-    def __init__(self, broker: Any, exchange: str, user: str, host: str = "") -> None:
+    def __init__(
+        self, broker: Any, exchange: str, user: str, host: str = "", window: int = 1000
+    ) -> None:
         self.broker = broker
         self.exchange = exchange
         self.user = user
         self.host = host or socket.getfqdn()
+        self.window = window
 
     def publish(self, deliveries: Sequence[Delivery]) -> None:
         outs = []
@@ -135,5 +141,22 @@ class Reporter:
             except MessageError as e:
                 log.warning("cannot report on %s: %s", d.describe(), e)
         if outs:
-            for out in self.broker.publish_batch(outs):
-                log.warning("report %s not confirmed by the broker", out.routing_key)
+            self._checked(lambda: self.broker.publish_nowait(outs) or [])
+        self._checked(lambda: self.broker.confirmed(self.window))
+
+    def finish(self) -> None:
+        """Wait for the confirms of the reports still outstanding."""
+        self._checked(lambda: self.broker.confirmed(0))
+
+    def _checked(self, step: Callable[[], List[Any]]) -> None:
+        from sarra.errors import ConnectionLost
+
+        try:
+            failed = step()
+        except ConnectionLost as e:
+            lost = len(getattr(e, "unconfirmed", ()))
+            if lost:
+                log.warning("%d report(s) may be lost with the broker connection", lost)
+            raise
+        for out in failed:
+            log.warning("report %s not confirmed by the broker", out.routing_key)
