@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import time
 
-from bench.common import Broker, bench, make_files, table, wait_for
+from bench.common import Broker, bench, broker_cpu_seconds, make_files, table, wait_for
 
 
 def main() -> None:
@@ -34,14 +35,20 @@ def main() -> None:
         q = amqp.queue()
         results: dict = {"dd_post": [], "sr_post": []}
         fixed: dict = {"dd_post": [], "sr_post": []}
+        broker_cpu: dict = {"dd_post": [], "sr_post": []}
         for _ in range(args.repeat):
             for who, prog in (("dd", "dd_post"), ("v2", "sr_post")):
                 for path, want, into in ((b.data / "files", args.n, results), (one, 1, fixed)):
                     argv = [*b.dd_post_args(), str(path)] if who == "dd" else [
                         "-c", "bench", "-p", str(path)]  # fmt: skip
                     amqp.purge(q)
+                    time.sleep(0.2)  # let the broker settle before its CPU is read
+                    cpu0 = broker_cpu_seconds()
                     wall, rss, _ = b.run(who, prog, *argv)
                     wait_for(lambda w=want: amqp.count(q) >= w, 10, 0.1)
+                    time.sleep(0.3)  # the broker goes on writing after its confirms
+                    if into is results:
+                        broker_cpu[prog].append(broker_cpu_seconds() - cpu0)
                     into[prog].append((wall, amqp.count(q), rss))
         amqp.close()
 
@@ -63,6 +70,9 @@ def main() -> None:
           " (target >= 4x)")  # fmt: skip
     print(f"ratio dd_post/sr_post, marginal msg/s:   "
           f"{marginal['dd_post'] / marginal['sr_post']:.2f}x")  # fmt: skip
+    cpu = {p: statistics.median(v) for p, v in broker_cpu.items()}
+    print(f"RabbitMQ CPU per run (median, s): dd_post {cpu['dd_post']:.2f}, sr_post"
+          f" {cpu['sr_post']:.2f}: it shares the cores with the poster")  # fmt: skip
 
 
 if __name__ == "__main__":

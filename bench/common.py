@@ -79,6 +79,24 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def broker_cpu_seconds() -> float:
+    """CPU seconds used so far by the local RabbitMQ node (beam.smp); 0 if not found.
+
+    The broker shares this machine's cores with both sides: its CPU per run shows how
+    much of a wall time is the broker's own work (routing, writing persistent messages).
+    """
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"beam.smp" in cmd and b"rabbit" in cmd:
+            return cpu_seconds(int(pid))
+    return 0.0
+
+
 def make_files(root: Path, n: int, size: int, sub: str = "files") -> List[Path]:
     """``n`` files of ``size`` distinct bytes each under ``root/sub``."""
     d = root / sub
