@@ -191,6 +191,8 @@ def run(ctx: Context, paths: Sequence[str] = ()) -> int:
             source.unconfirmed()
         except Exception as e:  # noqa: BLE001 - the parent meets it too and says it once
             source.errors.append(str(e))
+        for path in source.paths:  # dealt to it but never read (it stopped): named
+            source.errors.append(f"{path}: not posted (the helper process stopped)")
         helper.report(source.posted, source.errors, 1 if source.errors else 0)
     try:
         _post(ctx, source, exchange)
