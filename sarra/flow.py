@@ -157,6 +157,7 @@ class Flow:
         """
         self.hooks.safe_emit("on_start")
         next_housekeeping = time.monotonic() + self.housekeeping_every
+        ended = False
         try:
             while not self.stop():
                 try:
@@ -172,8 +173,10 @@ class Flow:
                 if time.monotonic() >= next_housekeeping:
                     self.housekeeping()
                     next_housekeeping = time.monotonic() + self.housekeeping_every
+            ended = True
         finally:
-            self._finish_sinks()
+            if ended:  # not when an error is on its way out: it is the one to report
+                self._finish_sinks()
             self.hooks.safe_emit("on_stop")
             if self.stats_file is not None:
                 self.stats.save(self.stats_file, time.time())
