@@ -107,17 +107,20 @@ class FileSource:
         return out
 
     def settle(self, d: Delivery) -> None:
-        """Count a posted delivery; a failure was already logged by the flow."""
+        """Count a posted delivery; name a failed one."""
         self.unsettled.pop(id(d), None)
         if d.outcome == FAILED:
-            self.errors.append(f"{d.describe()}: {d.reason}")
+            self._error(d.reason if d.describe() in d.reason else f"{d.describe()}: {d.reason}")
         else:
             self.posted += 1
 
     def late_failure(self, d: Delivery, reason: str) -> None:
-        """A post settled earlier turned out unconfirmed (``NoticePublisher`` window)."""
+        """A post turned out unconfirmed (``NoticePublisher`` window): one of the batch
+        in hand fails (settled next, or named by unconfirmed() if its batch is
+        abandoned); one settled earlier is taken back from the count."""
         if id(d) in self.unsettled:
-            return  # its batch was abandoned: reported by unconfirmed()
+            d.fail(reason, code=503)
+            return
         self.posted -= 1
         self._error(reason)
 

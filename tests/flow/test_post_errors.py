@@ -89,3 +89,27 @@ def test_a_big_tree_is_posted_once_per_file_by_two_processes(flowenv, tmp_path):
     finally:
         conn.close()
     assert sorted(got) == sorted(f"d{i % 7}/f{i:03d}" for i in range(600))
+
+
+def test_posts_the_broker_nacks_are_named_and_the_exit_status_says_so(flowenv, tmp_path):
+    """A queue that rejects publishes past 5 messages makes RabbitMQ nack the rest."""
+    fe = flowenv
+    base = tmp_path / "base"
+    base.mkdir()
+    for i in range(12):
+        (base / f"f{i:02d}").write_text(str(i))
+    conn = pika.BlockingConnection(pika.URLParameters(rabbit.amqp_url(fe.vhost)))
+    try:
+        ch = conn.channel()
+        ch.exchange_declare("xs_guest", exchange_type="topic", durable=True)
+        args = {"x-max-length": 5, "x-overflow": "reject-publish"}
+        ch.queue_declare("q_full", durable=True, arguments=args)
+        ch.queue_bind("q_full", "xs_guest", "#")
+        proc = fe.post("-u", "http://h/", "-pbd", str(base), str(base), check=False)
+        assert ch.queue_declare("q_full", passive=True).method.message_count == 5
+    finally:
+        conn.close()
+    assert proc.returncode == 1, proc.stderr
+    named = [f"f{i:02d}" for i in range(12) if f"post of f{i:02d} not confirmed" in proc.stderr]
+    assert len(named) == 7, proc.stderr
+    assert "posted 5 notices" in proc.stderr and "7 path(s) not posted" in proc.stderr

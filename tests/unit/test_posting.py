@@ -155,6 +155,21 @@ def test_missing_file_is_reported_by_the_source_and_the_rest_still_posted(tmp_pa
     assert src.errors and "missing" in src.errors[0]
 
 
+def test_a_post_found_unconfirmed_is_named_and_not_counted_in_or_after_its_batch(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / name).write_text(name)
+    src = FileSource([str(tmp_path / "a"), str(tmp_path / "b")], NoticeMaker(opts(tmp_path)), False)
+    a, b = src.gather(10, 0)
+    src.late_failure(a, "post of a not confirmed by the broker")  # batch in hand: fails
+    for d in (a, b):
+        if d.outcome is None:
+            d.ok(201, "Published")
+        src.settle(d)
+    assert src.posted == 1 and src.errors == ["post of a not confirmed by the broker"]
+    src.late_failure(b, "post of b not confirmed (connection lost)")  # settled earlier
+    assert src.posted == 0 and src.errors[-1] == "post of b not confirmed (connection lost)"
+
+
 def test_walk_lists_files_and_links_sorted_per_directory(tmp_path):
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "z").write_text("")
