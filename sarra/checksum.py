@@ -13,10 +13,12 @@ removed basename.  More can be added with :func:`register` (plug-ins, at load ti
 from __future__ import annotations
 
 import hashlib
-import random
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from sarra.errors import MessageError
+
+if TYPE_CHECKING:
+    import random
 
 __all__ = [
     "Checksum",
@@ -129,7 +131,13 @@ class NoChecksum(Checksum):
     method = "0"
 
     def __init__(self, rng: random.Random | None = None) -> None:
-        self._value = f"{(rng or random).randrange(10000):04d}"
+        if rng is None:
+            import random  # only the "0" method needs it
+
+            value = random.randrange(10000)
+        else:
+            value = rng.randrange(10000)
+        self._value = f"{value:04d}"
 
     def value(self) -> str:
         return self._value

@@ -12,8 +12,6 @@ import argparse
 import importlib
 import logging
 import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -352,6 +350,8 @@ def act_add(program: str, config: Optional[str], ns: argparse.Namespace, paths: 
         raise ConfigError(f"add: give an existing .conf file to add (got {config!r})")
     dest = paths.program_config_dir(program)
     dest.mkdir(parents=True, exist_ok=True)
+    import shutil  # here: every command's start-up would pay for it
+
     shutil.copy(config, dest / Path(config).name)
     print(f"{program}: added {dest / Path(config).name}")
     return EXIT_OK
@@ -371,6 +371,8 @@ def act_edit(program: str, config: Optional[str], ns: argparse.Namespace, paths:
         raise ConfigError("edit: name a configuration")
     path = paths.config_file(program, config)
     path.parent.mkdir(parents=True, exist_ok=True)
+    import subprocess
+
     return subprocess.call([os.environ.get("EDITOR", "vi"), str(path)])
 
 

@@ -32,10 +32,10 @@ from sarra.errors import (
     TransferError,
 )
 from sarra.hooks import HookSet
-from sarra.parallel import WorkThreads, chains
 
-if TYPE_CHECKING:  # imported where used: dd_post needs neither (sqlite3 costs start-up)
+if TYPE_CHECKING:  # imported where used: dd_post needs none (start-up time)
     from sarra.dedup import DedupCache
+    from sarra.parallel import WorkThreads
     from sarra.retry import RetryQueue
 
 log = logging.getLogger(__name__)
@@ -205,6 +205,8 @@ class Flow:
         try:
             groups = None
             if self.threads is not None and self.work is not None and len(batch) > 1:
+                from sarra.parallel import chains
+
                 groups = chains(batch)
             if groups is None:
                 for i, d in enumerate(batch):
@@ -267,6 +269,8 @@ class Flow:
                 return self._leave(batch, batch[i:])
             if self._admit(d):
                 admitted.append(d)
+        from sarra.parallel import chains
+
         groups = chains(admitted) or []
         skipped = self.threads.run(groups, self._work, self.stop)
         return self._leave(batch, skipped) if skipped else batch

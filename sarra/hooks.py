@@ -19,7 +19,6 @@ import inspect
 import logging
 import os
 import shlex
-import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
@@ -105,6 +104,8 @@ class ScriptHook(Hook):
         self.name = f"{event} {command}"
 
     def _run(self, delivery: Delivery) -> None:
+        import subprocess  # here: commands without scripts need not pay for it
+
         argv = [*self.argv, str(delivery.local_path)]
         try:
             done = subprocess.run(

@@ -23,18 +23,20 @@ import logging
 import os
 import re
 import signal
-import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from sarra.errors import SarraError
 from sarra.pidfile import AlreadyRunning, Pidfile, pid_alive, read_pid, remove_pidfile_if
 from sarra.signals import SignalReceiver
+
+if TYPE_CHECKING:
+    import subprocess
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +113,8 @@ class OSCalls:
         Raises:
             OSError: the program cannot be executed or the log cannot be opened.
         """
+        import subprocess  # here: a one-shot command's start-up need not pay for it
+
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as out:
             child = subprocess.Popen(
