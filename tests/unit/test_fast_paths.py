@@ -188,3 +188,62 @@ def test_post_of_a_big_file_sums_each_block_in_one_threaded_pass(tmp_path):
     assert [n.headers["sum"] for n in notices] == [f"d,{w}" for w in want]
     [whole] = _maker(tmp_path).for_path(str(tmp_path / "big"))
     assert whole.headers["sum"] == "d," + hashlib.md5(data).hexdigest()
+
+
+class _FakeRaw:
+    """Stands for urllib3's reply: records what is done to its connection."""
+
+    def __init__(self, chunks):
+        self.status, self.reason, self.headers = 200, "OK", {}
+        self._chunks, self.calls = chunks, []
+
+    def stream(self, size, decode_content=False):
+        yield from self._chunks
+
+    def close(self):
+        self.calls.append("close")
+
+    def release_conn(self):
+        self.calls.append("release")
+
+
+def _reply(raw):
+    import urllib3
+
+    from sarra.transfer.http import _Reply
+
+    urllib3.BaseHTTPResponse.register(_FakeRaw)  # the reply class checks for urllib3's
+    return _Reply(raw)
+
+
+def test_a_reply_read_whole_hands_its_connection_back_for_reuse():
+    raw = _FakeRaw([b"ab", b"cd"])
+    reply = _reply(raw)
+    assert b"".join(reply.chunks(2)) == b"abcd"
+    reply.close()
+    assert raw.calls == ["release"]
+
+
+def test_a_reply_left_half_read_closes_its_connection_before_handing_it_back():
+    raw = _FakeRaw([b"ab", b"cd"])
+    reply = _reply(raw)
+    chunks = reply.chunks(2)
+    assert next(chunks) == b"ab"
+    chunks.close()
+    reply.close()
+    assert raw.calls == ["close", "release"]  # unread bytes never serve the next GET
+
+
+def test_sarra_broker_imports_pika_without_asyncio_and_the_adapter_still_loads():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, sarra.broker, pika\n"
+        "assert 'asyncio' not in sys.modules, 'asyncio imported'\n"
+        "from pika.adapters.blocking_connection import BlockingConnection\n"
+        "import pika.adapters.asyncio_connection as real\n"
+        "assert 'asyncio' in sys.modules and hasattr(real.AsyncioConnection, 'create_connection')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

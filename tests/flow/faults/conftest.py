@@ -35,12 +35,7 @@ def kit(tmp_path: Path) -> Iterator[Kit]:
 
 @pytest.fixture
 def main_rabbit() -> Rabbit:
-    try:
-        rmq.check_rabbit()
-    except rmq.RabbitUnavailable as e:
-        if os.environ.get("CI"):
-            pytest.fail(f"RabbitMQ is required in CI: {e}")
-        pytest.skip(str(e))
+    rmq.require_rabbit()
     return Rabbit()
 
 
