@@ -25,14 +25,13 @@ from typing import Iterator, List, Mapping, Sequence, Tuple, Union
 from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 from sarra.errors import CredentialsError
+from sarra.redaction import redact as _redact
 
 SCHEMES = ("amqp", "amqps", "http", "https", "sftp", "ftp", "ftps")
 DEFAULT_PORTS = {"amqp": 5672, "amqps": 5671, "http": 80, "https": 443, "sftp": 22}
 DEFAULT_PORTS.update({"ftp": 21, "ftps": 21})
 FLAG_OPTIONS = ("passive", "binary", "tls", "prot_p")
 PATH_OPTIONS = ("ssh_keyfile", "known_hosts")
-
-_URL_PASSWORD = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://[^/@:\s]*:)[^/\s]*@")
 
 
 def redact_url(url: str) -> str:
@@ -50,8 +49,11 @@ def redact_url(url: str) -> str:
 
 
 def redact(text: str) -> str:
-    """Replace the password of every ``scheme://user:password@`` in free text by ``***``."""
-    return _URL_PASSWORD.sub(r"\1***@", text)
+    """Replace the password of every ``scheme://user:password@`` in free text by ``***``.
+
+    Linear time (:func:`sarra.redaction.redact`): the text may be a hostile relpath.
+    """
+    return _redact(text)
 
 
 def _port(parts: SplitResult) -> int | None:
