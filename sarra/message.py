@@ -482,13 +482,27 @@ def new_post(
     return Notice("post", stamp, baseurl, relpath, headers, post_topic(relpath, topic_prefix))
 
 
+def cut_header(value: str, limit: int = MAX_HEADER_BYTES - 1) -> str:
+    """``value`` cut to at most ``limit`` UTF-8 bytes on a character boundary, ending ``...``.
+
+    For report texts: a reason naming a long path, or a server's error page, must
+    shorten the report, never stop it from being published.
+    """
+    raw = value.encode("utf-8")
+    if len(raw) <= limit:
+        return value
+    return raw[: limit - 3].decode("utf-8", errors="ignore") + "..."
+
+
 def make_report(
     post: Notice, code: int, message: str, host: str, user: str, elapsed: float
 ) -> Notice:
     """Build the report answering ``post`` (9.2, 9.3, 3.9).
 
     Copies every post header except the v03/legacy ones encode refuses, adds
-    ``message``; topic ``v02.report.<same dirs>``; elapsed formatted ``%.6f``.
+    ``message``; topic ``v02.report.<same dirs>``; elapsed formatted ``%.6f``.  Every
+    header value past the v02 limit (the reason, or a long header of a v03 post) is
+    cut with :func:`cut_header`: a report is never dropped for its length.
 
     Raises:
         MessageError: ``post`` is not a post, or ``code`` is not in 100-999.
@@ -497,8 +511,8 @@ def make_report(
         raise MessageError("make_report needs a post, got a report")
     if not 100 <= int(code) <= 999:
         raise MessageError(f"report code {code!r} is not a 3-digit status")
-    headers = dict(post.relayable().headers)
-    headers["message"] = message
+    headers = {k: cut_header(v) for k, v in post.relayable().headers.items()}
+    headers["message"] = cut_header(message)
     topic = report_topic(post.topic or post_topic(post.relpath))
     report = Report(int(code), host, user, f"{elapsed:.6f}")
     return Notice("report", post.pubtime, post.baseurl, post.relpath, headers, topic, report)
