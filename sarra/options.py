@@ -323,7 +323,7 @@ _ROWS = (
         "suppress_basis",
         choice("path", "name", "data"),
         "path",
-        "what makes a duplicate: sum+path, sum+file name, or the data (sum) alone",
+        "what makes a duplicate (same source): sum+path, sum+file name, or the sum alone",
         FETCH,
     ),
     _O("rename", string, None, "post a rename header (ending in /: keep the name)", SRC),
