@@ -26,6 +26,7 @@ from typing import Any, Mapping, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
 from sarra import partition
+from sarra.credentials import public_url
 from sarra.errors import MessageError, SarraError
 from sarra.message import Notice, split_sum
 
@@ -93,7 +94,7 @@ class Switch:
             sources=tuple(n for k, n in declared if k == "source"),
             subscribers=tuple(n for k, n in declared if k == "subscriber"),
             default_to=tuple(to),
-            base_url=getattr(o, "post_base_url", None) or "",
+            base_url=public_url(getattr(o, "post_base_url", None) or ""),  # as published
             report_routes=dict(getattr(o, "report_route", ()) or ()),
             hosts=tuple(dict.fromkeys(h for h in (broker_host, *hosts) if h)),
         )
