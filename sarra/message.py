@@ -45,6 +45,10 @@ log = logging.getLogger(__name__)
 MAX_TOPIC_BYTES = 253
 #: header values of this many UTF-8 bytes or more are never published (5.15, 17.6)
 MAX_HEADER_BYTES = 253
+#: longest relpath or baseurl decoded (UTF-8 bytes): PATH_MAX, longer names no file.
+#: Everything downstream (accept/reject masks, which are the user's own regexes, log
+#: redaction, placement) then works on bounded text whatever a hostile poster sends.
+MAX_FIELD_BYTES = 4096
 V03_HEADERS = frozenset(
     "identity integrity size blocks content fileOp pubTime baseUrl relPath contentType "
     "report".split()
@@ -363,7 +367,8 @@ def decode(
         NotV02: v03 JSON / tuple body, or a topic not starting with ``v02``.
         IgnoredMessage: a v02 topic type other than post/report/log (e.g. ``v02.pulse``).
         MessageError: body not UTF-8, fewer than 3 fields (7 for reports), bad pubtime,
-            empty baseurl/relpath, bad report code, header not UTF-8.
+            empty baseurl/relpath or one over ``MAX_FIELD_BYTES``, bad report code,
+            header not UTF-8.
     """
     topic = (
         routing_key.decode("utf-8", "replace") if isinstance(routing_key, bytes) else routing_key
@@ -388,6 +393,12 @@ def decode(
         raise MessageError(f"bad pubtime in body ({e}): {_excerpt(text)}") from None
     if not baseurl or not wire_relpath:
         raise MessageError(f"empty baseurl or relpath in body: {_excerpt(text)}")
+    for name, value in (("baseurl", baseurl), ("relpath", wire_relpath)):
+        if len(value) > MAX_FIELD_BYTES and len(value.encode("utf-8")) > MAX_FIELD_BYTES:
+            raise MessageError(
+                f"{name} of {len(value.encode('utf-8'))} bytes, over {MAX_FIELD_BYTES}: "
+                f"{_excerpt(text)}"
+            )
     return Notice(kind, pubtime, baseurl, decode_path(wire_relpath), table, topic, report)
 
 

@@ -189,3 +189,29 @@ def test_every_installed_handler_writes_one_safe_line(clean_root, tmp_path, relp
     assert not any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in text[:-1])
     assert "\u202e" not in text and ":pw@" not in text
     assert len(text) < MAX_LINE + 200
+
+
+# ------------------------------------------------------------------ bounded notice fields
+
+
+@pytest.mark.parametrize(
+    "field, size",
+    [("relpath", 4097), ("relpath", 100_000), ("relpath", MB), ("baseurl", 5000)],
+)
+def test_decode_refuses_fields_longer_than_a_path_can_be(field, size, hang_guard):
+    from sarra import message
+    from sarra.errors import MessageError
+
+    rel = "a" * size if field == "relpath" else "d/f.txt"
+    base = "http://h/" + "b" * size if field == "baseurl" else "http://h/"
+    body = f"20261207000000.000 {base} {rel}".encode()
+    with pytest.raises(MessageError, match=f"{field} of .* bytes, over 4096"):
+        message.decode("v02.post.d", {"sum": "d,x"}, body)
+
+
+@pytest.mark.parametrize("rel", ["a" * 4096, "\u65e5" * 1365, "d/" + "x" * 4000])
+def test_decode_keeps_fields_up_to_the_bound(rel):
+    from sarra import message
+
+    body = f"20261207000000.000 http://h/ {rel}".encode()
+    assert message.decode("v02.post.d", {}, body).relpath == rel
