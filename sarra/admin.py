@@ -17,7 +17,10 @@ The vhost is the admin URL's path (``sarra.amqp_connect`` rule).  Regexes are th
 ones, tightened so that one user's rules never cover another user whose name starts
 with the same letters: ``q_alice.*`` would also match ``q_alice2...``, so queues are
 ``^q_<u>\\.`` (dd queue names always continue with ``.``) and exchanges
-``^xs_<u>(_.*)?$`` (``xs_<u>`` and its ``_<suffix>`` exchanges, 10.1).  Topic
+``^xs_<u>(_.*)?$`` (``xs_<u>`` and its ``_<suffix>`` exchanges, 10.1).  User names
+cannot contain ``_`` or ``.`` (``options.user_name``), the separators of those
+suffixes, so no user's patterns match another's exchanges or queues (with ``u`` and
+``u_x``, ``^xs_u(_.*)?$`` would match ``xs_u_x``).  Topic
 permissions stop a source from publishing anything but ``v02.post``/``v02.report``
 topics on its ``xs_`` exchange, and a subscriber anything but reports.
 
@@ -357,8 +360,10 @@ class Admin:
         Raises:
             ConfigError: bad name or role.  AccessRefused, BrokerError: the API refused.
         """
-        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", name):
-            raise ConfigError(f"bad user name {name!r} (letters, digits, _ . - only)")
+        try:
+            optdefs.user_name(name)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
         perms = permissions_for(role, name)
         password = password or new_password()
         vhost = self.cfg.vhost

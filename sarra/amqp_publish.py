@@ -217,7 +217,9 @@ class ConfirmPublisher:
         unconfirmed (stop requested, channel lost).
 
         Raises:
-            AccessRefused: the broker refused a publish (write or topic permission).
+            AccessRefused: the broker refused a publish (write or topic permission);
+                its ``refused`` lists every publish that was then pending on the channel
+                (none of them confirmed).
             pika.exceptions.AMQPError: the connection dropped.
         """
         try:
@@ -248,7 +250,10 @@ class ConfirmPublisher:
             reason = self._closed_by
             text = getattr(reason, "reply_text", str(reason))
             if getattr(reason, "reply_code", None) == 403:
-                raise AccessRefused(f"publish refused by {self._where}: {text}")
+                refused = AccessRefused(f"publish refused by {self._where}: {text}")
+                # the publishes that went down with the channel: the caller names them
+                refused.refused = failed + left  # type: ignore[attr-defined]
+                raise refused
             log.warning("publishing channel closed by %s: %s", self._where, text)
         elif left:
             log.warning("%d published messages left unconfirmed (stop requested)", len(left))

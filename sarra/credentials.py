@@ -15,6 +15,7 @@ module ever puts a password in a ``repr``, a ``str`` or an error message; use
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import stat
@@ -25,14 +26,15 @@ from typing import Iterator, List, Mapping, Sequence, Tuple, Union
 from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 from sarra.errors import CredentialsError
+from sarra.redaction import redact as _redact
+
+log = logging.getLogger(__name__)
 
 SCHEMES = ("amqp", "amqps", "http", "https", "sftp", "ftp", "ftps")
 DEFAULT_PORTS = {"amqp": 5672, "amqps": 5671, "http": 80, "https": 443, "sftp": 22}
 DEFAULT_PORTS.update({"ftp": 21, "ftps": 21})
 FLAG_OPTIONS = ("passive", "binary", "tls", "prot_p")
 PATH_OPTIONS = ("ssh_keyfile", "known_hosts")
-
-_URL_PASSWORD = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://[^/@:\s]*:)[^/\s]*@")
 
 
 def redact_url(url: str) -> str:
@@ -49,9 +51,43 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
 
 
+def public_url(url: str, what: str = "") -> str:
+    """``url`` without its password (``sftp://u:pw@h/`` -> ``sftp://u@h/``): a base URL
+    to publish.
+
+    A password written into ``post_base_url`` (``-u``) would otherwise be in every
+    notice, read by every subscriber and every downstream switch; the user name stays,
+    so a subscriber finds its own password for ``u@h`` in its credentials file (v2 and
+    sr3 keep passwords out of posts the same way).  With ``what`` (the option's name),
+    stripping one is logged as a warning, once per call: call it at start-up.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # not parseable (a bad IPv6 bracket): drop any userinfo at all
+        scheme, sep, rest = url.partition("://")
+        netloc, slash, path = rest.partition("/")
+        return scheme + sep + netloc.rpartition("@")[2] + slash + path
+    if parts.password is None:
+        return url
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    if what:
+        log.warning(
+            "%s %s has a password: it is not published (notices carry %s); subscribers "
+            "need it in their own credentials file",
+            what,
+            redact_url(url),
+            f"{user}@{hostport}",
+        )
+    return urlunsplit(parts._replace(netloc=f"{user}@{hostport}"))
+
+
 def redact(text: str) -> str:
-    """Replace the password of every ``scheme://user:password@`` in free text by ``***``."""
-    return _URL_PASSWORD.sub(r"\1***@", text)
+    """Replace the password of every ``scheme://user:password@`` in free text by ``***``.
+
+    Linear time (:func:`sarra.redaction.redact`): the text may be a hostile relpath.
+    """
+    return _redact(text)
 
 
 def _port(parts: SplitResult) -> int | None:

@@ -30,21 +30,28 @@ BASES = ("path", "name", "data")
 
 
 def fingerprint(notice: Notice, basis: str = "path") -> str:
-    """The cache key of spec 6.6: ``sum`` + path + ``parts`` (path alone for R/L).
+    """The cache key of spec 6.6: ``sum`` + path + ``parts`` (path alone for R/L),
+    prefixed by the notice's ``source`` header when it has one.
 
     ``basis`` "data" drops the path (same bytes from anywhere are duplicates), "name"
-    keeps only the file name.
+    keeps only the file name.  The source is part of every basis: on ingest it is the
+    poster's user (set from its exchange before the claim), so one source posting
+    another's path and checksum first cannot make the other's post a duplicate
+    ("304 Not modified"); downstream, the same product from two sources is two products.
+    Length-prefixed, so no source text can imitate another key.
     """
     s = notice.headers.get("sum", "")
     parts = notice.headers.get("parts", "")
     path = notice.relpath.lstrip("/")
+    source = notice.headers.get("source", "")
+    owner = f"{len(source)}:{source}|" if source else ""
     if basis == "name":
         path = path.rsplit("/", 1)[-1]
     if s[:1] in ("R", "L", "m", "r"):
-        return f"{s[:1]}|{path}"
+        return f"{owner}{s[:1]}|{path}"
     if basis == "data" and s[:1] in ("d", "s"):
-        return f"{s}|{parts}"
-    return f"{s}|{path}|{parts}"
+        return f"{owner}{s}|{parts}"
+    return f"{owner}{s}|{path}|{parts}"
 
 
 def owner_of(notice: Notice) -> str:

@@ -2,7 +2,8 @@
 
 Owns :func:`setup_logging` (stderr in the foreground, a time-rotated file for daemons),
 :class:`RedactingFilter` (no password ever reaches a log line, whatever the caller
-forgot) and the ``human_*`` formatters.  Not called ``logging.py``: that would shadow the
+forgot), :class:`SafeTextFilter` (no control character, no unbounded line) and the
+``human_*`` formatters.  Not called ``logging.py``: that would shadow the
 standard library.
 
 Rotation is the stdlib's ``TimedRotatingFileHandler``; there is no homemade rotator.
@@ -14,27 +15,19 @@ points them at the new file after each rollover.
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from pathlib import Path
 
 from sarra.errors import ConfigError
+from sarra.redaction import redact as redact
+from sarra.redaction import safe_block, safe_line
 
 DAEMON_FORMAT = "%(asctime)s [%(levelname)s] %(name)s: %(message)s"
 FOREGROUND_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 FOREGROUND_DATEFMT = "%H:%M:%S"
 
-# scheme://user:password@  ->  scheme://user:***@ ; the password part is greedy up to
-# the last "@" before a "/" or blank, so an unencoded "@" in a password is still hidden.
-_URL_PASSWORD_RE = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*):[^\s/]*@")
-
 _HANDLER_NAME = "sarra"
 _UNITS = ((86400, "D"), (3600, "H"), (60, "M"), (1, "S"))
-
-
-def redact(text: str) -> str:
-    """Replace the password of every ``scheme://user:password@`` in ``text`` by ``***``."""
-    return _URL_PASSWORD_RE.sub(r"\g<head>:***@", text)
 
 
 class RedactingFilter(logging.Filter):
@@ -55,6 +48,32 @@ class RedactingFilter(logging.Filter):
             record.exc_text = redact(record.exc_text)
         if record.stack_info:
             record.stack_info = redact(record.stack_info)
+        return True
+
+
+class SafeTextFilter(logging.Filter):
+    """Make every log line plain, bounded text, whatever a hostile notice put in it.
+
+    Control characters (C0, DEL, C1), bidi controls and Unicode line separators in the
+    message are escaped (``\\x1b``, ``\\n``): a relpath cannot drive the terminal
+    reading the log nor forge a log line; the message is cut at
+    :data:`sarra.redaction.MAX_LINE` characters.  Tracebacks keep their newlines, each
+    line cut alike.  Passwords are redacted again before any cut (cheap: linear), so a
+    cut can never leave half of one.  Attach it to handlers, after
+    :class:`RedactingFilter`.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = safe_line(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = safe_block(record.exc_text)
+        if record.stack_info:
+            record.stack_info = safe_block(record.stack_info)
         return True
 
 
@@ -126,6 +145,7 @@ def setup_logging(
         handler = DaemonFileHandler(log_file, when, interval, backups, redirect_fds)
         handler.setFormatter(logging.Formatter(DAEMON_FORMAT))
     handler.addFilter(RedactingFilter())
+    handler.addFilter(SafeTextFilter())
     handler.set_name(_HANDLER_NAME)
     root.addHandler(handler)
     root.setLevel(numeric)

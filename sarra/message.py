@@ -45,6 +45,10 @@ log = logging.getLogger(__name__)
 MAX_TOPIC_BYTES = 253
 #: header values of this many UTF-8 bytes or more are never published (5.15, 17.6)
 MAX_HEADER_BYTES = 253
+#: longest relpath or baseurl decoded (UTF-8 bytes): PATH_MAX, longer names no file.
+#: Everything downstream (accept/reject masks, which are the user's own regexes, log
+#: redaction, placement) then works on bounded text whatever a hostile poster sends.
+MAX_FIELD_BYTES = 4096
 V03_HEADERS = frozenset(
     "identity integrity size blocks content fileOp pubTime baseUrl relPath contentType "
     "report".split()
@@ -363,7 +367,8 @@ def decode(
         NotV02: v03 JSON / tuple body, or a topic not starting with ``v02``.
         IgnoredMessage: a v02 topic type other than post/report/log (e.g. ``v02.pulse``).
         MessageError: body not UTF-8, fewer than 3 fields (7 for reports), bad pubtime,
-            empty baseurl/relpath, bad report code, header not UTF-8.
+            empty baseurl/relpath or one over ``MAX_FIELD_BYTES``, bad report code,
+            header not UTF-8.
     """
     topic = (
         routing_key.decode("utf-8", "replace") if isinstance(routing_key, bytes) else routing_key
@@ -388,6 +393,12 @@ def decode(
         raise MessageError(f"bad pubtime in body ({e}): {_excerpt(text)}") from None
     if not baseurl or not wire_relpath:
         raise MessageError(f"empty baseurl or relpath in body: {_excerpt(text)}")
+    for name, value in (("baseurl", baseurl), ("relpath", wire_relpath)):
+        if len(value) > MAX_FIELD_BYTES and len(value.encode("utf-8")) > MAX_FIELD_BYTES:
+            raise MessageError(
+                f"{name} of {len(value.encode('utf-8'))} bytes, over {MAX_FIELD_BYTES}: "
+                f"{_excerpt(text)}"
+            )
     return Notice(kind, pubtime, baseurl, decode_path(wire_relpath), table, topic, report)
 
 
@@ -482,13 +493,27 @@ def new_post(
     return Notice("post", stamp, baseurl, relpath, headers, post_topic(relpath, topic_prefix))
 
 
+def cut_header(value: str, limit: int = MAX_HEADER_BYTES - 1) -> str:
+    """``value`` cut to at most ``limit`` UTF-8 bytes on a character boundary, ending ``...``.
+
+    For report texts: a reason naming a long path, or a server's error page, must
+    shorten the report, never stop it from being published.
+    """
+    raw = value.encode("utf-8")
+    if len(raw) <= limit:
+        return value
+    return raw[: limit - 3].decode("utf-8", errors="ignore") + "..."
+
+
 def make_report(
     post: Notice, code: int, message: str, host: str, user: str, elapsed: float
 ) -> Notice:
     """Build the report answering ``post`` (9.2, 9.3, 3.9).
 
     Copies every post header except the v03/legacy ones encode refuses, adds
-    ``message``; topic ``v02.report.<same dirs>``; elapsed formatted ``%.6f``.
+    ``message``; topic ``v02.report.<same dirs>``; elapsed formatted ``%.6f``.  Every
+    header value past the v02 limit (the reason, or a long header of a v03 post) is
+    cut with :func:`cut_header`: a report is never dropped for its length.
 
     Raises:
         MessageError: ``post`` is not a post, or ``code`` is not in 100-999.
@@ -497,8 +522,8 @@ def make_report(
         raise MessageError("make_report needs a post, got a report")
     if not 100 <= int(code) <= 999:
         raise MessageError(f"report code {code!r} is not a 3-digit status")
-    headers = dict(post.relayable().headers)
-    headers["message"] = message
+    headers = {k: cut_header(v) for k, v in post.relayable().headers.items()}
+    headers["message"] = cut_header(message)
     topic = report_topic(post.topic or post_topic(post.relpath))
     report = Report(int(code), host, user, f"{elapsed:.6f}")
     return Notice("report", post.pubtime, post.baseurl, post.relpath, headers, topic, report)

@@ -201,16 +201,42 @@ def header(value: str) -> Tuple[str, str]:
 
 
 _DECLARE_KINDS = ("source", "subscriber", "feeder", "admin", "exchange", "queue")
+#: letters, digits and "-": never "_" nor ".", which end a user's name in its exchanges
+#: (``xs_<user>_<suffix>``) and queues (``q_<user>.<name>``)
+_USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
+
+
+def user_name(value: str) -> str:
+    """A switch user's name: 1-64 letters, digits and ``-``, not starting with ``-``.
+
+    ``_`` and ``.`` are refused because they separate a user's name from the suffix of
+    its exchanges and queues: with users ``u`` and ``u_x``, ``u``'s rights on
+    ``xs_u_<suffix>`` would cover ``xs_u_x`` (``u`` posting as ``u_x``); with ``u.x``,
+    ``u``'s queues ``q_u.<name>`` would cover ``q_u.x...``.  Without them, no two valid
+    names can reach each other's exchanges or queues.
+    """
+    if not _USER_NAME.fullmatch(value):
+        raise ValueError(
+            f"bad user name {value[:80]!r}: 1-64 letters, digits and '-' only (no '_' or "
+            "'.': they separate a user's name from its exchanges' and queues' suffixes)"
+        )
+    return value
 
 
 def declare(value: str) -> Tuple[str, str]:
-    """``source alice``, ``subscriber bob``, ``exchange xs_foo`` -> ``(kind, name)``."""
+    """``source alice``, ``subscriber bob``, ``exchange xs_foo`` -> ``(kind, name)``.
+
+    Source and subscriber names must be valid user names (:func:`user_name`).
+    """
     words = value.split()
     if len(words) != 2 or words[0].lower() not in _DECLARE_KINDS:
         raise ValueError(
             f"bad declare {value!r} (expected one of {', '.join(_DECLARE_KINDS)} + name)"
         )
-    return words[0].lower(), words[1]
+    kind = words[0].lower()
+    if kind in ("source", "subscriber"):
+        user_name(words[1])
+    return kind, words[1]
 
 
 def route(value: str) -> Tuple[str, str]:
@@ -323,7 +349,7 @@ _ROWS = (
         "suppress_basis",
         choice("path", "name", "data"),
         "path",
-        "what makes a duplicate: sum+path, sum+file name, or the data (sum) alone",
+        "what makes a duplicate (same source): sum+path, sum+file name, or the sum alone",
         FETCH,
     ),
     _O("rename", string, None, "post a rename header (ending in /: keep the name)", SRC),

@@ -41,9 +41,11 @@ class NoticeMaker:
 
     def __init__(self, options: Any, *, broker_user: str = "", broker_host: str = "") -> None:
         self.o = options
-        self.base_url = options.post_base_url
-        if not self.base_url:
+        if not options.post_base_url:
             raise ConfigError("post_base_url (-u) is required to post")
+        from sarra.credentials import public_url
+
+        self.base_url = public_url(options.post_base_url, "post_base_url (-u)")
         base_dir = getattr(options, "post_base_dir", None)
         self.base_dir = os.path.abspath(base_dir) if base_dir else None
         self.sum = getattr(options, "sum", None) or "d"

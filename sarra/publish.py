@@ -93,13 +93,24 @@ class NoticePublisher:
             raise
 
     def _collect(self, window: int) -> None:
-        from sarra.errors import ConnectionLost
+        from sarra.errors import AccessRefused, ConnectionLost
 
         try:
             failed = self.broker.confirmed(window)
         except ConnectionLost as e:
             self._lost(e)
             raise
+        except AccessRefused as e:
+            refused = getattr(e, "refused", None)
+            if refused is None:  # not a publish (a login): nothing of ours to name
+                raise
+            # the broker closed the channel on a publish it refuses (no write or topic
+            # permission on the exchange): every post then pending is not posted, and
+            # each is named; the next batch opens a new channel and is judged alike
+            for out in refused:
+                if out.ref is not None:
+                    self.late(out.ref, f"post of {out.ref.describe()} refused: {e}")
+            return
         for out in failed:
             self.late(out.ref, f"post of {out.ref.describe()} not confirmed by the broker")
 

@@ -26,6 +26,7 @@ from typing import Any, Mapping, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
 from sarra import partition
+from sarra.credentials import public_url
 from sarra.errors import MessageError, SarraError
 from sarra.message import Notice, split_sum
 
@@ -93,21 +94,23 @@ class Switch:
             sources=tuple(n for k, n in declared if k == "source"),
             subscribers=tuple(n for k, n in declared if k == "subscriber"),
             default_to=tuple(to),
-            base_url=getattr(o, "post_base_url", None) or "",
+            base_url=public_url(getattr(o, "post_base_url", None) or ""),  # as published
             report_routes=dict(getattr(o, "report_route", ()) or ()),
             hosts=tuple(dict.fromkeys(h for h in (broker_host, *hosts) if h)),
         )
 
 
 def owner_of(exchange: str, users: Sequence[str]) -> Optional[str]:
-    """The longest of ``users`` that owns ``xs_<user>`` or ``xs_<user>_<suffix>``."""
+    """The one of ``users`` that owns ``xs_<user>`` or ``xs_<user>_<suffix>``.
+
+    User names cannot contain ``_`` (``options.user_name``), so the owner is the text
+    between ``xs_`` and the next ``_``: the same rule as the broker permissions dd_admin
+    gives (``^xs_<user>(_.*)?$``).  A declared name holding ``_`` owns nothing.
+    """
     if not exchange.startswith("xs_"):
         return None
-    rest = exchange[3:]
-    for user in sorted(users, key=len, reverse=True):
-        if rest == user or rest.startswith(user + "_"):
-            return user
-    return None
+    owner = exchange[3:].partition("_")[0]
+    return owner if owner and owner in users else None
 
 
 def source_from_exchange(exchange: str, sw: Switch) -> str:
@@ -179,9 +182,10 @@ def ingest(notice: Notice, exchange: str, sw: Switch) -> Notice:
 
 
 def stamp_refused(notice: Notice, exchange: str, sw: Switch) -> Notice:
-    """The notice a refusal is reported on: ``source`` = raw exchange owner, never the
-    poster's claim, so a refusal report cannot reach the claimed source."""
-    owner = exchange[3:] if exchange.startswith("xs_") else ""
+    """The notice a refusal is reported on: ``source`` = the exchange's owner by name
+    (``xs_<owner>[_<suffix>]``, declared or not), never the poster's claim, so a refusal
+    report cannot reach the claimed source."""
+    owner = exchange[3:].partition("_")[0] if exchange.startswith("xs_") else ""
     return notice.with_headers(source=owner or None, from_cluster=sw.cluster)
 
 

@@ -28,6 +28,7 @@ import socket
 from typing import Any, List, Sequence
 
 from sarra import consumer, routing
+from sarra.credentials import public_url
 from sarra.delivery import OK, Delivery
 from sarra.download import Downloader
 from sarra.errors import ConfigError
@@ -126,7 +127,7 @@ class Repost:
 
     def __init__(self, o: Any, download: Downloader) -> None:
         self.download = download
-        self.base_url = o.post_base_url
+        self.base_url = public_url(o.post_base_url, "post_base_url")  # never publish a password
         self.base_dir = os.path.abspath(os.path.expanduser(o.post_base_dir))
         self.prefix = o.post_topic_prefix or "v02.post"
 

@@ -1,7 +1,8 @@
 """A small network of switches on the local RabbitMQ, for the dd_sara flow tests.
 
 Each switch is its own vhost (``t_sara_<tag>_<name>``) with its own data tree served by
-its own HTTP server on loopback.  Broker users (``<role>_<tag>``) are made through the
+its own HTTP server on loopback.  Broker users (``<role>-<tag>``: user names cannot hold
+``_``, see ``sarra.options.user_name``) are made through the
 management API (fast) and deleted afterwards; commands run as real processes
 (``python -m sarra.cli ...``) with HOME/XDG pointing into the test's tmp dir.
 """
@@ -125,9 +126,9 @@ class Net:
         api("PUT", f"/permissions/{quote(vhost, safe='')}/{user}", json=perms)
 
     def user(self, role: str) -> str:
-        """Broker user ``<role>_<tag>`` with full rights on every switch of the net."""
+        """Broker user ``<role>-<tag>`` with full rights on every switch of the net."""
         if role not in self.users:
-            name = f"{role}_{self.tag}"
+            name = f"{role}-{self.tag}"
             api("PUT", f"/users/{name}", json={"password": "pw-" + self.tag, "tags": ""})
             for v in self.vhosts.values():
                 self._grant(name, v)

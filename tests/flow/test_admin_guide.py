@@ -38,7 +38,8 @@ class Guide:
         self.users: List[str] = []
 
     def u(self, name: str) -> str:
-        return f"{self.p}_{name}"
+        """``<random part of the prefix>-<name>``: user names cannot hold ``_`` or ``.``."""
+        return f"{self.p.rsplit('_', 1)[-1]}-{name}"
 
     def run(self, *cmd: str, ok: bool = True, timeout: float = 90) -> subprocess.CompletedProcess:
         argv = list(cmd)

@@ -248,20 +248,28 @@ def test_tree_to_c_is_relayed_through_b_and_reports_reach_only_alice(net, tmp_pa
     assert xr_eve.drain() == []
 
 
-def test_same_data_posted_by_two_sources_is_readvertised_once(net, tmp_path):
+def test_same_data_posted_twice_by_a_source_is_readvertised_once_and_by_another_again(
+    net, tmp_path
+):
     pub = net.tap("A", "xpublic")
     rep = net.tap("A", "xreport")
     start_ingest(net, tmp_path, "suppress_duplicates 60\n")
     data = os.urandom(3000)
-    # two redundant feeds of one product: same path, same bytes (spec 6.6 fingerprint)
+    # a product posted twice by its source: same path, same bytes (spec 6.6 fingerprint)
     a = tree(tmp_path / "alice", {"obs/mine.bin": data, "obs/empty.txt": b""})
     e = tree(tmp_path / "eve", {"obs/mine.bin": data, "obs/other_empty.txt": b""})
     asrv, esrv = net.serve(a), net.serve(e)
     post(net, "A", "alice", a, asrv.url, str(a / "obs" / "mine.bin"))
-    post(net, "A", "eve", e, esrv.url, str(e / "obs" / "mine.bin"))
+    post(net, "A", "alice", a, asrv.url, str(a / "obs" / "mine.bin"))
     reports = rep.wait(lambda g: len(g) >= 2, 30, "two ingest reports")
     assert sorted(r.report.code for r in reports) == [201, 304]
-    assert len(pub.drain()) == 1
+    # the same path and bytes from another source are that source's own product
+    post(net, "A", "eve", e, esrv.url, str(e / "obs" / "mine.bin"))
+    reports = rep.wait(lambda g: len(g) >= 3, 30, "eve's report")
+    assert sorted(r.report.code for r in reports) == [201, 201, 304]
+    assert sorted(n.headers["source"] for n in pub.drain()) == sorted(
+        [net.user("alice"), net.user("eve")]
+    )
     # different files with the same bytes (two empty files) are not duplicates
     post(net, "A", "alice", a, asrv.url, str(a / "obs" / "empty.txt"))
     post(net, "A", "eve", e, esrv.url, str(e / "obs" / "other_empty.txt"))

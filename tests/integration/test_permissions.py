@@ -45,11 +45,12 @@ class Switch:
         cred.chmod(0o600)
         (self.paths.config_dir / "admin.conf").write_text(
             f"cluster sw1\nadmin amqp://guest@localhost/{vhost}\n"
-            f"feeder amqp://{vhost}_feeder@localhost/{vhost}\n"
+            f"feeder amqp://{self.name('feeder')}@localhost/{vhost}\n"
         )
 
     def name(self, short: str) -> str:
-        return f"{self.vhost}_{short}"
+        """``<vhost's random part>-<short>``: user names cannot hold ``_`` or ``.``."""
+        return f"{self.vhost.rsplit('_', 1)[-1]}-{short}"
 
     def admin(self, *argv: str) -> int:
         return dd_admin.main(list(argv), paths=self.paths)

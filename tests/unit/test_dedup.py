@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from sarra import message
 from sarra.dedup import DedupCache, fingerprint, owner_of
 
@@ -10,10 +12,32 @@ def post(rel="data/f.txt", source="alice", pubtime="20260101000000.000"):
     )
 
 
-def test_same_data_from_two_sources_is_one_fingerprint_on_data_basis():
-    a, b = post(source="alice"), post(rel="other/f.txt", source="eve")
+def test_same_data_at_two_paths_of_one_source_is_one_fingerprint_on_data_basis():
+    a, b = post(source="alice"), post(rel="other/f.txt", source="alice")
     assert fingerprint(a, "data") == fingerprint(b, "data")
     assert fingerprint(a, "path") != fingerprint(b, "path")
+
+
+@pytest.mark.parametrize("basis", ["path", "name", "data"])
+@pytest.mark.parametrize("s", ["d,abc", "s,abc", "n,abc", "R,abc", "L,abc", "m,abc"])
+@pytest.mark.parametrize(
+    "mine, theirs", [("alice", "eve"), ("alice", ""), ("u", "u_x"), ("a", "a|"), ("1:a|", "1")]
+)
+def test_the_same_post_from_two_sources_is_two_fingerprints(basis, s, mine, theirs):
+    def make(source):
+        h = {"sum": s, "parts": "1,3,1,0,0"} | ({"source": source} if source else {})
+        return message.new_post("http://h/", "data/f.txt", h)
+
+    assert fingerprint(make(mine), basis) != fingerprint(make(theirs), basis)
+    assert fingerprint(make(mine), basis) == fingerprint(make(mine), basis)
+
+
+def test_a_claim_by_one_source_leaves_anothers_post_free(tmp_path):
+    c = DedupCache(tmp_path / "c.sqlite", 60)
+    eve, alice = post(source="eve"), post(source="alice")
+    assert c.claim(fingerprint(eve), owner_of(eve))
+    assert c.claim(fingerprint(alice), owner_of(alice))
+    assert not c.claim(fingerprint(alice), owner_of(post(source="alice", pubtime="20260102000000")))
 
 
 def test_second_message_with_same_fingerprint_is_a_duplicate(tmp_path):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from sarra import message
+from sarra.admin import permissions_for
 from sarra.routing import (
     Refused,
     Switch,
@@ -22,7 +25,7 @@ SW = Switch(
     cluster="A",
     aliases=("alpha",),
     gateway_for=("C",),
-    sources=("alice", "alice_x", "eve"),
+    sources=("alice", "alice-x", "eve"),
     subscribers=("bob",),
     base_url="http://a.example/",
     report_routes={"Z": "amqp://z/"},
@@ -40,11 +43,37 @@ def report(code=201, user="bob", **headers):
     return message.make_report(post(**headers), code, "Downloaded", "host", user, 0.1)
 
 
-def test_longest_declared_source_owns_suffixed_exchange():
-    assert owner_of("xs_alice_x_public", SW.sources) == "alice_x"
+def test_the_owner_is_the_name_up_to_the_first_underscore():
+    assert owner_of("xs_alice-x_public", SW.sources) == "alice-x"
+    assert owner_of("xs_alice-x", SW.sources) == "alice-x"
     assert owner_of("xs_alice_public", SW.sources) == "alice"
+    assert owner_of("xs_alice_x_public", SW.sources) == "alice"
     assert owner_of("xs_alicex", SW.sources) is None
+    assert owner_of("xs_", SW.sources) is None
+    assert owner_of("xs__alice", SW.sources) is None
     assert source_from_exchange("xs_eve", SW) == "eve"
+
+
+@pytest.mark.parametrize(
+    "users, exchange, owner",
+    [
+        (("u", "u_x"), "xs_u_x", "u"),  # a name with "_" (refused by dd_admin) owns nothing
+        (("u_x",), "xs_u_x", None),
+        (("u", "u.x"), "xs_u.x", "u.x"),
+        (("u", "ux"), "xs_ux", "ux"),
+        (("u", "u-x"), "xs_u-x", "u-x"),
+        (("u", "u-x"), "xs_u-x_public", "u-x"),
+        (("a", "a-b-c"), "xs_a-b-c", "a-b-c"),
+        (("a", "a-b-c"), "xs_a_b_c", "a"),
+    ],
+)
+def test_owner_of_matches_the_broker_permission_rule(users, exchange, owner):
+    assert owner_of(exchange, users) == owner
+    if owner is not None:  # the owner's own dd_admin pattern covers it, nobody else's
+        assert re.match(permissions_for("source", owner).write, exchange)
+        for other in users:
+            if other != owner and "_" not in other and "." not in other:
+                assert not re.match(permissions_for("source", other).write, exchange)
 
 
 def test_ingest_forces_source_and_from_cluster_whatever_the_poster_wrote():

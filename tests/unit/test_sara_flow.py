@@ -6,6 +6,8 @@ import hashlib
 import logging
 from pathlib import Path
 
+import pytest
+
 from sarra import message
 from sarra.config import load
 from sarra.paths import Paths
@@ -147,14 +149,31 @@ def test_path_escape_is_refused_without_download(tmp_path):
     assert len(b.acked) == 1
 
 
-def test_same_file_from_two_sources_is_reposted_once(tmp_path):
+def test_same_file_twice_from_one_source_is_reposted_once(tmp_path):
     b, flow = setup(tmp_path, "suppress_duplicates 60\n", {"tree/f.txt": DATA})
     b.put(post(), exchange="xs_alice")
-    b.put(post(), exchange="xs_eve")
+    b.put(post(), exchange="xs_alice")
     flow.run_once()
     assert len([o for o in b.published if o.exchange == "xpublic"]) == 1
     codes = sorted(decoded(o).report.code for o in b.published if o.exchange == "xreport")
     assert codes == [201, 304]
+
+
+@pytest.mark.parametrize("basis", ["path", "name", "data"])
+@pytest.mark.parametrize("claimed", [None, "alice", "bob"])
+def test_a_source_posting_anothers_file_first_does_not_make_it_a_duplicate(
+    tmp_path, basis, claimed
+):
+    b, flow = setup(tmp_path, f"suppress_duplicates 60\nsuppress_basis {basis}\n")
+    first = post() if claimed is None else post(source=claimed)
+    b.put(first, exchange="xs_eve")
+    b.put(post(source="alice"), exchange="xs_alice")
+    flow.run_once()
+    pubs = [decoded(o) for o in b.published if o.exchange == "xpublic"]
+    assert sorted(p.headers["source"] for p in pubs) == ["alice", "eve"]
+    reports = [decoded(o) for o in b.published if o.exchange == "xreport"]
+    assert sorted(r.report.code for r in reports) == [201, 201]
+    assert (tmp_path / "tree" / pubs[0].relpath).read_bytes() == DATA
 
 
 def test_same_bytes_at_another_path_are_reposted_unless_basis_is_data(tmp_path):
@@ -167,7 +186,7 @@ def test_same_bytes_at_another_path_are_reposted_unless_basis_is_data(tmp_path):
     (tmp_path / "d").mkdir()
     b, flow = setup(tmp_path / "d", "suppress_duplicates 60\nsuppress_basis data\n", files)
     b.put(post(), exchange="xs_alice")
-    b.put(post(rel="other/g.txt"), exchange="xs_eve")
+    b.put(post(rel="other/g.txt"), exchange="xs_alice")
     flow.run_once()
     assert len([o for o in b.published if o.exchange == "xpublic"]) == 1
 
