@@ -5,6 +5,13 @@ the message (``directory``, ``mirror``, ``strip``, ``flatten``) plus the ``renam
 header, and refuses any path that would leave the target directory: ``..`` components,
 absolute paths after stripping, and parents that are symbolic links pointing outside.
 ``inflight_path`` names the temporary file a download is written to.
+
+Every value a notice puts into a path is hostile: ``${SOURCE}`` must be one plain path
+component (``check_name``), each component of the relative path at most NAME_MAX
+bytes and the whole below PATH_MAX, checked before anything touches the disk.
+``split_directory`` cuts a ``directory`` pattern into the configured tree root (fixed
+text and environment variables, trusted) and the per-message part below it; the writes
+themselves are confined to that root by ``sarra.safefs``.
 """
 
 from __future__ import annotations
@@ -14,12 +21,17 @@ import re
 import stat
 import time
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Tuple
 
 from sarra.errors import PathError
 from sarra.message import Notice
+from sarra.safefs import Place, check_name, check_relative
 
 _VAR = re.compile(r"\$\{(\w+)\}")
+#: variables taken from the notice: each must expand to one safe path component
+NOTICE_VARS = frozenset({"SOURCE"})
+#: per-message variables: a directory component using one is below the tree root
+MESSAGE_VARS = NOTICE_VARS | {"YYYYMMDD", "YYYY", "MM", "DD", "HH"}
 
 
 def message_values(notice: Notice, extra: Optional[Mapping[str, str]] = None) -> dict:
@@ -38,15 +50,59 @@ def message_values(notice: Notice, extra: Optional[Mapping[str, str]] = None) ->
 
 
 def expand_directory(template: str, values: Mapping[str, str]) -> str:
+    """``template`` with its ``${NAME}`` replaced; a value from the notice must be one
+    plain path component.
+
+    Raises:
+        PathError: an unknown variable, or a notice value such as ``../x``, ``a/b``,
+            ``..``, empty, with a control character or over NAME_MAX bytes.
+    """
+
     def sub(m: re.Match) -> str:
         name = m.group(1)
         if name in values:
-            return values[name]
+            value = values[name]
+            if name in NOTICE_VARS:
+                check_name(value, f"${{{name}}} value")
+            return value
         if name in os.environ:
             return os.environ[name]
         raise PathError(f"unknown variable ${{{name}}} in directory {template!r}")
 
     return _VAR.sub(sub, template)
+
+
+def split_directory(template: str, values: Mapping[str, str]) -> Tuple[str, str]:
+    """``(root, below)``: the leading components of ``template`` that use no
+    per-message variable (the tree root, from the configuration), and the expanded rest
+    (``/``-separated, checked by ``check_relative``).
+
+    Raises:
+        PathError: see ``expand_directory`` and ``check_relative``.
+    """
+    parts = template.split("/")
+    cut = len(parts)
+    for i, part in enumerate(parts):
+        if any(name in MESSAGE_VARS for name in _VAR.findall(part)):
+            cut = i
+            break
+    head = "/".join(parts[:cut])
+    root = expand_directory(head, values) if "$" in head else head
+    root = os.path.expanduser(root or ("/" if template.startswith("/") else "."))
+    below = expand_directory("/".join(parts[cut:]), values) if cut < len(parts) else ""
+    return root, "/".join(check_relative(below))
+
+
+def place_of(root: str, relative: str) -> Place:
+    """Where ``root/relative`` goes, ``relative`` checked (``check_relative``).
+
+    Raises:
+        PathError: a bad component or a path too long.
+    """
+    parts = check_relative(relative)
+    if not parts:
+        raise PathError(f"unusable path {relative!r}")
+    return Place(root, "/".join(parts[:-1]), parts[-1])
 
 
 def _strip(rel: str, strip: Any) -> str:
