@@ -96,7 +96,8 @@ class Flow:
             conf,
             f"broker {self.url}\nexchange {exchange or f'xs_guest_{scheme}'}\nqueue_name {queue}\n"
             f"directory {dest}\nmirror True\naccept .*\ninstances {instances}\n"
-            f"heartbeat 10\nretry_delay 1\nhousekeeping 5\n{extra}\n",
+            f"heartbeat 10\nretry_delay 1\nhousekeeping 5\n"
+            f"file_sources {self.tree},{self.kit.tmp}\n{extra}\n",
         )
         self.kit.run("dd_subscribe", "declare", conf)
         if start:
