@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 import time
 from pathlib import Path
 from typing import Any, Mapping, Optional, Tuple
 
 from sarra.errors import PathError
 from sarra.message import Notice
-from sarra.safefs import Place, check_name, check_relative
+from sarra.safefs import Place, check_name, check_relative, resolves_inside
 
 _VAR = re.compile(r"\$\{(\w+)\}")
 #: variables taken from the notice: each must expand to one safe path component
@@ -135,50 +134,20 @@ def relative_target(notice: Notice, *, mirror: bool, strip: Any = 0, flatten: st
 
 
 def target_path(root: str, relative: str) -> Path:
-    """Join and check that no existing parent is a symbolic link leading outside ``root``.
+    """``root/relative``, checked: components (``check_relative``), and no existing
+    parent a link leading outside ``root``.  The writers do not rely on this check (a
+    link may be planted after it): they write through ``sarra.safefs``.
 
     Raises:
-        PathError: the resolved parent is outside ``root``.
+        PathError: a bad component, or a parent leading outside ``root``.
     """
     base = Path(root).expanduser()
-    target = base / relative
-    if _no_links_below(base, relative):
-        return target
-    real_base = os.path.realpath(base)
-    parent = target.parent
-    while not parent.exists() and parent != base and parent != parent.parent:
-        parent = parent.parent
-    real_parent = os.path.realpath(parent)
-    if real_parent != real_base and not real_parent.startswith(real_base.rstrip("/") + "/"):
+    parts = check_relative(relative)
+    if not parts:
+        raise PathError(f"unusable path {relative!r}")
+    if not resolves_inside(str(base), parts[:-1], "."):
         raise PathError(f"path escapes the target directory through a link: {relative!r}")
-    return target
-
-
-def _no_links_below(base: Path, relative: str) -> bool:
-    """True when the existing parents of ``base/relative`` below ``base`` are no links.
-
-    Then the parent resolves inside ``base`` whatever ``base`` itself resolves to, and
-    the full check (two ``realpath`` calls, one ``lstat`` per component from ``/``) is
-    not needed: one ``lstat`` per component below ``base``, usually one or two.  False
-    (do the full check) for anything unusual: a link, ``..``, an absolute path.
-    """
-    parts = relative.split("/")[:-1]
-    if relative.startswith("/") or ".." in parts:
-        return False
-    here = str(base)
-    for part in parts:
-        if not part or part == ".":
-            continue
-        here = os.path.join(here, part)
-        try:
-            mode = os.lstat(here).st_mode
-        except FileNotFoundError:
-            return True  # nothing further down exists
-        except OSError:
-            return False
-        if stat.S_ISLNK(mode):
-            return False
-    return True
+    return base.joinpath(*parts)
 
 
 def inflight_path(target: Path, inflight: Optional[str]) -> Path:

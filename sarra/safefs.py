@@ -23,7 +23,7 @@ import stat
 from collections import OrderedDict, deque
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterable, List, Tuple
+from typing import Any, Iterable, List, Optional, Tuple
 
 from sarra.errors import PathError, TransferError
 
@@ -167,12 +167,26 @@ def walk(root: str, parts: Iterable[str], *, create: bool) -> int:
                 stack.append(fd)
                 continue
             hops += 1
-            if link.startswith("/") or hops > MAX_LINKS:
+            rest = _below_root(root, link) if link.startswith("/") else link
+            if rest is None or hops > MAX_LINKS:
                 raise PathError(f"link {name!r} -> {link[:80]!r} leads out of the tree")
-            todo.extendleft(reversed(link.split("/")))
+            if link.startswith("/"):
+                _close_all(stack[1:])
+                del stack[1:]
+            todo.extendleft(reversed(rest.split("/")))
         return stack.pop()
     finally:
         _close_all(stack)
+
+
+def _below_root(root: str, link: str) -> Optional[str]:
+    """An absolute link target naming a place below ``root`` (as written or resolved):
+    the rest, walked from the root like any other path; else None."""
+    for top in (os.path.abspath(root), os.path.realpath(root)):
+        top = top.rstrip("/")
+        if link == top or link.startswith(top + "/"):
+            return link[len(top) :].lstrip("/") or "."
+    return None
 
 
 def _open_dir(parent: int, name: str, create: bool) -> Tuple[int, str | None]:

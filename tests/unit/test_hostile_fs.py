@@ -172,9 +172,10 @@ def test_a_post_through_a_directory_link_leading_out_is_refused(world, plant):
     untouched(world)
 
 
-def test_a_post_through_a_directory_link_staying_inside_is_placed(world):
+@pytest.mark.parametrize("absolute", [False, True])
+def test_a_post_through_a_directory_link_staying_inside_is_placed(world, absolute):
     (world.tree / "real").mkdir()
-    (world.tree / "alias").symlink_to("real")
+    (world.tree / "alias").symlink_to(world.tree / "real" if absolute else "real")
     downloader(world.tree)(file_post("alias/f"))
     assert (world.tree / "real" / "f").read_bytes() == EVIL
 
