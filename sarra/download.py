@@ -22,7 +22,7 @@ import fcntl
 import logging
 import os
 import stat
-from typing import Any, Callable, Optional
+from typing import Any, Callable, List, Optional, Tuple
 
 from sarra import checksum, partition
 from sarra.delivery import Delivery
@@ -331,11 +331,14 @@ class Downloader:
         if lstat(new_fd, new.name) is not None:
             return
         if stat.S_ISDIR(st.st_mode):
-            if len(new.dir_parts) < len(target.dir_parts) and _has_climbing_links(
-                dir_fd, target.name
-            ):
+            climbing = _climbing_links(dir_fd, target.name)
+            if climbing and len(new.dir_parts) < len(target.dir_parts):
                 raise PathError(f"moving {d.notice.relpath!r} up would let its links climb out")
             os.rename(target.name, new.name, src_dir_fd=dir_fd, dst_dir_fd=new_fd)
+            where = [*new.dir_parts, new.name]
+            if any(not resolves_inside(new.root, where + sub, t) for sub, t in climbing):
+                os.rename(new.name, target.name, src_dir_fd=new_fd, dst_dir_fd=dir_fd)
+                raise PathError(f"moving {d.notice.relpath!r} would let its links climb out")
         else:
             if stat.S_ISLNK(st.st_mode):
                 self._check_link(new, os.readlink(target.name, dir_fd=dir_fd))
@@ -351,8 +354,8 @@ class Downloader:
         if not link:
             raise MessageError("L post without link header")
         target = place_of(d)
+        dir_fd = self.dirs.open(target.root, target.dir)  # first: checked physically below
         self._check_link(target, link)
-        dir_fd = self.dirs.open(target.root, target.dir)
         tmp = f".{target.name[:200]}.{os.getpid()}.lnk"
         remove_name(dir_fd, tmp)
         os.symlink(link, tmp, dir_fd=dir_fd)
@@ -432,16 +435,19 @@ def _lock(f: Any, name: str) -> None:
         raise TransferError(f"{name} is being written by another instance") from None
 
 
-def _has_climbing_links(dir_fd: int, name: str) -> bool:
-    """Does the directory ``name`` hold a link whose target starts with ``..``?"""
-    for _path, dirs, files, sub_fd in os.fwalk(name, dir_fd=dir_fd):
+def _climbing_links(dir_fd: int, name: str) -> List[Tuple[List[str], str]]:
+    """The links below directory ``name`` whose target starts with ``..``: (their
+    directory's components below ``name``, target)."""
+    found = []
+    for path, dirs, files, sub_fd in os.fwalk(name, dir_fd=dir_fd):
         for entry in dirs + files:
             try:
-                if os.readlink(entry, dir_fd=sub_fd).startswith(".."):
-                    return True
+                text = os.readlink(entry, dir_fd=sub_fd)
             except OSError:
-                pass  # not a link
-    return False
+                continue  # not a link
+            if text.startswith(".."):
+                found.append((path.split("/")[1:], text))
+    return found
 
 
 def _rmdir_empty_tree(dir_fd: int, name: str) -> None:

@@ -235,6 +235,27 @@ def test_a_link_through_an_existing_link_that_leads_out_is_refused(world):
     assert not os.path.lexists(world.tree / "l")
 
 
+def test_a_link_whose_directory_is_shallower_than_its_name_says_is_checked_there(world):
+    """``d1/up`` -> ``..`` is the root itself: ``d1/up/d3`` is one level deep, so
+    ``../../x`` from there leaves the tree although the name is three deep."""
+    (world.tree / "d1").mkdir()
+    (world.tree / "d1" / "up").symlink_to("..")
+    with pytest.raises(PathError):
+        downloader(world.tree)(link_post("d1/up/d3/l", "../../victim"))
+    assert not os.path.lexists(world.tree / "d3" / "l")
+
+
+def test_moving_a_directory_where_its_links_would_climb_out_is_undone(world):
+    (world.tree / "a" / "b" / "d").mkdir(parents=True)
+    (world.tree / "a" / "b" / "d" / "l").symlink_to("../../../x")
+    (world.tree / "a" / "s").symlink_to("..")  # a/s/d is one level deep, not three
+    d = Delivery(message.new_post(BASE, "a/b/d", {"sum": "R,x", "newname": "a/s/d"}))
+    with pytest.raises(PathError):
+        downloader(world.tree)(d)
+    assert os.readlink(world.tree / "a" / "b" / "d" / "l") == "../../../x"
+    assert not os.path.lexists(world.tree / "d")
+
+
 @pytest.mark.parametrize(
     "rel, target",
     [("l", "x"), ("a/l", "../x"), ("a/b/l", "../../x/y"), ("l", "a/b"), ("a/l", "..")],
