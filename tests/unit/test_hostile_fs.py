@@ -469,3 +469,67 @@ def test_a_fifo_at_the_state_file_does_not_hang_the_assembly(world):
     data = os.urandom(250)
     assemble(world.tree, data)
     assert (world.tree / "d" / "f.bin").read_bytes() == data
+
+
+# ------------------------------------------------------------------ property: any sequence
+
+_PART = ["a", "b", "..", ".", "c.tmp", "x" * 3]
+
+
+def _rel(draw_parts) -> str:
+    return "/".join(draw_parts) or "a"
+
+
+def test_no_sequence_of_links_moves_and_posts_writes_or_exposes_outside(tmp_path_factory):
+    hypothesis = pytest.importorskip("hypothesis")
+    st = hypothesis.strategies
+
+    rels = st.lists(st.sampled_from(_PART), min_size=1, max_size=4).map(_rel)
+    targets = st.one_of(
+        rels, rels.map(lambda r: "../" + r), rels.map(lambda r: "../../" + r),
+        st.sampled_from(["/", "..", "../..", "/etc/passwd", "VICTIM", "OUTSIDE"]),
+    )  # fmt: skip
+    op = st.one_of(
+        st.tuples(st.just("L"), rels, targets),
+        st.tuples(st.just("F"), rels, st.just("")),
+        st.tuples(st.just("R"), rels, rels),
+    )
+
+    @hypothesis.settings(max_examples=150, deadline=None, derandomize=True)
+    @hypothesis.given(st.lists(op, min_size=1, max_size=8))
+    def run(ops):
+        w = _fresh_world(tmp_path_factory.mktemp("prop"))
+        dl = downloader(w.tree)
+        for kind, rel, arg in ops:
+            arg = arg.replace("VICTIM", str(w.victim)).replace("OUTSIDE", str(w.outside))
+            if kind == "L":
+                d = link_post(rel, arg)
+            elif kind == "F":
+                d = file_post(rel)
+            else:
+                d = Delivery(message.new_post(BASE, rel, {"sum": "R,x", "newname": arg}))
+            try:
+                dl(d)
+            except (PathError, TransferError):
+                pass
+        untouched(w)
+        real_tree = os.path.realpath(w.tree)
+        for dirpath, dirs, files in os.walk(w.tree):
+            for name in dirs + files:
+                p = os.path.join(dirpath, name)
+                if os.path.islink(p):
+                    real = os.path.realpath(p)
+                    assert real == real_tree or real.startswith(real_tree + "/"), (p, real)
+
+    run()
+
+
+def _fresh_world(base):
+    tree = base / "tree"
+    tree.mkdir()
+    victim = base / "victim"
+    victim.write_bytes(b"precious")
+    victim.chmod(0o600)
+    outside = base / "outside"
+    outside.mkdir()
+    return SimpleNamespace(tree=tree, victim=victim, outside=outside, tmp=base)
