@@ -46,169 +46,50 @@ renamed once verified; nothing is reassembled (as v2 pumps do, spec 7.5) and
 ``on_file`` never runs.  The post sent downstream names the part file with method
 ``p`` (spec 7.7).
 
+Every file here is reached through ``sarra.safefs``: directory fds walked without
+following links out of the tree; the shared temporary and state files opened with
+``O_NOFOLLOW`` relative to them (a planted link, FIFO or hard link there is removed,
+never opened through); mode and times set through the fd.
+
 Linux only (OFD locks).
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import shutil
-import struct
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Tuple
+import stat
+from typing import Any, Callable, Optional, Tuple
 
 from sarra import checksum, partition
 from sarra.delivery import Delivery
-from sarra.download import VERIFIABLE, apply_metadata, file_sum
+from sarra.download import VERIFIABLE, apply_metadata, open_inflight, place_of, sum_at
 from sarra.errors import ChecksumMismatch, HookError, MessageError, TransferError
 from sarra.partition import Parts
-from sarra.placement import inflight_path
+from sarra.partstate import (
+    LOCAL,
+    BlockBusy,
+    PartsState,
+    PositionedWriter,
+    Shape,
+    Spot,
+    range_lock,
+    state_path,
+)
 from sarra.progress import Progress
+from sarra.safefs import (
+    NEW_FILE,
+    Dirs,
+    Place,
+    inflight_place,
+    open_regular,
+    open_shared,
+    remove_name,
+)
 from sarra.transfer import remote_path
 
 log = logging.getLogger(__name__)
-
-MAGIC = "sarra-parts 1"
-#: Recorded sum of a block copied from a complete local file (value not known).
-LOCAL = "-"
-
-_F_OFD_SETLK = getattr(fcntl, "F_OFD_SETLK", 37)
-
-
-class BlockBusy(TransferError):
-    """Another instance is writing this block right now (retry later)."""
-
-
-@dataclass(frozen=True)
-class Shape:
-    """What identifies one assembly: file size, block size, block count, post time."""
-
-    size: int
-    bsz: int
-    count: int
-    pubtime: str
-
-    def same_file(self, other: Shape) -> bool:
-        return (self.size, self.bsz, self.count) == (other.size, other.bsz, other.count)
-
-    def line(self) -> str:
-        return f"{MAGIC} {self.size} {self.bsz} {self.count} {self.pubtime}\n"
-
-
-def state_path(target: Path) -> Path:
-    """The hidden record of present blocks for ``target``."""
-    return target.parent / f".{target.name}.parts"
-
-
-class PartsState:
-    """The state file, opened and ``flock``-ed for the duration of a ``with`` block.
-
-    ``shape`` is None for a new (empty) file; ``blocks`` maps block number to the sum
-    recorded for it.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.fd = -1
-        self.shape: Optional[Shape] = None
-        self.blocks: Dict[int, str] = {}
-
-    def __enter__(self) -> PartsState:
-        while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            # The file may have been deleted (completion) while we waited for the lock.
-            try:
-                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                break
-            os.close(fd)
-        self.fd = fd
-        self._read()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)  # releases the flock
-            self.fd = -1
-
-    def _read(self) -> None:
-        raw = os.pread(self.fd, os.fstat(self.fd).st_size, 0).decode("utf-8", "replace")
-        end = raw.rfind("\n") + 1
-        if end < len(raw):  # a torn last line: never counted, cut off before appending
-            os.ftruncate(self.fd, end)
-        lines = raw[:end].splitlines()
-        self.shape, self.blocks = None, {}
-        if not lines:
-            return
-        head = lines[0].split(" ")
-        if " ".join(head[:2]) != MAGIC or len(head) != 6:
-            log.warning("%s: unreadable state, starting over", self.path)
-            return
-        self.shape = Shape(int(head[2]), int(head[3]), int(head[4]), head[5])
-        for line in lines[1:]:
-            n, _, value = line.partition(" ")
-            if n.isdigit() and value:
-                self.blocks[int(n)] = value
-
-    def _append(self, text: str) -> None:
-        os.lseek(self.fd, 0, os.SEEK_END)
-        os.write(self.fd, text.encode("utf-8"))
-        os.fsync(self.fd)
-
-    def reset(self, shape: Shape, present: Tuple[int, ...] = ()) -> None:
-        """Start a new assembly of ``shape``, with blocks ``present`` marked as local."""
-        os.ftruncate(self.fd, 0)
-        self._append(shape.line() + "".join(f"{n} {LOCAL}\n" for n in present))
-        self.shape, self.blocks = shape, {n: LOCAL for n in present}
-
-    def record(self, n: int, value: str) -> None:
-        self._append(f"{n} {value}\n")
-        self.blocks[n] = value
-
-    @property
-    def complete(self) -> bool:
-        return self.shape is not None and len(self.blocks) == self.shape.count
-
-    def remove(self) -> None:
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
-
-
-class _PositionedWriter:
-    """A file-like ``write`` that puts bytes at an advancing offset with ``os.pwrite``."""
-
-    def __init__(self, fd: int, offset: int) -> None:
-        self.fd = fd
-        self.offset = offset
-
-    def write(self, data: bytes) -> int:
-        view = memoryview(data)
-        while view:
-            n = os.pwrite(self.fd, view, self.offset)
-            self.offset += n
-            view = view[n:]
-        return len(data)
-
-
-def _range_lock(fd: int, offset: int, length: int, path: Path) -> None:
-    """Exclusive OFD lock on ``length`` bytes at ``offset``, without waiting.
-
-    Raises:
-        BlockBusy: another open file description holds a lock on those bytes.
-    """
-    arg = struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, offset, max(length, 1), 0)
-    try:
-        fcntl.fcntl(fd, _F_OFD_SETLK, arg)
-    except (BlockingIOError, PermissionError):
-        raise BlockBusy(f"{path}: block at {offset} is being written elsewhere") from None
 
 
 def _split(sum_header: str) -> Tuple[str, str]:
@@ -243,6 +124,7 @@ class Assembler:
         self.progress = progress if progress is not None else Progress()
         self.after_part = after_part
         self.after_file = after_file
+        self.dirs = Dirs()
         self.inplace = bool(getattr(options, "inplace", True))
         inflight = getattr(options, "inflight", ".tmp")
         self.inflight = inflight if isinstance(inflight, str) and inflight != "NONE" else ".tmp"
@@ -261,28 +143,30 @@ class Assembler:
         if not self.inplace:
             self._part_file(d, parts)
             return
-        target = d.local_path
+        place = place_of(d)
         if parts.method == "p":
-            split = partition.parse_part_name(target.name)
+            split = partition.parse_part_name(place.name)
             if split is None:
                 raise MessageError(f"p post without a part file name: {d.notice.relpath}")
-            target = target.parent / split[0]
-            d.local_path = target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        self._inplace(d, parts, target)
+            place = place.with_name(split[0])
+            d.place, d.local_path = place, place.path
+        self._inplace(d, parts, self._spot(place))
+
+    def _spot(self, place: Place) -> Spot:
+        return Spot(place, self.dirs.open(place.root, place.dir))
 
     # ---------------------------------------------------------------- inplace on
-    def _inplace(self, d: Delivery, parts: Parts, target: Path) -> None:
-        tmp = inflight_path(target, self.inflight)
-        tmp.parent.mkdir(parents=True, exist_ok=True)
+    def _inplace(self, d: Delivery, parts: Parts, target: Spot) -> None:
+        tmp_place = inflight_place(target.place, self.inflight)
+        tmp = Spot(tmp_place, target.fd) if tmp_place.dir == target.dir else self._spot(tmp_place)
         shape = Shape(parts.size, parts.bsz, parts.count, d.notice.pubtime)
         fd = -1
-        with PartsState(state_path(target)) as st:
+        with PartsState(target.state_path, target.fd) as st:
             action = self._decide(d, parts, target, tmp, shape, st)
             if action == "fetch":
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT, self._mode())
+                fd = open_shared(tmp.fd, tmp.name, os.O_WRONLY, self._mode())
                 try:
-                    _range_lock(fd, parts.offset, parts.length, tmp)
+                    range_lock(fd, parts.offset, parts.length, tmp.path)
                 except BlockBusy:
                     os.close(fd)
                     raise
@@ -299,25 +183,25 @@ class Assembler:
         d.ok(201, "Downloaded")
         self._run(self.after_part, d)
         if completed:
-            log.info("assembled %s (%d blocks)", target, parts.count)
+            log.info("assembled %s (%d blocks)", target.path, parts.count)
             self._run(self.after_file, d)
 
     def _decide(
-        self, d: Delivery, parts: Parts, target: Path, tmp: Path, shape: Shape, st: PartsState
+        self, d: Delivery, parts: Parts, target: Spot, tmp: Spot, shape: Shape, st: PartsState
     ) -> str:
         """Under the state lock: ``fetch`` the block, or settle ``d`` now."""
         if st.shape is None:
             return self._start(d, parts, target, tmp, shape, st)
         if not st.shape.same_file(shape):
             if shape.pubtime < st.shape.pubtime:
-                d.reject(f"block of an older version of {target} (superseded)")
+                d.reject(f"block of an older version of {target.path} (superseded)")
                 return "done"
-            log.info("%s changed size or block size: assembly starts over", target)
-            _unlink(tmp)
+            log.info("%s changed size or block size: assembly starts over", target.path)
+            tmp.unlink()
             st.reset(shape)
             return "fetch"
-        if not tmp.exists():
-            if st.complete and target.exists():
+        if tmp.stat() is None:
+            if st.complete and target.stat() is not None:
                 st.remove()  # a crash came between the rename and the state removal
                 return "finished"
             st.reset(shape)
@@ -332,19 +216,20 @@ class Assembler:
         return "fetch"  # a changed block: fetch and record it again
 
     def _start(
-        self, d: Delivery, parts: Parts, target: Path, tmp: Path, shape: Shape, st: PartsState
+        self, d: Delivery, parts: Parts, target: Spot, tmp: Spot, shape: Shape, st: PartsState
     ) -> str:
         """No assembly in progress: new file, or one block of a complete file."""
-        if target.is_file() and target.stat().st_size == parts.size:
+        have = target.stat()
+        if have is not None and stat.S_ISREG(have.st_mode) and have.st_size == parts.size:
             if self._matches(d, parts, target):
                 st.remove()
                 d.ok(304, "Not modified: block already present")
                 return "done"
-            log.info("block %d of complete %s changed: re-placing it", parts.n, target)
-            shutil.copyfile(target, tmp)
+            log.info("block %d of complete %s changed: re-placing it", parts.n, target.path)
+            _copy(target, tmp)
             st.reset(shape, tuple(n for n in range(parts.count) if n != parts.n))
             return "fetch"
-        _unlink(tmp)
+        tmp.unlink()
         st.reset(shape)
         return "fetch"
 
@@ -352,72 +237,73 @@ class Assembler:
         d.ok(304, "Not modified: block already present")
         return "done"
 
-    def _write_block(self, d: Delivery, parts: Parts, target: Path, tmp: Path, fd: int) -> bool:
+    def _write_block(self, d: Delivery, parts: Parts, target: Spot, tmp: Spot, fd: int) -> bool:
         """Fetch into ``fd`` at the block's offset, verify, fsync, record.  True: completed."""
-        value = self._fetch(d, parts, _PositionedWriter(fd, parts.offset))
+        value = self._fetch(d, parts, PositionedWriter(fd, parts.offset))
         os.fsync(fd)
-        with PartsState(state_path(target)) as st:
-            try:
-                current = os.stat(tmp).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                current = False
+        with PartsState(target.state_path, target.fd) as st:
+            now = tmp.stat()
+            current = now is not None and now.st_ino == os.fstat(fd).st_ino
             if not current or st.shape is None or st.shape.size != parts.size:
-                raise TransferError(f"assembly of {target} was restarted; block {parts.n} again")
+                raise TransferError(
+                    f"assembly of {target.path} was restarted; block {parts.n} again"
+                )
             st.record(parts.n, value)
             if not st.complete:
                 return False
             self._complete(d, target, tmp, fd, st)
         return True
 
-    def _complete(self, d: Delivery, target: Path, tmp: Path, fd: int, st: PartsState) -> None:
+    def _complete(self, d: Delivery, target: Spot, tmp: Spot, fd: int, st: PartsState) -> None:
         assert st.shape is not None
         size = os.fstat(fd).st_size
         if size < st.shape.size:
             st.reset(st.shape)
-            raise TransferError(f"{tmp}: {size} bytes, expected {st.shape.size}; starting over")
+            raise TransferError(
+                f"{tmp.path}: {size} bytes, expected {st.shape.size}; starting over"
+            )
         if size > st.shape.size:
             os.ftruncate(fd, st.shape.size)
-        os.fsync(fd)
         apply_metadata(
-            tmp,
+            fd,
             d.notice,
             preserve_time=getattr(self.o, "preserve_time", True),
             preserve_mode=getattr(self.o, "preserve_mode", True),
         )
-        os.replace(tmp, target)
+        os.fsync(fd)
+        os.replace(tmp.name, target.name, src_dir_fd=tmp.fd, dst_dir_fd=target.fd)
         st.remove()
 
     # ---------------------------------------------------------------- inplace off
     def _part_file(self, d: Delivery, parts: Parts) -> None:
-        assert d.local_path is not None
+        place = place_of(d)
         sum_header = d.notice.headers.get("sum", "")
         relpath = d.notice.relpath
-        if parts.method == "p":
-            part = d.local_path
-        else:
+        if parts.method != "p":
             suffix = partition.part_suffix(parts, _sum_flag(sum_header))
-            part = d.local_path.parent / (d.local_path.name + suffix)
+            place = place.with_name(place.name + suffix)
             relpath += suffix
-        part.parent.mkdir(parents=True, exist_ok=True)
-        d.local_path = part
+        part = self._spot(place)
+        d.place, d.local_path = place, place.path
         d.post_notice = d.notice.replace(relpath=relpath).with_headers(
             parts=parts.with_method("p").header()
         )
-        if part.is_file() and part.stat().st_size == parts.length:
+        have = part.stat()
+        if have is not None and stat.S_ISREG(have.st_mode) and have.st_size == parts.length:
             if self._matches(d, parts, part, whole=True):
                 d.ok(304, "Not modified: part already present")
                 return
-        tmp = part.parent / (part.name + ".tmp")
-        with open(tmp, "wb") as f:
+        tmp = part.name + ".tmp"
+        with open_inflight(part.fd, tmp) as f:
             try:
                 self._fetch(d, parts, f)
                 f.flush()
+                os.fchmod(f.fileno(), self._mode())
                 os.fsync(f.fileno())
             except BaseException:
-                _unlink(tmp)
+                remove_name(part.fd, tmp)
                 raise
-        os.chmod(tmp, self._mode())
-        os.replace(tmp, part)
+        os.replace(tmp, part.name, src_dir_fd=part.fd, dst_dir_fd=part.fd)
         d.ok(201, "Downloaded")
         self._run(self.after_part, d)
 
@@ -457,13 +343,13 @@ class Assembler:
             )
         return sum_header or "?"
 
-    def _matches(self, d: Delivery, parts: Parts, path: Path, whole: bool = False) -> bool:
+    def _matches(self, d: Delivery, parts: Parts, spot: Spot, whole: bool = False) -> bool:
         """Do the local bytes of this block equal the announced (verifiable) sum?"""
         method, value = _split(d.notice.headers.get("sum", ""))
         if method not in VERIFIABLE or not value:
             return False
         offset = 0 if whole else parts.offset
-        return file_sum(path, method, offset, parts.length) == value
+        return sum_at(spot.fd, spot.name, method, offset, parts.length) == value
 
     def _mode(self) -> int:
         return int(getattr(self.o, "chmod", 0o644) or 0o644)
@@ -475,11 +361,17 @@ class Assembler:
             log.error("%s (block %s of %s is in place)", e, d.notice.headers.get("parts"), d)
 
 
-def _unlink(path: Path) -> None:
+def _copy(src: Spot, dst: Spot) -> None:
+    """A new ``dst`` (``O_EXCL|O_NOFOLLOW``, whatever was there removed) with the bytes of
+    the regular file ``src``."""
+    dst.unlink()
+    fin = open_regular(src.fd, src.name, os.O_RDONLY, single_link=False)
     try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
+        out = os.open(dst.name, NEW_FILE, 0o644, dir_fd=dst.fd)
+        with open(fin, "rb", closefd=False) as a, open(out, "wb") as b:
+            shutil.copyfileobj(a, b, 1 << 20)
+    finally:
+        os.close(fin)
 
 
 def part_hooks(hooks: Any) -> Callable[[Delivery], None]:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import os
 import random
 from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import urlparse
 
 from sarra.delivery import Delivery
-from sarra.placement import expand_directory, message_values, relative_target, target_path
+from sarra.placement import message_values, place_of, relative_target, split_directory
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,9 @@ class Selector:
 
 
 class Locator:
-    """Sets ``delivery.local_path`` from the mask's (or the global) placement options."""
+    """Sets ``delivery.local_path`` and ``delivery.place`` from the mask's (or the global)
+    placement options.  The tree root is the part of ``directory`` before any
+    per-message variable; the writer (``sarra.safefs``) never leaves it."""
 
     def __init__(self, options: Any, extra_values: Optional[dict] = None) -> None:
         self.o = options
@@ -122,15 +125,20 @@ class Locator:
     def __call__(self, d: Delivery) -> None:
         src = d.mask if d.mask is not None else self.o
         directory = str(getattr(src, "directory", None) or ".")
+        below = ""
+        if "~" in directory:
+            directory = os.path.expanduser(directory)
         if "$" in directory:  # no variables: nothing to expand, no per-message values
-            directory = expand_directory(directory, message_values(d.notice, self.extra))
+            directory, below = split_directory(directory, message_values(d.notice, self.extra))
         rel = relative_target(
             d.notice,
             mirror=bool(getattr(src, "mirror", False)),
             strip=getattr(src, "strip", 0) or 0,
             flatten=getattr(src, "flatten", "/") or "/",
         )
-        d.local_path = target_path(directory, rel)
+        place = place_of(directory, f"{below}/{rel}" if below else rel)
+        d.place = place
+        d.local_path = place.path
 
 
 def forget_state(state_dir: Path) -> None:

@@ -26,13 +26,16 @@ class Delivery:
     ``received`` is the broker message it came from (None for local sources), ``retry``
     the on-disk retry entry it came from (None for a first attempt).  ``post_notice``
     is what the flow will publish downstream once the work is done; ``report`` a
-    ``(code, text)`` pair to report back to the source.
+    ``(code, text)`` pair to report back to the source.  ``place`` (a
+    ``sarra.safefs.Place``) is ``local_path`` split into the configured tree root and
+    the part below it, to which writes are confined.
     """
 
     notice: Notice
     received: Any = None
     retry: Any = None
     local_path: Optional[Path] = None
+    place: Any = None
     post_notice: Optional[Notice] = None
     outcome: Optional[str] = None
     reason: str = ""

@@ -5,6 +5,14 @@ A whole file is written to its inflight name while its checksum is computed, che
 name.  A wrong checksum is never placed.  Removals (``R``), symbolic links (``L``) and
 renames (``newname``/``oldname``) are applied locally.  Blocks of partitioned files are
 handed to ``sarra.assembly``.
+
+Every name is reached through ``sarra.safefs`` (directory fds walked without following
+links out of the tree, files created ``O_EXCL|O_NOFOLLOW``, mode and times set through
+the fd, existing names replaced only by rename), so no link a notice planted can
+redirect a write.  An ``L`` notice makes a link only if its target stays in the tree
+(``link_absolute_targets`` lets a trusted upstream make absolute ones).  ``file:`` URLs
+are read only below ``file_sources``.  A filesystem error becomes a ``PathError`` or a
+``TransferError`` (permanent or not by errno), never a raw ``OSError``.
 """
 
 from __future__ import annotations
@@ -13,15 +21,28 @@ import errno
 import fcntl
 import logging
 import os
-from pathlib import Path
-from typing import Any, Callable, Optional
+import stat
+from typing import Any, Callable, List, Optional, Tuple
 
 from sarra import checksum, partition
 from sarra.delivery import Delivery
-from sarra.errors import ChecksumMismatch, MessageError, TransferError
+from sarra.errors import ChecksumMismatch, MessageError, PathError, TransferError
 from sarra.message import Notice, parse_time, split_sum
-from sarra.placement import inflight_path
 from sarra.progress import Progress
+from sarra.safefs import (
+    NEW_FILE,
+    PATH_MAX,
+    Dirs,
+    Place,
+    inflight_place,
+    is_regular,
+    lstat,
+    open_regular,
+    remove_name,
+    resolves_inside,
+    typed_error,
+)
+from sarra.safefs import check_file_source as check_file_source
 from sarra.transfer import read_chunks, remote_base
 
 log = logging.getLogger(__name__)
@@ -29,21 +50,35 @@ log = logging.getLogger(__name__)
 VERIFIABLE = ("d", "s")
 
 
-def file_sum(path: Path, method: str, offset: int = 0, length: Optional[int] = None) -> str:
-    """Checksum of local bytes, streamed."""
+def file_sum(path: Any, method: str, offset: int = 0, length: Optional[int] = None) -> str:
+    """Checksum of local bytes, streamed; ``path`` a path or an fd (not closed)."""
     c = checksum.new(method)
-    with open(path, "rb") as f:
+    with open(path, "rb", closefd=not isinstance(path, int)) as f:
         f.seek(offset)
         for chunk in read_chunks(f, length, 1 << 20):
             c.update(chunk)
     return c.value()
 
 
-def apply_metadata(path: Path, notice: Notice, *, preserve_time: bool, preserve_mode: bool) -> None:
+def sum_at(place_fd: int, name: str, method: str, offset: int = 0, length: Any = None) -> str:
+    """``file_sum`` of regular file ``name`` in directory ``place_fd`` (links not read).
+
+    Raises:
+        PathError: not a regular file.  FileNotFoundError: missing.
+    """
+    fd = open_regular(place_fd, name, os.O_RDONLY, single_link=False)
+    try:
+        return file_sum(fd, method, offset, length)
+    finally:
+        os.close(fd)
+
+
+def apply_metadata(fd: int, notice: Notice, *, preserve_time: bool, preserve_mode: bool) -> None:
+    """Announced mode and times, set through the open file ``fd`` (never by path)."""
     h = notice.headers
     if preserve_mode and h.get("mode"):
         try:
-            os.chmod(path, int(h["mode"], 8) & 0o777)
+            os.fchmod(fd, int(h["mode"], 8) & 0o777)
         except ValueError:
             log.debug("ignoring bad mode header %r", h["mode"])
     if preserve_time and h.get("mtime"):
@@ -51,13 +86,22 @@ def apply_metadata(path: Path, notice: Notice, *, preserve_time: bool, preserve_
             mtime = parse_time(h["mtime"])
             atime_text = h.get("atime")
             atime = parse_time(atime_text) if atime_text and atime_text != h["mtime"] else mtime
-            os.utime(path, (atime, mtime))
+            os.utime(fd, (atime, mtime))
         except MessageError:
             log.debug("ignoring bad time header %r", h["mtime"])
 
 
+def place_of(d: Delivery) -> Place:
+    """Where ``d`` goes: the Locator's ``place``, else (trusted callers) ``local_path``."""
+    if d.place is not None:
+        return d.place
+    assert d.local_path is not None
+    return Place.of(d.local_path)
+
+
 class Downloader:
-    """Callable work step.  ``locate(delivery)`` sets ``delivery.local_path``.
+    """Callable work step.  ``locate(delivery)`` sets ``delivery.local_path`` (and
+    ``delivery.place``).
 
     ``transfers`` is a ``sarra.transfer.TransferPool``; ``progress`` (a
     ``sarra.progress.Progress``) is told of each fetch and of its bytes as they stream
@@ -81,6 +125,7 @@ class Downloader:
         self.progress = progress if progress is not None else Progress()
         self.after_file = after_file
         self.assembler = assembler
+        self.dirs = Dirs()
         self._bases: dict[str, str] = {}  # baseurl -> server directory (remote_base)
         self.events = set(
             getattr(options, "events", None) or ("create", "delete", "link", "modify")
@@ -89,14 +134,18 @@ class Downloader:
     def __call__(self, d: Delivery) -> None:
         self.locate(d)
         method, _ = split_sum(d.notice.headers.get("sum", ""))
-        if method == "R":
-            self._remove(d)
-        elif method == "L":
-            self._link(d)
-        elif method in ("m", "r"):
-            d.reject(f"directory event {method} ignored")
-        else:
-            self._file(d)
+        try:
+            if method == "R":
+                self._remove(d)
+            elif method == "L":
+                self._link(d)
+            elif method in ("m", "r"):
+                d.reject(f"directory event {method} ignored")
+            else:
+                self._file(d)
+        except OSError as e:
+            self.dirs.close()  # a kept directory may be the cause: walk again next time
+            raise typed_error(e, d.notice.relpath) from e
         if d.outcome == "ok" and d.post_notice is None:
             d.post_notice = d.notice
 
@@ -104,13 +153,13 @@ class Downloader:
     def _file(self, d: Delivery) -> None:
         parts_hdr = d.notice.headers.get("parts")
         parts = partition.parse(parts_hdr) if parts_hdr else None
+        check_file_source(self.o, d.notice.baseurl, d.notice.relpath)
         if parts is not None and not parts.is_whole:
             if self.assembler is None:
                 raise TransferError("partitioned files are not handled here", permanent=True)
             self.assembler.block(d, parts)
             return
-        target = d.local_path
-        assert target is not None
+        target = place_of(d)
         if d.notice.headers.get("oldname") and self._moved_from(d, target, parts):
             return
         if self._already_current(d, target, parts):
@@ -120,7 +169,7 @@ class Downloader:
         d.ok(201, "Downloaded")
         self.after_file(d)
 
-    def _already_current(self, d: Delivery, target: Path, parts: Any) -> bool:
+    def _already_current(self, d: Delivery, target: Place, parts: Any) -> bool:
         """``overwrite False``: skip when the local file already has the announced sum."""
         if getattr(self.o, "overwrite", True):
             return False
@@ -130,17 +179,17 @@ class Downloader:
             return True
         return False
 
-    def _fetch(self, d: Delivery, target: Path, parts: Any) -> int:
+    def _fetch(self, d: Delivery, target: Place, parts: Any) -> int:
         n = d.notice
         method, value = split_sum(n.headers.get("sum", ""))
         algo = method if method in VERIFIABLE else (value if method == "z" else None)
         sums = [checksum.new(algo)] if algo in VERIFIABLE else []
-        tmp = inflight_path(target, getattr(self.o, "inflight", ".tmp"))
-        if not os.path.isdir(tmp.parent):  # one stat; mkdir of an existing dir raises
-            tmp.parent.mkdir(parents=True, exist_ok=True)
+        tmp = inflight_place(target, getattr(self.o, "inflight", ".tmp"))
+        dir_fd = self.dirs.open(target.root, target.dir)
+        tmp_fd = dir_fd if tmp.dir == target.dir else self.dirs.open(tmp.root, tmp.dir)
         transfer = self.transfers.get(n.baseurl)
         expected = parts.size if parts is not None else None
-        with _open_inflight(tmp) as f:
+        with open_inflight(tmp_fd, tmp.name) as f:
             self.progress.start(target.name, expected)
             try:
                 # length=None: a whole file needs no Range request; the size is checked below
@@ -154,16 +203,33 @@ class Downloader:
                     throttle=int(getattr(self.o, "throttle", 0) or 0),
                 )
                 f.flush()
+                self._verify(d, got, expected, sums)
+                apply_metadata(
+                    f.fileno(),
+                    d.notice,
+                    preserve_time=getattr(self.o, "preserve_time", True),
+                    preserve_mode=getattr(self.o, "preserve_mode", True),
+                )
             except BaseException:
-                _unlink(tmp)
+                remove_name(tmp_fd, tmp.name)
                 raise
             finally:
                 self.progress.done()
+        if tmp != target:
+            os.replace(tmp.name, target.name, src_dir_fd=tmp_fd, dst_dir_fd=dir_fd)
+        return got
+
+    def _verify(self, d: Delivery, got: int, expected: Optional[int], sums: list) -> None:
+        """Size and checksum of what arrived; a ``z`` sum is filled in on ``d.notice``.
+
+        Raises:
+            TransferError: wrong size.  ChecksumMismatch: wrong sum.
+        """
+        n = d.notice
+        method, value = split_sum(n.headers.get("sum", ""))
         if expected is not None and got != expected:
-            _unlink(tmp)
             raise TransferError(f"{n.relpath}: got {got} bytes, {expected} announced")
         if sums and method in VERIFIABLE and sums[0].value() != value:
-            _unlink(tmp)
             raise ChecksumMismatch(
                 f"checksum mismatch for {n.relpath}: announced {method},{value[:16]}..., "
                 f"received {sums[0].value()[:16]}...",
@@ -171,16 +237,7 @@ class Downloader:
                 actual=sums[0].value(),
             )
         if method == "z" and sums:
-            d.notice = n.with_headers(sum=f"{algo},{sums[0].value()}")
-        apply_metadata(
-            tmp,
-            d.notice,
-            preserve_time=getattr(self.o, "preserve_time", True),
-            preserve_mode=getattr(self.o, "preserve_mode", True),
-        )
-        if tmp != target:
-            os.replace(tmp, target)
-        return got
+            d.notice = n.with_headers(sum=f"{value},{sums[0].value()}")
 
     def _remote_path(self, baseurl: str, relpath: str) -> str:
         """``sarra.transfer.remote_path``, with the baseurl part parsed once."""
@@ -191,61 +248,103 @@ class Downloader:
             base = self._bases[baseurl] = remote_base(baseurl)
         return base + relpath.lstrip("/")
 
-    def _moved_from(self, d: Delivery, target: Path, parts: Any) -> bool:
+    def _moved_from(self, d: Delivery, target: Place, parts: Any) -> bool:
         """Post with ``oldname`` (spec 8.4): the new file may already be in place (the
         ``R``+``newname`` half linked it: 304), or the old local file can be moved."""
         if self._has_announced_sum(d, target, parts):
             d.ok(304, "not modified3")
             d.reason = "already moved into place"
-            log.info("%s is already in place (moved)", target)
+            log.info("%s is already in place (moved)", target.path)
             return True
         old = self._sibling(d, d.notice.headers["oldname"])
-        if old is None or not old.is_file() or target.exists():
+        if old is None:
+            return False
+        try:
+            old_fd = self.dirs.open(old.root, old.dir, create=False)
+        except (FileNotFoundError, NotADirectoryError, PathError):
+            return False
+        dir_fd = self.dirs.open(target.root, target.dir)
+        if not is_regular(old_fd, old.name) or lstat(dir_fd, target.name) is not None:
             return False
         if not self._has_announced_sum(d, old, parts):
             return False
-        os.replace(old, target)
+        os.replace(old.name, target.name, src_dir_fd=old_fd, dst_dir_fd=dir_fd)
         d.ok(201, "moved")
         self.after_file(d)
         return True
 
-    def _has_announced_sum(self, d: Delivery, path: Path, parts: Any) -> bool:
+    def _has_announced_sum(self, d: Delivery, place: Place, parts: Any) -> bool:
         method, value = split_sum(d.notice.headers.get("sum", ""))
-        if method not in VERIFIABLE or not value or not path.is_file() or path.is_symlink():
+        if method not in VERIFIABLE or not value:
             return False
-        if parts is not None and path.stat().st_size != parts.size:
+        try:
+            dir_fd = self.dirs.open(place.root, place.dir, create=False)
+            st = lstat(dir_fd, place.name)
+            if st is None or not stat.S_ISREG(st.st_mode):
+                return False
+            if parts is not None and st.st_size != parts.size:
+                return False
+            return sum_at(dir_fd, place.name, method) == value
+        except (FileNotFoundError, NotADirectoryError, PathError):
             return False
-        return file_sum(path, method) == value
 
     # ---------------------------------------------------------------- R, L
     def _remove(self, d: Delivery) -> None:
-        target = d.local_path
-        assert target is not None
+        target = place_of(d)
         newname = d.notice.headers.get("newname")
-        if newname:
-            new = self._sibling(d, newname)
-            if new is not None and os.path.lexists(target) and not os.path.lexists(new):
-                new.parent.mkdir(parents=True, exist_ok=True)
-                if target.is_dir() and not target.is_symlink():
-                    os.rename(target, new)
-                else:
-                    os.link(target, new, follow_symlinks=False)
-                log.info("moved %s to %s", target, new)
-        elif "delete" not in self.events:
+        if not newname and "delete" not in self.events:
             d.reject("removal ignored (events exclude delete)")
             return
         try:
-            if target.is_dir() and not target.is_symlink():
-                _rmdir_empty_tree(target)
+            dir_fd = self.dirs.open(target.root, target.dir, create=False)
+        except FileNotFoundError:
+            d.ok(201, "removed")  # nothing there to remove
+            return
+        st = lstat(dir_fd, target.name)
+        if newname and st is not None:
+            self._move(d, target, dir_fd, st, newname)
+        try:
+            if st is not None and stat.S_ISDIR(st.st_mode):
+                _rmdir_empty_tree(dir_fd, target.name)
             else:
-                target.unlink()
+                os.unlink(target.name, dir_fd=dir_fd)
         except FileNotFoundError:
             pass
         except OSError as e:
             d.fail(f"remove failed: {e}", code=500, permanent=e.errno != errno.EBUSY)
             return
-        log.info("removed %s", target)
+        log.info("removed %s", target.path)
         d.ok(201, "removed")
+
+    def _move(self, d: Delivery, target: Place, dir_fd: int, st: Any, newname: str) -> None:
+        """The ``R``+``newname`` half of a rename: link (or move a directory) to the new
+        name, when it is free.  A link or directory is moved only if the links it holds
+        still resolve inside the tree from the new place.
+
+        Raises:
+            PathError: it would not.
+        """
+        new = self._sibling(d, newname)
+        if new is None:
+            return
+        new_fd = self.dirs.open(new.root, new.dir)
+        if lstat(new_fd, new.name) is not None:
+            return
+        if stat.S_ISDIR(st.st_mode):
+            climbing = _climbing_links(dir_fd, target.name)
+            if climbing and len(new.dir_parts) < len(target.dir_parts):
+                raise PathError(f"moving {d.notice.relpath!r} up would let its links climb out")
+            os.rename(target.name, new.name, src_dir_fd=dir_fd, dst_dir_fd=new_fd)
+            where = [*new.dir_parts, new.name]
+            if any(not resolves_inside(new.root, where + sub, t) for sub, t in climbing):
+                os.rename(new.name, target.name, src_dir_fd=new_fd, dst_dir_fd=dir_fd)
+                raise PathError(f"moving {d.notice.relpath!r} would let its links climb out")
+        else:
+            if stat.S_ISLNK(st.st_mode):
+                self._check_link(new, os.readlink(target.name, dir_fd=dir_fd))
+            os.link(target.name, new.name, src_dir_fd=dir_fd, dst_dir_fd=new_fd,
+                    follow_symlinks=False)  # fmt: skip
+        log.info("moved %s to %s", target.path, new.path)
 
     def _link(self, d: Delivery) -> None:
         if "link" not in self.events:
@@ -254,43 +353,72 @@ class Downloader:
         link = d.notice.headers.get("link")
         if not link:
             raise MessageError("L post without link header")
-        target = d.local_path
-        assert target is not None
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.parent / f".{target.name}.lnk.tmp"
-        _unlink(tmp)
-        os.symlink(link, tmp)
-        os.replace(tmp, target)
-        log.info("linked %s -> %s", target, link)
+        target = place_of(d)
+        dir_fd = self.dirs.open(target.root, target.dir)  # first: checked physically below
+        self._check_link(target, link)
+        tmp = f".{target.name[:200]}.{os.getpid()}.lnk"
+        remove_name(dir_fd, tmp)
+        os.symlink(link, tmp, dir_fd=dir_fd)
+        try:
+            os.replace(tmp, target.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except BaseException:
+            remove_name(dir_fd, tmp)
+            raise
+        log.info("linked %s -> %s", target.path, link)
         d.ok(201, "linked")
 
-    def _sibling(self, d: Delivery, relpath: str) -> Optional[Path]:
-        """Local path of another relpath placed with the same rules (renames)."""
+    def _check_link(self, place: Place, link: str) -> None:
+        """A link at ``place`` to ``link`` must resolve inside the tree.
+
+        Raises:
+            PathError: absolute (unless ``link_absolute_targets``), climbing out
+                lexically or through the links there now, NUL or too long.
+        """
+        if "\0" in link or len(link.encode("utf-8", "surrogateescape")) >= PATH_MAX:
+            raise PathError(f"unusable link target {link[:80]!r}")
+        if link.startswith("/"):
+            if getattr(self.o, "link_absolute_targets", False):
+                return
+            raise PathError(f"absolute link target refused: {link[:200]!r}")
+        if not resolves_inside(place.root, place.dir_parts, link):
+            raise PathError(f"link target leads out of the tree: {link[:200]!r}")
+
+    def _sibling(self, d: Delivery, relpath: str) -> Optional[Place]:
+        """Place of another relpath placed with the same rules (renames)."""
         probe = Delivery(d.notice.replace(relpath=relpath))
         try:
             self.locate(probe)
         except Exception as e:  # noqa: BLE001 - a bad other name only disables the shortcut
             log.debug("cannot place %r: %s", relpath, e)
             return None
-        return probe.local_path
+        return place_of(probe)
 
 
-def _open_inflight(path: Path) -> Any:
-    """``path`` opened for writing, empty and locked (see :func:`_lock`).
+def open_inflight(dir_fd: int, name: str) -> Any:
+    """``name`` in ``dir_fd``, opened for writing, empty and locked (see :func:`_lock`).
 
-    The usual inflight file is new (``O_EXCL``) and needs no truncate; one left over by
-    an interrupted download is truncated once this instance holds its lock.
+    The usual inflight file is new (``O_EXCL|O_NOFOLLOW``).  One left over by an
+    interrupted download is reused (truncated once this instance holds its lock) only if
+    it is a regular file with no other link; anything else there (a planted link, a
+    FIFO, a hard link to another file) is unlinked and the file created anew.
 
     Raises:
         OSError: cannot create/open it.  TransferError: another instance writes it.
     """
     try:
-        fd, fresh = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), True
+        fd, fresh = os.open(name, NEW_FILE, 0o644, dir_fd=dir_fd), True
     except FileExistsError:
-        fd, fresh = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644), False
+        try:
+            fd, fresh = open_regular(dir_fd, name, os.O_WRONLY), False
+        except (PathError, FileNotFoundError):
+            remove_name(dir_fd, name)
+            try:
+                fd, fresh = os.open(name, NEW_FILE, 0o644, dir_fd=dir_fd), True
+            except FileExistsError:
+                raise TransferError(f"{name} is being written by another instance") from None
     f = os.fdopen(fd, "wb")
     try:
-        _lock(f, path)
+        _lock(f, name)
         if not fresh:
             f.truncate(0)
     except BaseException:
@@ -299,31 +427,40 @@ def _open_inflight(path: Path) -> Any:
     return f
 
 
-def _lock(f: Any, path: Path) -> None:
+def _lock(f: Any, name: str) -> None:
     """One writer per inflight file, across the instances of a config."""
     try:
         fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        raise TransferError(f"{path} is being written by another instance") from None
+        raise TransferError(f"{name} is being written by another instance") from None
 
 
-def _rmdir_empty_tree(top: Path) -> None:
-    """Remove ``top`` and the empty directories below it (a moved directory leaves its
-    emptied sub-directories behind).
+def _climbing_links(dir_fd: int, name: str) -> List[Tuple[List[str], str]]:
+    """The links below directory ``name`` whose target starts with ``..``: (their
+    directory's components below ``name``, target)."""
+    found = []
+    for path, dirs, files, sub_fd in os.fwalk(name, dir_fd=dir_fd):
+        for entry in dirs + files:
+            try:
+                text = os.readlink(entry, dir_fd=sub_fd)
+            except OSError:
+                continue  # not a link
+            if text.startswith(".."):
+                found.append((path.split("/")[1:], text))
+    return found
+
+
+def _rmdir_empty_tree(dir_fd: int, name: str) -> None:
+    """Remove directory ``name`` and the empty directories below it (a moved directory
+    leaves its emptied sub-directories behind); links are never followed.
 
     Raises:
         OSError: a file is still there (ENOTEMPTY), or another error.
     """
-    for dirpath, dirs, _files in os.walk(top, topdown=False):
-        for name in dirs:
-            sub = os.path.join(dirpath, name)
-            if not os.path.islink(sub):
-                os.rmdir(sub)
-    os.rmdir(top)
-
-
-def _unlink(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
+    for _path, dirs, _files, sub_fd in os.fwalk(name, topdown=False, dir_fd=dir_fd):
+        for sub in dirs:
+            try:
+                os.rmdir(sub, dir_fd=sub_fd)
+            except NotADirectoryError:
+                pass  # a link to a directory: left, so the rmdir below reports it
+    os.rmdir(name, dir_fd=dir_fd)

@@ -344,6 +344,20 @@ _ROWS = (
     _O("preserve_mode", boolean, True, "set the file mode from the post", FETCH),
     _O("chmod", octal, 0o644, "file mode when the post carries none", FETCH),
     _O("overwrite", boolean, True, "replace existing files (else skip identical ones)", FETCH),
+    _O(
+        "link_absolute_targets",
+        boolean,
+        False,
+        "make links (L posts) with absolute targets: only for a trusted upstream",
+        FETCH,
+    ),
+    _O(
+        "file_sources",
+        string_list,
+        (),
+        "local directories file: URLs of notices may be read from (none: refused)",
+        FETCH,
+    ),
     _O("suppress_duplicates", suppress, 0.0, "ignore a checksum seen within this long"),
     _O(
         "suppress_basis",

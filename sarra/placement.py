@@ -5,21 +5,32 @@ the message (``directory``, ``mirror``, ``strip``, ``flatten``) plus the ``renam
 header, and refuses any path that would leave the target directory: ``..`` components,
 absolute paths after stripping, and parents that are symbolic links pointing outside.
 ``inflight_path`` names the temporary file a download is written to.
+
+Every value a notice puts into a path is hostile: ``${SOURCE}`` must be one plain path
+component (``check_name``), each component of the relative path at most NAME_MAX
+bytes and the whole below PATH_MAX, checked before anything touches the disk.
+``split_directory`` cuts a ``directory`` pattern into the configured tree root (fixed
+text and environment variables, trusted) and the per-message part below it; the writes
+themselves are confined to that root by ``sarra.safefs``.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import stat
 import time
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Tuple
 
 from sarra.errors import PathError
 from sarra.message import Notice
+from sarra.safefs import Place, check_name, check_relative, resolves_inside
 
 _VAR = re.compile(r"\$\{(\w+)\}")
+#: variables taken from the notice: each must expand to one safe path component
+NOTICE_VARS = frozenset({"SOURCE"})
+#: per-message variables: a directory component using one is below the tree root
+MESSAGE_VARS = NOTICE_VARS | {"YYYYMMDD", "YYYY", "MM", "DD", "HH"}
 
 
 def message_values(notice: Notice, extra: Optional[Mapping[str, str]] = None) -> dict:
@@ -38,15 +49,59 @@ def message_values(notice: Notice, extra: Optional[Mapping[str, str]] = None) ->
 
 
 def expand_directory(template: str, values: Mapping[str, str]) -> str:
+    """``template`` with its ``${NAME}`` replaced; a value from the notice must be one
+    plain path component.
+
+    Raises:
+        PathError: an unknown variable, or a notice value such as ``../x``, ``a/b``,
+            ``..``, empty, with a control character or over NAME_MAX bytes.
+    """
+
     def sub(m: re.Match) -> str:
         name = m.group(1)
         if name in values:
-            return values[name]
+            value = values[name]
+            if name in NOTICE_VARS:
+                check_name(value, f"${{{name}}} value")
+            return value
         if name in os.environ:
             return os.environ[name]
         raise PathError(f"unknown variable ${{{name}}} in directory {template!r}")
 
     return _VAR.sub(sub, template)
+
+
+def split_directory(template: str, values: Mapping[str, str]) -> Tuple[str, str]:
+    """``(root, below)``: the leading components of ``template`` that use no
+    per-message variable (the tree root, from the configuration), and the expanded rest
+    (``/``-separated, checked by ``check_relative``).
+
+    Raises:
+        PathError: see ``expand_directory`` and ``check_relative``.
+    """
+    parts = template.split("/")
+    cut = len(parts)
+    for i, part in enumerate(parts):
+        if any(name in MESSAGE_VARS for name in _VAR.findall(part)):
+            cut = i
+            break
+    head = "/".join(parts[:cut])
+    root = expand_directory(head, values) if "$" in head else head
+    root = os.path.expanduser(root or ("/" if template.startswith("/") else "."))
+    below = expand_directory("/".join(parts[cut:]), values) if cut < len(parts) else ""
+    return root, "/".join(check_relative(below))
+
+
+def place_of(root: str, relative: str) -> Place:
+    """Where ``root/relative`` goes, ``relative`` checked (``check_relative``).
+
+    Raises:
+        PathError: a bad component or a path too long.
+    """
+    parts = check_relative(relative)
+    if not parts:
+        raise PathError(f"unusable path {relative!r}")
+    return Place(root, "/".join(parts[:-1]), parts[-1])
 
 
 def _strip(rel: str, strip: Any) -> str:
@@ -79,50 +134,20 @@ def relative_target(notice: Notice, *, mirror: bool, strip: Any = 0, flatten: st
 
 
 def target_path(root: str, relative: str) -> Path:
-    """Join and check that no existing parent is a symbolic link leading outside ``root``.
+    """``root/relative``, checked: components (``check_relative``), and no existing
+    parent a link leading outside ``root``.  The writers do not rely on this check (a
+    link may be planted after it): they write through ``sarra.safefs``.
 
     Raises:
-        PathError: the resolved parent is outside ``root``.
+        PathError: a bad component, or a parent leading outside ``root``.
     """
     base = Path(root).expanduser()
-    target = base / relative
-    if _no_links_below(base, relative):
-        return target
-    real_base = os.path.realpath(base)
-    parent = target.parent
-    while not parent.exists() and parent != base and parent != parent.parent:
-        parent = parent.parent
-    real_parent = os.path.realpath(parent)
-    if real_parent != real_base and not real_parent.startswith(real_base.rstrip("/") + "/"):
+    parts = check_relative(relative)
+    if not parts:
+        raise PathError(f"unusable path {relative!r}")
+    if not resolves_inside(str(base), parts[:-1], "."):
         raise PathError(f"path escapes the target directory through a link: {relative!r}")
-    return target
-
-
-def _no_links_below(base: Path, relative: str) -> bool:
-    """True when the existing parents of ``base/relative`` below ``base`` are no links.
-
-    Then the parent resolves inside ``base`` whatever ``base`` itself resolves to, and
-    the full check (two ``realpath`` calls, one ``lstat`` per component from ``/``) is
-    not needed: one ``lstat`` per component below ``base``, usually one or two.  False
-    (do the full check) for anything unusual: a link, ``..``, an absolute path.
-    """
-    parts = relative.split("/")[:-1]
-    if relative.startswith("/") or ".." in parts:
-        return False
-    here = str(base)
-    for part in parts:
-        if not part or part == ".":
-            continue
-        here = os.path.join(here, part)
-        try:
-            mode = os.lstat(here).st_mode
-        except FileNotFoundError:
-            return True  # nothing further down exists
-        except OSError:
-            return False
-        if stat.S_ISLNK(mode):
-            return False
-    return True
+    return base.joinpath(*parts)
 
 
 def inflight_path(target: Path, inflight: Optional[str]) -> Path:

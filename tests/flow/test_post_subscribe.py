@@ -93,7 +93,7 @@ def test_tree_posted_with_file_url_arrives_identical(flowenv):
     src, dst = fe.root / "src", fe.root / "dst"
     n = tree_with_link(src, 300)
     strip = len(src.parts) - 2  # the absolute path down to src, "/" excluded
-    subscribe_conf(fe, "local", dst, f"strip {strip}\n")
+    subscribe_conf(fe, "local", dst, f"strip {strip}\nfile_sources {src}\n")
     fe.post("-u", "file:", str(src))
     elapsed = fetch_all(fe, "local", dst, n)
     check_same(src, dst / "src")

@@ -13,7 +13,7 @@ from sarra import message
 from sarra.delivery import Delivery
 from sarra.download import Downloader
 from sarra.errors import ChecksumMismatch, TransferError
-from sarra.placement import relative_target, target_path
+from sarra.placement import place_of, relative_target
 from sarra.progress import Progress
 
 BASE = "http://server/"
@@ -70,7 +70,8 @@ def downloader(tmp_path, files, **opts):
     placed = []
 
     def locate(d):
-        d.local_path = target_path(str(tmp_path), relative_target(d.notice, mirror=True))
+        d.place = place_of(str(tmp_path), relative_target(d.notice, mirror=True))
+        d.local_path = d.place.path
 
     dl = Downloader(o, locate=locate, transfers=Pool(transfer), after_file=placed.append)
     return dl, transfer, placed
@@ -233,11 +234,12 @@ def link_post(rel, target):
 
 
 def test_link_post_makes_a_symlink_replacing_what_was_there(tmp_path):
-    (tmp_path / "l").write_text("file in the way")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "l").write_text("file in the way")
     dl, _t, _p = downloader(tmp_path, {})
-    d = link_post("l", "../somewhere/else")
+    d = link_post("a/l", "../somewhere/else")
     dl(d)
-    assert os.readlink(tmp_path / "l") == "../somewhere/else" and d.report == (201, "linked")
+    assert os.readlink(tmp_path / "a/l") == "../somewhere/else" and d.report == (201, "linked")
 
 
 def test_link_post_without_link_header_is_malformed(tmp_path):

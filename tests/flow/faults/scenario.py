@@ -91,12 +91,14 @@ class Flow:
         conf = f"sub_{scheme}"
         dest = self.kit.tmp / "dest" / scheme
         queue = f"q_guest.dd_subscribe.{conf}"
+        # file: notices are read only below file_sources (issue 13): the trees posted here
+        local = "" if scheme in ("http", "sftp") else f"file_sources {self.tree},{self.kit.tmp}\n"
         self.kit.write_config(
             "dd_subscribe",
             conf,
             f"broker {self.url}\nexchange {exchange or f'xs_guest_{scheme}'}\nqueue_name {queue}\n"
             f"directory {dest}\nmirror True\naccept .*\ninstances {instances}\n"
-            f"heartbeat 10\nretry_delay 1\nhousekeeping 5\n{extra}\n",
+            f"heartbeat 10\nretry_delay 1\nhousekeeping 5\n{local}{extra}\n",
         )
         self.kit.run("dd_subscribe", "declare", conf)
         if start:
