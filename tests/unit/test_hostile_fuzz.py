@@ -373,3 +373,36 @@ def test_a_file_url_in_a_notice_copies_nothing_from_the_local_disk(sandboxes, ro
         driver.deliver_normal()
     finally:
         shutil.rmtree(top, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ the harness itself
+
+
+def benign() -> List[Op]:
+    """What a well-behaved source sends: the harness must find nothing wrong with it."""
+    data, big = b"hello\n", b"0123456789"
+
+    def post(rel: str, body: bytes, **more: str) -> Op:
+        headers = {"sum": sum_of(body), "parts": f"1,{len(body)},1,0,0", **more}
+        return Op("file", rel, headers, body)
+
+    def block(n: int) -> Op:
+        part = big[n * 4 : n * 4 + 4]
+        return Op("block", "d/big", {"sum": sum_of(part), "parts": f"i,4,3,2,{n}"}, big)
+
+    link = Op("link", "d/l", {"sum": "L," + hashlib.sha512(b"f1").hexdigest()}, link="f1")
+    removal = Op("remove", "d/f1", {"sum": "R," + hashlib.sha512(b"d/f1").hexdigest(),
+                                    "newname": "d/f2"})  # fmt: skip
+    return [
+        post("d/f1", data, mode="640", mtime="20240102030405.5"),
+        block(0), block(2), block(1),
+        link,
+        removal,
+        post("d/f2", data, oldname="d/f1"),
+        Op("file", "d/f3", {"sum": sum_of(data), "parts": f"1,{len(data)},1,0,0"}, data, b"bad!\n"),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_benign_sequence_keeps_every_invariant(sandboxes, role):
+    run_sequence(sandboxes, role, benign())
