@@ -36,7 +36,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from tests.fixtures.hostile import DEPTH, VICTIMS, Driver, Op, World, sum_of
+from tests.fixtures.hostile import DEPTH, SYSTEM_FILES, VICTIMS, Driver, Op, World, sum_of
 
 EXAMPLES = int(os.environ.get("SARRA_FUZZ_EXAMPLES", "150"))
 SLOW = os.environ.get("SARRA_SLOW") == "1" or bool(os.environ.get("CI"))
@@ -195,8 +195,14 @@ def link_op(draw: st.DrawFn) -> Op:
 
 @st.composite
 def local_read_op(draw: st.DrawFn) -> Op:
-    """A post whose base URL names the local disk, for a victim, announced as a hostile
-    poster can (``sum n`` without ``parts``, or the victim's own sum if it guessed it)."""
+    """A post whose base URL names the local disk: a victim, announced as a hostile
+    poster can (``sum n`` without ``parts``, or the victim's own sum if it guessed it),
+    or one of the machine's files (only read, never written: see ``hostile.World``)."""
+    if draw(st.integers(0, 3)) == 0:
+        rel = draw(st.sampled_from(SYSTEM_FILES))
+        url = draw(st.sampled_from(["file:/", "file:///etc/"]))
+        rel = rel if url == "file:/" else rel.split("/", 1)[1]
+        return Op("file", rel, {"sum": "n", **draw(extras)}, b"", None, url)
     name = draw(st.sampled_from(sorted(VICTIMS)))
     data = VICTIMS[name][0]
     url = draw(st.sampled_from(["file:/", "file:/@ROOT@/victims/", "file:///@ROOT@/victims/"]))
@@ -342,12 +348,16 @@ def test_wider_hostile_run(sandboxes, role, kind):
 # ------------------------------------------------------------------ reads (class 5)
 
 FILE_URLS = ["file:/", "file:/@ROOT@/victims/", "file:///@ROOT@/victims/",
-             "file://localhost/@ROOT@/victims/"]  # fmt: skip
+             "file://localhost/@ROOT@/victims/", "file:///etc/"]  # fmt: skip
 
 
 def file_notice(url: str, good_sum: bool) -> Op:
+    """A victim (or /etc/passwd, only read) named by a ``file:`` URL, announced with
+    ``sum n`` and no ``parts``, or with its true sum and size."""
     rel = "@ROOT@/victims/v0" if url == "file:/" else "v0"
     data = VICTIMS["v0"][0]
+    if url == "file:///etc/":
+        rel, data = "passwd", Path("/etc/passwd").read_bytes()
     headers = {"sum": "n"}
     if good_sum:
         headers = {"sum": sum_of(data), "parts": f"1,{len(data)},1,0,0"}
