@@ -25,17 +25,19 @@ failure).  The ``slow`` variants (SARRA_SLOW=1 or CI) run ten times as many exam
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
+from tests.fixtures import hostile_cases
 from tests.fixtures.hostile import DEPTH, SYSTEM_FILES, VICTIMS, Driver, Op, World, sum_of
 
 EXAMPLES = int(os.environ.get("SARRA_FUZZ_EXAMPLES", "150"))
@@ -248,7 +250,7 @@ def run_sequence(
             world.plant(driver.placement(), rel, target)
         for i, op in enumerate(ops):
             if role != "sara-ingest":
-                op.headers = {**RELAYED, **op.headers}
+                op = dataclasses.replace(op, headers={**RELAYED, **op.headers})
             driver.send(op, f"(notice {i + 1}/{len(ops)}: {op.kind} {op.rel[:60]!r})")
         driver.deliver_normal()
     finally:
@@ -290,10 +292,22 @@ def roles(xfails: Dict[str, Tuple[str, ...]]) -> list:
     ]
 
 
+def examples(cases: list, planted: bool = False) -> Callable[[Any], Any]:
+    """The known attacks of ``hostile_cases``, tried before the generated examples."""
+
+    def decorate(prop: Any) -> Any:
+        for case in reversed(cases):
+            prop = example(plant=case[0], ops=case[1])(prop) if planted else example(case)(prop)
+        return prop
+
+    return decorate
+
+
 @pytest.mark.parametrize("role", roles(NAMES_XFAIL))
 def test_hostile_names_and_headers_break_no_invariant(sandboxes, role):
     @budget(EXAMPLES)
     @given(ops=no_links)
+    @examples(hostile_cases.NAMES)
     def prop(ops: List[Op]) -> None:
         run_sequence(sandboxes, role, ops)
 
@@ -304,6 +318,7 @@ def test_hostile_names_and_headers_break_no_invariant(sandboxes, role):
 def test_link_notices_then_writes_break_no_invariant(sandboxes, role):
     @budget(EXAMPLES)
     @given(ops=links_then_writes)
+    @examples(hostile_cases.LINKS)
     def prop(ops: List[Op]) -> None:
         run_sequence(sandboxes, role, ops)
 
@@ -320,6 +335,7 @@ planted = st.lists(st.tuples(plain_rel, link_target), min_size=1, max_size=4)
 def test_writes_through_links_already_in_the_tree_break_no_invariant(sandboxes, role):
     @budget(EXAMPLES)
     @given(plant=planted, ops=st.lists(writes, min_size=1, max_size=5))
+    @examples(hostile_cases.PLANTED, planted=True)
     def prop(plant: List[Tuple[str, str]], ops: List[Op]) -> None:
         run_sequence(sandboxes, role, ops, plant)
 
