@@ -27,8 +27,8 @@ from urllib.parse import urlsplit
 
 from sarra import partition
 from sarra.credentials import public_url
-from sarra.errors import MessageError, SarraError
-from sarra.message import Notice, split_sum
+from sarra.errors import MessageError, PathError, SarraError
+from sarra.message import MAX_HEADER_BYTES, Notice, check_name, split_sum
 
 #: schemes a switch may fetch a source's data from (never ``file:``: that would read the
 #: switch's own disk on a source's behalf)
@@ -130,13 +130,16 @@ def source_from_exchange(exchange: str, sw: Switch) -> str:
 
 
 def check_post(notice: Notice) -> None:
-    """Well-formed ``sum``, ``parts`` and base URL (spec 10.5 step 5).
+    """Well-formed ``sum``, ``parts`` and base URL (spec 10.5 step 5), and a post this
+    switch can re-announce: a relpath v02 can carry and headers within its limit.  Checked
+    before the download, so the switch never stores a file it could not announce.
 
     Raises:
         Refused: code 417 for malformed headers, 403 for a scheme a switch will not fetch.
     """
     if notice.kind != "post":
         raise Refused("not a post", 417, "Expectation Failed : not a post")
+    _check_announceable(notice)
     try:
         method, value = split_sum(notice.headers.get("sum", ""))
     except MessageError:
@@ -158,6 +161,18 @@ def check_post(notice: Notice) -> None:
     if scheme not in FETCH_SCHEMES:
         raise Refused(f"scheme {scheme or '(none)'!r} not fetched by this switch", 403,
                       f"Forbidden : scheme {scheme or '(none)'}")  # fmt: skip
+
+
+def _check_announceable(notice: Notice) -> None:
+    """Refuse (417) what ``message.encode`` would refuse after the download."""
+    try:
+        check_name(notice.relpath)
+    except PathError as e:
+        raise Refused(f"unusable relpath: {e}", 417, "Expectation Failed : unusable path") from None
+    for name, value in notice.headers.items():
+        if len(value) * 4 >= MAX_HEADER_BYTES and len(value.encode("utf-8")) >= MAX_HEADER_BYTES:
+            raise Refused(f"header {name[:40]!r} is over {MAX_HEADER_BYTES - 1} bytes", 417,
+                          "Expectation Failed : header too long")  # fmt: skip
 
 
 def ingest(notice: Notice, exchange: str, sw: Switch) -> Notice:

@@ -196,3 +196,31 @@ def test_remote_report_goes_toward_its_cluster_or_is_dropped():
         report_target(report(source="x", from_cluster="Y"), "xreport", SW)
     sw = Switch(cluster="A", report_routes={"*": "amqp://up/"})
     assert report_target(report(from_cluster="Y"), "xreport", sw).broker == "amqp://up/"
+
+
+# Issue 13: a switch never stores a file it could not re-announce (found by the fuzz).
+UNANNOUNCEABLE_PATHS = ["a\tb", "a\x1bb", "d/\x7f", "a%20b", "x/\x00"]
+
+
+@pytest.mark.parametrize("rel", UNANNOUNCEABLE_PATHS)
+def test_ingest_and_relay_refuse_relpaths_v02_cannot_carry_with_417(rel):
+    n = post().replace(relpath=rel)
+    for check in (lambda: ingest(n, "xs_alice", SW), lambda: relay(n.with_headers(
+            to_clusters="A", from_cluster="Q"), SW)):  # fmt: skip
+        with pytest.raises(Refused) as e:
+            check()
+        assert e.value.code == 417
+
+
+@pytest.mark.parametrize("size", [253, 300, 4000])
+@pytest.mark.parametrize("char", ["o", "é", "😀"])
+def test_ingest_refuses_headers_over_the_v02_limit_with_417(size, char):
+    value = (char * size).encode("utf-8")[:size].decode("utf-8", "ignore")
+    value += "o" * (size - len(value.encode("utf-8")))
+    with pytest.raises(Refused) as e:
+        ingest(post(oldname=value), "xs_alice", SW)
+    assert e.value.code == 417
+
+
+def test_ingest_keeps_headers_up_to_the_v02_limit():
+    assert ingest(post(oldname="o" * 252), "xs_alice", SW).headers["oldname"] == "o" * 252
