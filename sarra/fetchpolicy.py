@@ -186,8 +186,9 @@ class Allowed:
     own: Tuple[Address, ...] = ()
 
     def _in_networks(self, addr: Address) -> bool:
-        plain = _unwrap(addr)
-        return any(a in n for n in self.patterns.networks for a in {addr, plain})
+        forms = {addr, _unwrap(addr)}
+        forms |= {ipaddress.IPv6Address(f"::ffff:{a}") for a in forms if a.version == 4}
+        return any(a in n for n in self.patterns.networks for a in forms)
 
     def check(self, host: str, addresses: Sequence[Address]) -> None:
         """Accept ``host`` resolved to ``addresses`` (all of them) or refuse it.

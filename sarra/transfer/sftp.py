@@ -100,8 +100,9 @@ class SftpTransfer(Transfer):
         (paramiko still checks the host key under the host's name); else None."""
         if self.guard is None:
             return None
-        address = self.guard.address(self.host, self.port)
-        return socket.create_connection((address, self.port), timeout=self.timeout)
+        port = self.port or 22
+        address = self.guard.address(self.host, port)
+        return socket.create_connection((address, port), timeout=self.timeout)
 
     def _load_key(self) -> paramiko.PKey | None:
         """Load the private key named by ``keyfile`` (or option ``ssh_keyfile``)."""
