@@ -3,7 +3,10 @@
 This package owns moving bytes to and from remote servers.  A backend (``file``,
 ``http``/``https``, ``sftp``, ``ftp``/``ftps``) implements a few primitive operations;
 the base class does the shared work once: the read/write loop, checksums computed as
-the bytes stream past, throttling, progress callbacks and the byte-count check.
+the bytes stream past, throttling, progress callbacks, the byte-count check, the
+announced-size bound and the wall-clock deadline (``sarra.transfer.limits``).
+:class:`TransferPool` (``sarra.transfer.pool``) hands each transfer its limits and,
+where the SSRF policy applies, its guard (``sarra.transfer.netguard``).
 
 Server paths: :func:`remote_path` joins the baseurl path and a *decoded* relpath with a
 single ``/`` (spec 4.5).  Every backend call takes such an absolute server path.

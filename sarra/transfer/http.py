@@ -1,9 +1,19 @@
-"""HTTP(S) transfer backend on ``requests`` (read-only: get, stat, ls).
+"""HTTP(S) transfer backend on ``requests`` and its urllib3 pools (read-only: get, stat, ls).
 
-Owns: one ``requests.Session`` per transfer (keep-alive), explicit ``(connect, read)``
-timeouts, streamed bodies (``stream=True`` + ``iter_content``), RFC 3986
-percent-encoding of the decoded server path (spec 4.5, 17.8), basic auth from the
-credentials, and byte ranges for blocks.
+Owns: one ``requests.Session`` per transfer (keep-alive; settings merged once),
+explicit ``(connect, read)`` timeouts (the read timeout is the idle limit), streamed
+raw bodies, RFC 3986 percent-encoding of the decoded server path (spec 4.5, 17.8),
+basic auth from the credentials, and byte ranges for blocks.
+
+Hostile servers: a body is read raw (``read1``, ``decode_content=False``), never
+decoded, and never past what :meth:`Transfer.get` allows (``read_limit``; a larger
+``Content-Length`` fails before reading).  Redirects are followed here, never by the
+libraries: at most ``MAX_REDIRECTS``, to the same scheme, host and port, or to a host
+in option ``redirect_hosts`` (then without the credentials).  Under an SSRF guard
+(``sarra.transfer.netguard``) every origin gets its own urllib3 pool connected to the
+address the guard checked, with the name in ``Host`` and in the TLS checks.  Requests
+take requests' full path only with proxies, cookies (a ``Set-Cookie`` reply, not under
+a guard) or auth hooks, still without redirects or decoding.
 
 A block read sends ``Range: bytes=a-b`` and accepts only a 206 whose ``Content-Range``
 matches, or a 200 when the request covered the whole file from offset 0.  A server that

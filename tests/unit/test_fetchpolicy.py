@@ -173,3 +173,29 @@ def test_source_hosts_option_lines(line, parsed):
 def test_bad_source_hosts_lines_are_config_errors(line):
     with pytest.raises(ValueError):
         options.source_hosts(line)
+
+
+def test_dd_admin_copies_source_hosts_into_the_ingest_config_only(tmp_path):
+    from sarra.admin import load_admin_config
+    from sarra.switchconf import ingest_config, relay_config
+
+    conf = tmp_path / "admin.conf"
+    conf.write_text(
+        "cluster sw1\nadmin amqp://root@localhost/\nfeeder amqp://feeder@localhost/\n"
+        "post_base_dir /srv\npost_base_url http://sw1/\nsource_hosts * 127.0.0.1\n"
+        "source_hosts alice *.alice.org\nlink sw2 amqp://feeder@sw2/\n"
+    )
+    c = load_admin_config(conf)
+    lines = ingest_config(c).splitlines()
+    assert "source_hosts * 127.0.0.1" in lines and "source_hosts alice *.alice.org" in lines
+    assert "source_hosts" not in relay_config(c, c.links[0])
+
+
+def test_dd_admin_refuses_a_bad_source_hosts_line(tmp_path):
+    from sarra.admin import load_admin_config
+    from sarra.errors import ConfigError
+
+    conf = tmp_path / "admin.conf"
+    conf.write_text("admin amqp://root@localhost/\nsource_hosts alice\n")
+    with pytest.raises(ConfigError, match="source_hosts"):
+        load_admin_config(conf)
