@@ -199,3 +199,46 @@ def test_dd_admin_refuses_a_bad_source_hosts_line(tmp_path):
     conf.write_text("admin amqp://root@localhost/\nsource_hosts alice\n")
     with pytest.raises(ConfigError, match="source_hosts"):
         load_admin_config(conf)
+
+
+class _Opts(dict):
+    def get(self, name, default=None):  # what Context reads of Options
+        return dict.get(self, name, default)
+
+    def __getattr__(self, name):
+        return self.get(name)
+
+
+def _ctx(program, **options):
+    from sarra.runtime import Context
+
+    c = Context.__new__(Context)  # only the fields transfers()/fetch_policy() read
+    c.program, c.options, c._policy, c._closers = program, _Opts(options), None, []
+    c.stop = lambda: False
+    c.credentials = type("C", (), {"lookup": staticmethod(lambda url: None)})()
+    return c
+
+
+@pytest.mark.parametrize(
+    "program, options, applies",
+    [
+        ("sara", {"source_from_exchange": True}, True),  # ingest: always
+        ("sara", {"source_from_exchange": False}, False),  # relay: only with lines
+        ("sara", {"source_from_exchange": False, "source_hosts": [("*", ("a",))]}, True),
+        ("subscribe", {}, False),  # a subscriber's own network is legitimate
+        ("subscribe", {"source_hosts": [("*", ("127.0.0.1",))]}, True),
+    ],
+)
+def test_where_the_ssrf_policy_applies(program, options, applies):
+    c = _ctx(program, **options)
+    assert (c.fetch_policy() is not None) == applies
+    pool = c.transfers()
+    t = pool.get("http://192.0.2.1/")
+    assert (t.guard is not None) == applies
+    assert t.limits.min_rate == 1024 and t.limits.max_size == 1 << 30
+
+
+def test_the_pool_gets_the_limit_options():
+    c = _ctx("subscribe", timeout_min_rate=0, download_max_size=5000, timeout=3)
+    t = c.transfers().get("http://192.0.2.1/")
+    assert (t.limits.min_rate, t.limits.max_size, t.timeout) == (0, 5000, 3)
