@@ -15,11 +15,11 @@ from sarra.transfer import TransferPool, for_url
 from sarra.transfer.limits import Limits
 from sarra.transfer.netguard import Guard
 from tests.fixtures.hostile_http import hostile_http, serve_hostile
-from tests.fixtures.servers import TestCredential, ftp_server, http_server
+from tests.fixtures.servers import TestCredential, ftp_server, http_server, sftp_server
 
 pytestmark = pytest.mark.integration
 
-__all__ = ["ftp_server", "hostile_http", "http_server"]
+__all__ = ["ftp_server", "hostile_http", "http_server", "sftp_server"]
 
 
 def get(t, path, limit=None, length=None):
@@ -163,6 +163,44 @@ def test_ftp_stops_reading_at_the_announced_size(ftp_server):
         t.get("/big", dest, limit=1000)
     t.close()
     assert info.value.permanent and len(dest.getvalue()) <= 1000
+
+
+@pytest.mark.parametrize("announced", [0, 1000, 299_999])
+def test_sftp_stops_reading_at_the_announced_size(sftp_server, announced):
+    (sftp_server.root / "big").write_bytes(b"s" * 300_000)
+    t = for_url(sftp_server.url, credentials=sftp_server.credentials)
+    dest = io.BytesIO()
+    with pytest.raises(TransferError) as info:
+        t.get(str(sftp_server.root / "big"), dest, limit=announced)
+    t.close()
+    assert info.value.permanent and len(dest.getvalue()) <= announced
+
+
+def test_sftp_under_a_guard_connects_to_the_checked_address_with_the_host_key_of_the_name(
+    sftp_server,
+):
+    (sftp_server.root / "f").write_bytes(b"guarded")
+    allowed = FetchPolicy([("*", ("127.0.0.1",))]).for_source(None)
+    t = for_url(sftp_server.url, credentials=sftp_server.credentials)
+    t.guard = Guard(allowed, _resolver({"127.0.0.1": ["127.0.0.1"]}))
+    assert get(t, str(sftp_server.root / "f")) == b"guarded"
+    t = for_url(sftp_server.url, credentials=sftp_server.credentials)
+    t.guard = Guard(FetchPolicy([]).for_source(None))
+    with pytest.raises(TransferError) as info:
+        get(t, str(sftp_server.root / "f"))
+    assert info.value.code == 403
+
+
+def test_ftp_under_a_guard_refuses_loopback_unless_listed(ftp_server):
+    (ftp_server.root / "f").write_bytes(b"ftp-guarded")
+    t = for_url(ftp_server.url, credentials=ftp_server.credentials)
+    t.guard = Guard(FetchPolicy([]).for_source(None))
+    with pytest.raises(TransferError) as info:
+        get(t, "/f")
+    assert info.value.code == 403
+    t = for_url(ftp_server.url, credentials=ftp_server.credentials)
+    t.guard = Guard(FetchPolicy([("*", ("127.0.0.0/8",))]).for_source(None))
+    assert get(t, "/f") == b"ftp-guarded"
 
 
 @pytest.mark.parametrize("announced", [0, 10, 2999])
