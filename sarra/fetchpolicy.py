@@ -88,10 +88,12 @@ def parse_address(host: str) -> Address | None:
 
 
 def _unwrap(addr: Address) -> Address:
-    """The IPv4 address inside an IPv4-mapped, -compatible or NAT64 IPv6 address."""
+    """The IPv4 address inside an IPv4-mapped, -compatible, 6to4 or NAT64 IPv6 address."""
     if isinstance(addr, ipaddress.IPv6Address):
         if addr.ipv4_mapped is not None:
             return addr.ipv4_mapped
+        if addr.sixtofour is not None:  # 2002:aabb:ccdd::/48 carries a.b.c.d
+            return addr.sixtofour
         if addr in _NAT64:
             return ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)
         if int(addr) >> 32 == 0 and int(addr) > 1:  # ::a.b.c.d (deprecated compatible form)

@@ -98,7 +98,10 @@ class Guard:
         self._resolve = resolver
 
     @classmethod
-    def for_source(cls, policy: FetchPolicy, source: str | None, resolver: Resolver = resolve):
+    def for_source(
+        cls, policy: FetchPolicy, source: str | None, resolver: Resolver = resolve
+    ) -> Guard:
+        """The guard of ``source``'s allowed hosts under ``policy``."""
         return cls(policy.for_source(source), resolver)
 
     def address(self, host: str, port: int) -> str:

@@ -9,12 +9,13 @@ under a policy, so a connection one source was allowed to open never serves anot
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-from sarra.fetchpolicy import FetchPolicy
 from sarra.transfer import CredentialLookup, Transfer, for_url, pool_key
 from sarra.transfer.limits import Limits
-from sarra.transfer.netguard import Guard
+
+if TYPE_CHECKING:  # imported where a policy is used: dd_post never needs ipaddress
+    from sarra.fetchpolicy import FetchPolicy
 
 __all__ = ["TransferPool"]
 
@@ -82,6 +83,8 @@ class TransferPool:
             if self._limits is not None:
                 transfer.limits = self._limits
             if self._policy is not None:
+                from sarra.transfer.netguard import Guard
+
                 transfer.guard = Guard.for_source(self._policy, scope)
             self._open[key] = transfer
         if len(self._by_url) >= 1000:

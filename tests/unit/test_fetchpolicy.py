@@ -52,6 +52,8 @@ def test_host_names_and_impossible_forms_are_not_addresses(host):
         "::ffff:127.0.0.1",
         "::ffff:169.254.169.254",
         "64:ff9b::7f00:1",
+        "2002:7f00:1::",
+        "2002:a9fe:a9fe::1",
         "::127.0.0.1",
         "169.254.169.254",
         "fe80::1",
