@@ -39,7 +39,7 @@ from urllib.parse import unquote, urlsplit
 
 from sarra.checksum import Checksum
 from sarra.errors import TransferError
-from sarra.transfer.limits import Budget, Limits
+from sarra.transfer.limits import WATCHDOG, Budget, Limits
 from sarra.transfer.pipeline import prefetch
 
 __all__ = [
@@ -229,6 +229,10 @@ class Transfer:
         """Return the size of ``path`` in bytes."""
         raise NotImplementedError
 
+    def abort(self) -> None:
+        """Called from another thread when a transfer passed its deadline: make the
+        read blocked in this transfer fail now (shut its sockets down); never raises."""
+
     # -- shared loops ------------------------------------------------------------------
 
     def get(
@@ -269,14 +273,22 @@ class Transfer:
         reads = self.iter_read(remote_path, offset, length)
         written = _written(reads, dest, remote_path, length, bound, budget)
         chunks = _read_ahead(written, self.chunk_size)
-        with contextlib.closing(chunks):  # an early exit stops the reader thread at once
-            for chunk in chunks:
-                for s in sums:
-                    s.update(chunk)
-                total += len(chunk)
-                if progress is not None:
-                    progress(len(chunk))
-                throttler.wait(total)
+        watch = WATCHDOG.watch(budget, self.abort)  # ends a read blocked mid-chunk too
+        try:
+            with contextlib.closing(chunks):  # an early exit stops the reader thread at once
+                for chunk in chunks:
+                    for s in sums:
+                        s.update(chunk)
+                    total += len(chunk)
+                    if progress is not None:
+                        progress(len(chunk))
+                    throttler.wait(total)
+        except TransferError as e:
+            if watch.fired is None:
+                raise
+            raise TransferError(f"{remote_path}: {watch.fired}") from e
+        finally:
+            WATCHDOG.forget(watch)
         if length is not None and total != length:
             raise TransferError(f"{remote_path}: got {total} of {length} bytes")
         log.debug("got %d bytes of %s from %s", total, remote_path, redact_url(self.baseurl))

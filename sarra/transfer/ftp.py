@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ftplib
 import logging
+import socket
 import ssl
 from typing import Any, Iterable, Iterator, NoReturn
 
@@ -52,6 +53,7 @@ class FtpTransfer(Transfer):
         self.passive = _flag(self.options.get("passive"), True)
         self.port = self.port or 21
         self._ftp: ftplib.FTP | None = None
+        self._data: Any = None  # the data connection of the transfer under way
 
     def connect(self) -> None:
         if self._ftp is not None:
@@ -129,6 +131,7 @@ class FtpTransfer(Transfer):
             self._fail(e, f"reading {path}")
         # a whole file: at most one byte more than the caller accepts is asked for
         left = length if length is not None or self.read_limit is None else self.read_limit + 1
+        self._data = conn
         try:
             with conn:
                 while left is None or left > 0:
@@ -146,6 +149,15 @@ class FtpTransfer(Transfer):
             self._end_transfer(path, early=True)  # the consumer stopped reading
             raise
         self._end_transfer(path, early=length is not None)
+
+    def abort(self) -> None:
+        """Shut the data and control connections down (see Transfer.abort)."""
+        for sock in (self._data, getattr(self._ftp, "sock", None)):
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
     def _end_transfer(self, path: str, *, early: bool) -> None:
         """Read the reply that ends a transfer; 426 is expected after stopping early."""

@@ -28,6 +28,8 @@ from __future__ import annotations
 import logging
 import os
 import re
+import socket
+import weakref
 from html.parser import HTMLParser
 from typing import Any, Iterator
 from urllib.parse import quote, unquote, urljoin, urlsplit
@@ -151,6 +153,7 @@ class HttpTransfer(Transfer):
         self._pools: dict[str, Any] = {}
         self._headers: dict[str, Any] = {}
         self._timeouts = urllib3.Timeout(connect=self.timeout, read=self.timeout)
+        self._conns: weakref.WeakSet[Any] = weakref.WeakSet()  # for abort()
         self._redirect_hosts = tuple(
             normal_name(h) for h in (self.options.get("redirect_hosts") or ())
         )
@@ -213,8 +216,15 @@ class HttpTransfer(Transfer):
             verify, cert = session.verify, session.cert
             pool = self._adapter.get_connection_with_tls_context(probe, verify, None, cert)
             self._adapter.cert_verify(pool, probe.url, verify, cert)
+        if not getattr(pool.ConnectionCls, "sarra_watched", False):
+            pool.ConnectionCls = _watched(pool.ConnectionCls, self._conns)
         self._pools[origin] = pool
         return pool
+
+    def abort(self) -> None:
+        """Shut down the sockets of this transfer's connections (see Transfer.abort)."""
+        for conn in list(self._conns):
+            _shutdown(getattr(conn, "sock", None))
 
     def _send(
         self,
@@ -373,6 +383,29 @@ class HttpTransfer(Transfer):
             if name and "/" not in name and name not in (".", ".."):
                 names.add(name)
         return sorted(names)
+
+
+def _watched(base: type, conns: weakref.WeakSet[Any]) -> type:
+    """``base`` (a urllib3 connection class, a pool's public ``ConnectionCls``) whose
+    instances register in ``conns``, so that :meth:`HttpTransfer.abort` finds them."""
+
+    class Watched(base):  # type: ignore[valid-type, misc]
+        sarra_watched = True
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            conns.add(self)
+
+    return Watched
+
+
+def _shutdown(sock: Any) -> None:
+    if sock is None:
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed
 
 
 def _origin(scheme: str, host: str, port: int | None) -> str:

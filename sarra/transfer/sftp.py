@@ -104,6 +104,17 @@ class SftpTransfer(Transfer):
         address = self.guard.address(self.host, port)
         return socket.create_connection((address, port), timeout=self.timeout)
 
+    def abort(self) -> None:
+        """Shut the SSH connection's socket down (see Transfer.abort)."""
+        client = self._client
+        transport = client.get_transport() if client is not None else None
+        sock = getattr(transport, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
     def _load_key(self) -> paramiko.PKey | None:
         """Load the private key named by ``keyfile`` (or option ``ssh_keyfile``)."""
         keyfile = self.keyfile or self.options.get("ssh_keyfile")

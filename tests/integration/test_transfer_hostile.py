@@ -144,6 +144,17 @@ def test_a_trickling_server_fails_at_the_deadline_not_at_the_end(hostile_http):
     assert len(dest.getvalue()) < 100
 
 
+@pytest.mark.parametrize("path", ["/slow-headers", "/trickle"])
+def test_a_read_blocked_inside_the_headers_or_a_chunk_is_cut_by_the_watchdog(hostile_http, path):
+    """The headers (or a 1 MiB chunk) trickle in: no chunk boundary for the get loop to
+    check the deadline at; the watchdog shuts the socket down at the deadline."""
+    t = for_url(hostile_http.url, timeout=1)
+    t.chunk_size = 1 << 20
+    with pytest.raises(TransferError, match="too slow"):
+        get(t, path, limit=100)
+    assert hostile_http.sent[path] < 30  # the 60 header bytes would take 24 s
+
+
 def test_a_stop_request_ends_a_trickling_download(hostile_http):
     asked = []
     t = for_url(hostile_http.url, timeout=1)

@@ -155,3 +155,53 @@ def test_gather_hands_over_what_arrived_once_the_window_passed():
     assert gather(read, 100, clock) == b"ef"  # then the end
     assert gather(read, 100, clock) == b""
     assert gather(lambda n: b"x" * n, 5, clock) == b"xxxxx"
+
+
+def test_the_watchdog_aborts_a_transfer_once_its_budget_expired():
+    from sarra.transfer.limits import Watchdog
+
+    clock = Clock()
+    aborted = []
+    dog = Watchdog()
+    w = dog.watch(Budget(5, Limits(min_rate=1024, clock=clock), 100), lambda: aborted.append(1))
+    dog.sweep()
+    assert aborted == [] and w.fired is None
+    clock.now += 10.5  # past 5 + max(5, 100/1024)
+    dog.sweep()
+    dog.sweep()
+    assert aborted == [1] and "too slow" in w.fired  # once
+    dog.forget(w)
+
+
+def test_the_watchdog_aborts_on_a_stop_request_and_a_failed_abort_is_harmless():
+    from sarra.transfer.limits import Watchdog
+
+    def boom():
+        raise OSError("already closed")
+
+    dog = Watchdog()
+    w = dog.watch(Budget(5, Limits(stop=lambda: True), None), boom)
+    dog.sweep()
+    assert w.fired == "stopped during the transfer"
+
+
+def test_get_reports_the_watchdogs_reason_when_its_abort_broke_the_read():
+    from sarra.transfer import limits
+
+    class Blocked(Transfer):
+        scheme = "fake"
+
+        def iter_read(self, path, offset, length):
+            limits.WATCHDOG.sweep()  # as if the thread ran while the read was blocked
+            if self.aborted:
+                raise TransferError("connection reset by peer")
+            yield b"x"
+
+        def abort(self):
+            self.aborted = True
+
+    t = Blocked("fake://h/", timeout=0)
+    t.aborted = False
+    t.limits = Limits(stop=lambda: True)
+    with pytest.raises(TransferError, match="stopped during the transfer"):
+        t.get("/f", io.BytesIO(), limit=1)
