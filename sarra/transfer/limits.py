@@ -2,8 +2,10 @@
 
 Owns :class:`Limits` (what the config allows: the cap for a file of unknown size, the
 minimum average rate, the stop request of the daemon), :class:`Budget` (one transfer's
-deadline, checked between chunks by the shared loop :meth:`sarra.transfer.Transfer.get`)
-and :func:`gather` (a backend's chunk: as many bytes as arrive within a short while).
+deadline, checked between chunks by the shared loop :meth:`sarra.transfer.Transfer.get`),
+:class:`Watchdog` (one thread that aborts a transfer whose read is blocked past its
+deadline) and :func:`gather` (a backend's chunk: as many bytes as arrive within a
+short while).
 
 Why a wall-clock deadline on top of the idle ``timeout``: the socket timeout bounds one
 read, so a server sending one byte every ``timeout - 1`` seconds would hold a download
