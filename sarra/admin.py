@@ -114,6 +114,7 @@ class AdminConfig:
     links: List[Link] = field(default_factory=list)
     users: Dict[str, str] = field(default_factory=dict)  # name -> role
     exchanges: List[str] = field(default_factory=list)
+    source_hosts: List[str] = field(default_factory=list)  # copied into dd_sara ingest
 
     @property
     def vhost(self) -> str:
@@ -170,6 +171,9 @@ def load_admin_config(path: Path) -> AdminConfig:
                 setattr(cfg, name, value)
             elif name == "link":
                 cfg.links.append(parse_link(value))
+            elif name == "source_hosts":
+                optdefs.source_hosts(value)  # checked here, written to the ingest config
+                cfg.source_hosts.append(value)
             elif name == "declare":
                 kind, who = optdefs.declare(value)
                 if kind == "exchange":
@@ -180,7 +184,8 @@ def load_admin_config(path: Path) -> AdminConfig:
                     raise ValueError(f"declare {kind} is not for admin.conf")
             else:
                 raise ValueError(
-                    f"unknown setting {name!r} (one of {', '.join(_SETTINGS)}, declare)"
+                    f"unknown setting {name!r} (one of {', '.join(_SETTINGS)}, declare, link, "
+                    "source_hosts)"
                 )
         except ValueError as e:
             raise ConfigError(str(e), where) from None

@@ -198,6 +198,7 @@ class Downloader:
                     f,
                     offset=0,
                     length=None,
+                    limit=expected,  # never more than announced; no size: download_max_size
                     sums=sums,
                     progress=self.progress.add,
                     throttle=int(getattr(self.o, "throttle", 0) or 0),

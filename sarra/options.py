@@ -239,6 +239,16 @@ def declare(value: str) -> Tuple[str, str]:
     return kind, words[1]
 
 
+def source_hosts(value: str) -> Tuple[str, Tuple[str, ...]]:
+    """``<source|*> <host pattern>...`` -> ``(source, patterns)`` (see ``sarra.fetchpolicy``)."""
+    from sarra.fetchpolicy import host_pattern
+
+    words = value.split()
+    if len(words) < 2:
+        raise ValueError(f"bad source_hosts {value!r} (expected: <source|*> <host pattern>...)")
+    return words[0], tuple(host_pattern(w) for w in words[1:])
+
+
 def route(value: str) -> Tuple[str, str]:
     """``<cluster|*> <broker url>`` -> ``(cluster, url)``: next hop of reports for a cluster."""
     words = value.split()
@@ -373,6 +383,10 @@ _ROWS = (
     _O("attempts", integer, 3, "transfer attempts before queueing for retry", FETCH),
     _O("timeout", duration, 30.0, "network timeout of a transfer"),
     _O("throttle", size, 0, "bytes per second per transfer (0: unlimited)", FETCH),
+    _O("timeout_min_rate", size, 1024, "slowest bytes/s a download may average (0: any)", FETCH),
+    _O("download_max_size", size, 1 << 30, "most bytes fetched when a post gives no size", FETCH),
+    _O("redirect_hosts", string_list, (), "hosts an HTTP redirect may lead to (else none)", FETCH),
+    _M("source_hosts", source_hosts, "<source|*> <host|*.domain|addr|net>...: may fetch", FETCH),
     # -- hooks
     _M("on_file", string, "script or plugin run when a file is complete (repeatable)"),
     _M("on_part", string, "script or plugin run when a part is written (repeatable)"),

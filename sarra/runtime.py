@@ -46,6 +46,7 @@ class Context:
         self.interactive = interactive
         self.credentials = Credentials.load(paths.credentials_file())
         self._closers: list = []
+        self._policy: Any = None
 
     @property
     def config(self) -> str:
@@ -223,13 +224,44 @@ class Context:
         return threads
 
     def transfers(self) -> Any:
+        """A transfer pool with the download limits of the options and, where one
+        applies, the SSRF policy (see :meth:`fetch_policy`)."""
         from sarra.transfer import TransferPool
+        from sarra.transfer.limits import DEFAULT_MAX_SIZE, DEFAULT_MIN_RATE, Limits
 
+        o = self.options
+        max_size = o.get("download_max_size")
+        min_rate = o.get("timeout_min_rate")
+        limits = Limits(
+            max_size=DEFAULT_MAX_SIZE if max_size is None else int(max_size),
+            min_rate=DEFAULT_MIN_RATE if min_rate is None else int(min_rate),
+            stop=self.stop,
+        )
         pool = TransferPool(
-            credentials=self.credentials.lookup, timeout=float(self.options.timeout or 30)
+            credentials=self.credentials.lookup,
+            timeout=float(o.timeout or 30),
+            options={"redirect_hosts": tuple(o.get("redirect_hosts") or ())},
+            limits=limits,
+            policy=self.fetch_policy(),
         )
         self._closers.append(pool.close_all)
         return pool
+
+    def fetch_policy(self) -> Any:
+        """The SSRF policy (``sarra.fetchpolicy``): always for dd_sara ingesting sources'
+        posts (``source_from_exchange``), else only where ``source_hosts`` is set (a
+        subscriber fetching from its own network is legitimate).  None: no policy."""
+        o = self.options
+        lines = tuple(o.get("source_hosts") or ())
+        ingest = self.program == "sara" and bool(o.get("source_from_exchange"))
+        if not lines and not ingest:
+            return None
+        if self._policy is None:
+            from sarra.fetchpolicy import FetchPolicy
+            from sarra.transfer.netguard import own_addresses
+
+            self._policy = FetchPolicy(lines, own_addresses())
+        return self._policy
 
     def user(self, url: Optional[str]) -> str:
         return (urlparse(url).username or "anonymous") if url else "anonymous"

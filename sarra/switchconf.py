@@ -56,6 +56,8 @@ def ingest_config(c: AdminConfig) -> str:
         f"post_base_dir {c.post_base_dir}",
         f"post_base_url {c.post_base_url}",
         "suppress_duplicates 10m",
+        # hosts the sources may make the switch fetch from (SSRF policy, dd_sara(8))
+        *(f"source_hosts {h}" for h in c.source_hosts),
     ]
     return HEADER.format(admin=c.path) + "\n".join(lines) + "\n"
 

@@ -132,6 +132,8 @@ class Repost:
         self.prefix = o.post_topic_prefix or "v02.post"
 
     def __call__(self, d: Delivery) -> None:
+        # the SSRF policy of the pool applies to the source of this notice (set on ingest)
+        self.download.transfers.source = d.notice.headers.get("source") or None
         self.download(d)
         if d.outcome == OK and d.local_path is not None:
             # a block stored as a part file already has its downstream form (method p)

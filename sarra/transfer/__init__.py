@@ -3,7 +3,10 @@
 This package owns moving bytes to and from remote servers.  A backend (``file``,
 ``http``/``https``, ``sftp``, ``ftp``/``ftps``) implements a few primitive operations;
 the base class does the shared work once: the read/write loop, checksums computed as
-the bytes stream past, throttling, progress callbacks and the byte-count check.
+the bytes stream past, throttling, progress callbacks, the byte-count check, the
+announced-size bound and the wall-clock deadline (``sarra.transfer.limits``).
+:class:`TransferPool` (``sarra.transfer.pool``) hands each transfer its limits and,
+where the SSRF policy applies, its guard (``sarra.transfer.netguard``).
 
 Server paths: :func:`remote_path` joins the baseurl path and a *decoded* relpath with a
 single ``/`` (spec 4.5).  Every backend call takes such an absolute server path.
@@ -36,6 +39,7 @@ from urllib.parse import unquote, urlsplit
 
 from sarra.checksum import Checksum
 from sarra.errors import TransferError
+from sarra.transfer.limits import WATCHDOG, Budget, Limits
 from sarra.transfer.pipeline import prefetch
 
 __all__ = [
@@ -148,6 +152,14 @@ class Transfer:
 
     scheme = ""
     chunk_size = CHUNK_SIZE
+    #: Set by :class:`TransferPool`: the size cap, minimum rate and stop request.
+    limits = Limits()
+    #: Set by :class:`TransferPool` where an SSRF policy applies (``transfer.netguard``):
+    #: backends then connect only to the address it checked.
+    guard: Any = None
+    #: During :meth:`get` of a whole file: the most bytes the caller accepts.  A backend
+    #: asks the server for at most one byte more (to see that it sends too much).
+    read_limit: int | None = None
 
     def __init__(
         self,
@@ -217,6 +229,10 @@ class Transfer:
         """Return the size of ``path`` in bytes."""
         raise NotImplementedError
 
+    def abort(self) -> None:
+        """Called from another thread when a transfer passed its deadline: make the
+        read blocked in this transfer fail now (shut its sockets down); never raises."""
+
     # -- shared loops ------------------------------------------------------------------
 
     def get(
@@ -226,6 +242,7 @@ class Transfer:
         *,
         offset: int = 0,
         length: int | None = None,
+        limit: int | None = None,
         sums: Sequence[Checksum] = (),
         progress: Progress | None = None,
         throttle: int = 0,
@@ -233,27 +250,45 @@ class Transfer:
         """Copy ``length`` bytes (or to EOF) of ``remote_path`` from ``offset`` into ``dest``.
 
         ``dest`` is already open and positioned.  Returns the number of bytes written.
-        When the first chunk is a full one (a big transfer), the rest is received and
-        written by a reader thread while this thread hashes
+        ``limit`` (a whole file: ``length`` None) is the announced size: more bytes than
+        that are never written (without it, ``limits.max_size`` applies).  The transfer
+        must end before its deadline (:class:`sarra.transfer.limits.Budget`), each read
+        within ``timeout``.  When the first chunk is a full one (a big transfer), the rest
+        is received and written by a reader thread while this thread hashes
         (:func:`sarra.transfer.pipeline.prefetch`); small files need no thread.
 
         Raises:
-            TransferError: the backend failed, ``dest`` could not be written, or the
+            TransferError: the backend failed, ``dest`` could not be written, the
                 server sent fewer or more bytes than ``length`` (extra bytes are never
-                written).
+                written), more than ``limit`` (permanent: the same server would send
+                them again), or the deadline passed or a stop was asked (transient).
         """
         throttler = _Throttle(throttle)
         total = 0
-        written = _written(self.iter_read(remote_path, offset, length), dest, remote_path, length)
+        announced = length if length is not None else limit
+        bound = announced if announced is not None else self.limits.max_size
+        budget = Budget(self.timeout, self.limits, announced)
+        # read by the backend's generator when it starts, within this call
+        self.read_limit = None if length is not None else bound
+        reads = self.iter_read(remote_path, offset, length)
+        written = _written(reads, dest, remote_path, length, bound, budget)
         chunks = _read_ahead(written, self.chunk_size)
-        with contextlib.closing(chunks):  # an early exit stops the reader thread at once
-            for chunk in chunks:
-                for s in sums:
-                    s.update(chunk)
-                total += len(chunk)
-                if progress is not None:
-                    progress(len(chunk))
-                throttler.wait(total)
+        watch = WATCHDOG.watch(budget, self.abort)  # ends a read blocked mid-chunk too
+        try:
+            with contextlib.closing(chunks):  # an early exit stops the reader thread at once
+                for chunk in chunks:
+                    for s in sums:
+                        s.update(chunk)
+                    total += len(chunk)
+                    if progress is not None:
+                        progress(len(chunk))
+                    throttler.wait(total)
+        except TransferError as e:
+            if watch.fired is None:
+                raise
+            raise TransferError(f"{remote_path}: {watch.fired}") from e
+        finally:
+            WATCHDOG.forget(watch)
         if length is not None and total != length:
             raise TransferError(f"{remote_path}: got {total} of {length} bytes")
         log.debug("got %d bytes of %s from %s", total, remote_path, redact_url(self.baseurl))
@@ -317,15 +352,27 @@ def read_chunks(f: Any, length: int | None, chunk_size: int) -> Iterator[bytes]:
 
 
 def _written(
-    chunks: Iterator[bytes], dest: BinaryIO, what: str, length: int | None
+    chunks: Iterator[bytes],
+    dest: BinaryIO,
+    what: str,
+    length: int | None,
+    bound: int,
+    budget: Budget,
 ) -> Iterator[bytes]:
-    """Write each chunk to ``dest`` (never past ``length``), then pass it on for hashing."""
+    """Write each chunk to ``dest`` (never past ``length`` nor ``bound``), then pass it
+    on for hashing; the deadline is checked after each chunk (in the reader thread when
+    there is one, so it stops too)."""
     done = 0
     for chunk in chunks:
         if length is not None and done + len(chunk) > length:
             raise TransferError(f"{what}: server sent more than {length} bytes")
+        if done + len(chunk) > bound:
+            raise TransferError(
+                f"{what}: server sent more than the {bound} bytes announced", permanent=True
+            )
         _write(dest, chunk, what)
         done += len(chunk)
+        budget.check(what, done)
         yield chunk
 
 
@@ -416,64 +463,4 @@ def for_url(
     return cls(baseurl, credentials=credentials, timeout=timeout, options=options)
 
 
-class TransferPool:
-    """Keeps one open transfer per ``(scheme, user, host, port)`` for reuse (keep-alive).
-
-    Not thread-safe: use one pool per process or thread.  ``close_all`` closes them all.
-    """
-
-    def __init__(
-        self,
-        *,
-        credentials: CredentialLookup | None = None,
-        timeout: float = 30,
-        options: Mapping[str, Any] | None = None,
-        registry: Mapping[str, str | type[Transfer]] | None = None,
-    ) -> None:
-        self._credentials = credentials
-        self._timeout = timeout
-        self._options = dict(options or {})
-        self._registry = registry
-        self._open: dict[tuple[str, str | None, str, int | None], Transfer] = {}
-        self._by_url: dict[str, Transfer] = {}  # the same baseurl comes back each message
-
-    def __len__(self) -> int:
-        return len(self._open)
-
-    def __enter__(self) -> TransferPool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close_all()
-
-    def get(self, baseurl: str) -> Transfer:
-        """Return the pooled transfer for ``baseurl``'s server, creating it if needed.
-
-        Raises:
-            TransferError: unknown scheme.
-        """
-        transfer = self._by_url.get(baseurl)
-        if transfer is not None:
-            return transfer
-        key = pool_key(baseurl)
-        transfer = self._open.get(key)
-        if transfer is None:
-            transfer = for_url(
-                baseurl,
-                credentials=self._credentials,
-                timeout=self._timeout,
-                options=self._options,
-                registry=self._registry,
-            )
-            self._open[key] = transfer
-        if len(self._by_url) >= 1000:
-            self._by_url.clear()
-        self._by_url[baseurl] = transfer
-        return transfer
-
-    def close_all(self) -> None:
-        """Close every pooled transfer and forget them."""
-        self._by_url.clear()
-        while self._open:
-            _, transfer = self._open.popitem()
-            transfer.close()
+from sarra.transfer.pool import TransferPool  # noqa: E402  (it builds on the above)

@@ -36,10 +36,11 @@ class FileTransfer(Transfer):
             raise TransferError(f"file: remote host {self.host!r} not supported", permanent=True)
 
     def iter_read(self, path: str, offset: int, length: int | None) -> Iterator[bytes]:
+        most = length if length is not None or self.read_limit is None else self.read_limit + 1
         try:
             with open(path, "rb") as f:
                 f.seek(offset)
-                yield from read_chunks(f, length, self.chunk_size)
+                yield from read_chunks(f, most, self.chunk_size)
         except OSError as e:
             raise _error(e, f"reading {path}") from e
 

@@ -1,9 +1,19 @@
-"""HTTP(S) transfer backend on ``requests`` (read-only: get, stat, ls).
+"""HTTP(S) transfer backend on ``requests`` and its urllib3 pools (read-only: get, stat, ls).
 
-Owns: one ``requests.Session`` per transfer (keep-alive), explicit ``(connect, read)``
-timeouts, streamed bodies (``stream=True`` + ``iter_content``), RFC 3986
-percent-encoding of the decoded server path (spec 4.5, 17.8), basic auth from the
-credentials, and byte ranges for blocks.
+Owns: one ``requests.Session`` per transfer (keep-alive; settings merged once),
+explicit ``(connect, read)`` timeouts (the read timeout is the idle limit), streamed
+raw bodies, RFC 3986 percent-encoding of the decoded server path (spec 4.5, 17.8),
+basic auth from the credentials, and byte ranges for blocks.
+
+Hostile servers: a body is read raw (``read1``, ``decode_content=False``), never
+decoded, and never past what :meth:`Transfer.get` allows (``read_limit``; a larger
+``Content-Length`` fails before reading).  Redirects are followed here, never by the
+libraries: at most ``MAX_REDIRECTS``, to the same scheme, host and port, or to a host
+in option ``redirect_hosts`` (then without the credentials).  Under an SSRF guard
+(``sarra.transfer.netguard``) every origin gets its own urllib3 pool connected to the
+address the guard checked, with the name in ``Host`` and in the TLS checks.  Requests
+take requests' full path only with proxies, cookies (a ``Set-Cookie`` reply, not under
+a guard) or auth hooks, still without redirects or decoding.
 
 A block read sends ``Range: bytes=a-b`` and accepts only a 206 whose ``Content-Range``
 matches, or a 200 when the request covered the whole file from offset 0.  A server that
@@ -18,15 +28,20 @@ from __future__ import annotations
 import logging
 import os
 import re
+import socket
+import weakref
 from html.parser import HTMLParser
 from typing import Any, Iterator
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import requests
 import urllib3
+from requests.utils import DEFAULT_CA_BUNDLE_PATH
 
 from sarra.errors import TransferError
-from sarra.transfer import Transfer
+from sarra.fetchpolicy import name_matches, normal_name
+from sarra.transfer import Transfer, redact_url
+from sarra.transfer.limits import gather
 
 __all__ = ["HttpTransfer", "quote_path"]
 
@@ -36,6 +51,9 @@ log = logging.getLogger(__name__)
 _SAFE = "/!$&'()*+,;=:@"
 _TRANSIENT_4XX = {408, 425, 429}
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+_PORTS = {"http": 80, "https": 443}
+_MAX_LISTING = 16 << 20  # bytes of a directory index page read at most
+MAX_REDIRECTS = 5
 
 
 def quote_path(path: str) -> str:
@@ -60,35 +78,67 @@ class _Links(HTMLParser):
 
 
 class _Reply:
-    """What a GET's reader needs of a reply, whether urllib3's or requests' (full path)."""
+    """What a reader needs of a reply: urllib3's, or the one inside requests' (proxies).
+
+    The body is read raw (``read1``, ``decode_content=False``): a ``Content-Encoding``
+    is never decoded, so the bytes counted are the bytes received (no gzip bomb).
+    """
 
     def __init__(self, resp: Any) -> None:
-        self._resp = resp
-        self._raw = isinstance(resp, urllib3.BaseHTTPResponse)
-        self.status_code: int = resp.status if self._raw else resp.status_code
-        self.reason: str = resp.reason or ""
-        self.headers = resp.headers
+        raw = resp if isinstance(resp, urllib3.BaseHTTPResponse) else resp.raw
+        self._resp = raw
+        self.status_code: int = raw.status
+        self.reason: str = raw.reason or ""
+        self.headers = raw.headers
         self._done = False
 
-    def chunks(self, size: int) -> Iterator[bytes]:
-        if self._raw:
-            yield from self._resp.stream(size, decode_content=False)
-        else:
-            yield from self._resp.iter_content(size)
-        self._done = True
+    def location(self) -> str | None:
+        """The redirect target, or None when this is not a redirect."""
+        if 300 <= self.status_code < 400:
+            return self.headers.get("Location") or None
+        return None
+
+    def chunks(self, size: int, most: int | None = None) -> Iterator[bytes]:
+        """The body in pieces of up to ``size`` bytes; at most ``most`` bytes in all.
+
+        A piece is handed over as soon as ``GATHER_WINDOW`` passed with bytes in hand,
+        so the caller can check its deadline while a server trickles."""
+
+        def read1(n: int) -> bytes:
+            return self._resp.read1(n, decode_content=False)
+
+        got = 0
+        while most is None or got < most:
+            data = gather(read1, size if most is None else min(size, most - got))
+            if not data:
+                self._done = True
+                return
+            got += len(data)
+            yield data
+
+    def text(self, most: int) -> str:
+        """The body (at most ``most`` bytes) as text, for directory listings."""
+        data = b"".join(self.chunks(1 << 16, most))
+        charset = self.headers.get("Content-Type", "").partition("charset=")[2].strip() or "utf-8"
+        try:
+            return data.decode(charset, errors="replace")
+        except LookupError:
+            return data.decode("utf-8", errors="replace")
 
     def close(self) -> None:
         """Hand the connection back to the pool: kept alive if the body was read whole."""
-        if not self._raw:
-            self._resp.close()
-            return
         if not self._done:
             self._resp.close()  # unread bytes: this connection cannot serve another GET
         self._resp.release_conn()
 
 
 class HttpTransfer(Transfer):
-    """Downloads over HTTP or HTTPS with one keep-alive session."""
+    """Downloads over HTTP or HTTPS with one keep-alive session.
+
+    Redirects are followed here (never by requests or urllib3), at most
+    ``MAX_REDIRECTS``, within the same scheme, host and port, or to a host that option
+    ``redirect_hosts`` lists; an SSRF guard checks every host connected to.
+    """
 
     scheme = "http"
 
@@ -96,15 +146,17 @@ class HttpTransfer(Transfer):
         super().__init__(baseurl, **kwargs)
         parts = urlsplit(baseurl)
         self.scheme = parts.scheme.lower()
-        netloc = f"[{self.host}]" if ":" in self.host else self.host
-        self.origin = f"{self.scheme}://{netloc}" + (f":{self.port}" if self.port else "")
+        self.origin = _origin(self.scheme, self.host, self.port)
         self._session: requests.Session | None = None
         self._template: requests.PreparedRequest | None = None
         self._adapter: Any = None
-        self._conn_pool: Any = None
+        self._pools: dict[str, Any] = {}
         self._headers: dict[str, Any] = {}
         self._timeouts = urllib3.Timeout(connect=self.timeout, read=self.timeout)
-        self._prefix = self.origin
+        self._conns: weakref.WeakSet[Any] = weakref.WeakSet()  # for abort()
+        self._redirect_hosts = tuple(
+            normal_name(h) for h in (self.options.get("redirect_hosts") or ())
+        )
 
     def connect(self) -> None:
         if self._session is None:
@@ -117,11 +169,10 @@ class HttpTransfer(Transfer):
                 session.verify = self.options["verify"]
             _settle_environment(session, self.origin)
             self._session = session
-            # Session headers and auth merged once; each GET copies this (see _get).
+            # Session headers and auth merged once; each request copies them (see _send).
             self._template = session.prepare_request(requests.Request("GET", self.origin + "/"))
-            url = self._template.url or ""
-            self._prefix = url[:-1] if url.endswith("/") else url
-            self._adapter = session.get_adapter(url)
+            self._adapter = session.get_adapter(self._template.url or "")
+            self._headers = dict(self._template.headers.items())
 
     def close(self) -> None:
         if self._session is not None:
@@ -129,68 +180,79 @@ class HttpTransfer(Transfer):
             self._session = None
             self._template = None
             self._adapter = None
-            self._conn_pool = None
+        for pool in self._pools.values():
+            if self.guard is not None:
+                pool.close()  # the adapter's own pools close with the session
+        self._pools.clear()
 
     def url(self, path: str) -> str:
         """Return the request URL for server ``path`` (no credentials in it)."""
         return self.origin + quote_path(path)
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        self.connect()
-        assert self._session is not None
-        url = self.url(path)
-        try:
-            resp = self._session.request(
-                method, url, timeout=(self.timeout, self.timeout), **kwargs
-            )
-        except requests.RequestException as e:
-            raise TransferError(f"http {method} {url} failed: {e}") from e
-        try:
-            resp.raise_for_status()
-        except requests.HTTPError as e:
-            resp.close()
-            raise _status_error(resp) from e
-        return resp
-
-    def _pool(self) -> Any:
-        """The urllib3 connection pool of the session's adapter for this server, or None
-        when a GET must take requests' full path (proxies, cookies, auth hooks, or a
-        requests without ``get_connection_with_tls_context``)."""
+    def _direct(self) -> bool:
+        """False when a request must take requests' full path: proxies, cookies or auth
+        hooks, or a requests without ``get_connection_with_tls_context``."""
         self.connect()
         session, template = self._session, self._template
         assert session is not None and template is not None
         if session.cookies or any(template.hooks.values()) or session.proxies:
-            return None
-        if self._conn_pool is None or self._conn_pool.pool is None:  # none yet, or closed
-            get_pool = getattr(self._adapter, "get_connection_with_tls_context", None)
-            if get_pool is None:
-                return None
+            return False
+        return hasattr(self._adapter, "get_connection_with_tls_context")
+
+    def _pool(self, scheme: str, host: str, port: int | None) -> Any:
+        """The urllib3 pool for an origin: under a guard, one connected to the address
+        the guard checked; else the session adapter's."""
+        origin = _origin(scheme, host, port)
+        pool = self._pools.get(origin)
+        if pool is not None and pool.pool is not None:  # None: closed
+            return pool
+        if self.guard is not None:
+            pool = _guarded_pool(self, scheme, host, port)
+        else:
+            session = self._session
+            assert session is not None
+            probe = requests.PreparedRequest()
+            probe.prepare(method="GET", url=origin + "/")
             verify, cert = session.verify, session.cert
-            pool = get_pool(template, verify, proxies=None, cert=cert)
-            self._adapter.cert_verify(pool, template.url, verify, cert)
-            self._conn_pool = pool
-            self._headers = dict(template.headers.items())
-        return self._conn_pool
+            pool = self._adapter.get_connection_with_tls_context(probe, verify, None, cert)
+            self._adapter.cert_verify(pool, probe.url, verify, cert)
+        if not getattr(pool.ConnectionCls, "sarra_watched", False):
+            pool.ConnectionCls = _watched(pool.ConnectionCls, self._conns)
+        self._pools[origin] = pool
+        return pool
 
-    def _get(self, path: str, headers: dict[str, str]) -> Any:
-        """A streamed GET, straight through the session adapter's urllib3 pool.
+    def abort(self) -> None:
+        """Shut down the sockets of this transfer's connections (see Transfer.abort)."""
+        for conn in list(self._conns):
+            _shutdown(getattr(conn, "sock", None))
 
-        This is what ``HTTPAdapter.send`` does, without wrapping the reply in a
-        ``requests.Response`` nor merging the session settings into each request (the
-        same every time: merged once in ``connect``): ~40% less CPU per small file.
-        Redirects, Set-Cookie, proxies and sessions with cookies or auth hooks (digest)
-        take requests' full ``Session.request`` path, exactly as before.
-        """
-        pool = self._pool()
-        if pool is None:
-            return _Reply(self._request("GET", path, headers=headers, stream=True))
-        target = quote_path(path)  # origin-form request target: the pool is the origin's
-        url = self._prefix + target
+    def _send(
+        self,
+        method: str,
+        scheme: str,
+        host: str,
+        port: int | None,
+        target: str,
+        headers: dict[str, str],
+    ) -> _Reply:
+        """One request, no redirect followed.  Credentials only go to this transfer's
+        own origin."""
+        origin = _origin(scheme, host, port)
+        merged = {**self._headers, **headers}
+        if origin != self.origin:
+            merged.pop("Authorization", None)
+        if not self._direct():
+            if self.guard is not None:  # the proxy resolves the name: checked as well we can
+                self.guard.address(host, port or _PORTS[scheme])
+            return _Reply(self._request(method, origin + target, merged))
+        pool = self._pool(scheme, host, port)
+        if self.guard is not None:
+            merged["Host"] = origin.split("://", 1)[1]
         try:
             raw = pool.urlopen(
-                "GET",
+                method,
                 target,
-                headers={**self._headers, **headers} if headers else self._headers,
+                headers=merged,
                 redirect=False,
                 assert_same_host=False,
                 preload_content=False,
@@ -199,38 +261,99 @@ class HttpTransfer(Transfer):
                 timeout=self._timeouts,
             )
         except urllib3.exceptions.HTTPError as e:
-            raise TransferError(f"http GET {url} failed: {e}") from e
+            raise TransferError(f"http {method} {origin}{target} failed: {e}") from e
         reply = _Reply(raw)
-        if 300 <= raw.status < 400 and raw.get_redirect_location() or "set-cookie" in raw.headers:
+        if "set-cookie" in raw.headers and self.guard is None:
+            # requests keeps the cookie (session jar): this and later requests take its path
             reply.close()
-            return _Reply(self._request("GET", path, headers=headers, stream=True))
-        if 400 <= raw.status < 600:  # as raise_for_status
-            reply.close()
-            raise _status_error(reply)
+            return _Reply(self._request(method, origin + target, merged))
         return reply
+
+    def _request(self, method: str, url: str, headers: dict[str, str]) -> requests.Response:
+        assert self._session is not None
+        try:
+            return self._session.request(
+                method,
+                url,
+                headers=headers,
+                stream=True,
+                allow_redirects=False,
+                timeout=(self.timeout, self.timeout),
+            )
+        except requests.RequestException as e:
+            raise TransferError(f"http {method} {url} failed: {e}") from e
+
+    def _open(self, method: str, path: str, headers: dict[str, str]) -> _Reply:
+        """The reply to ``method path``, redirects followed where allowed.
+
+        Raises:
+            TransferError: an error status (see module docstring), a redirect refused
+                or too many (permanent), a connection failure, a host the guard refuses.
+        """
+        self.connect()
+        scheme, host, port, target = self.scheme, self.host, self.port, quote_path(path)
+        for _ in range(MAX_REDIRECTS + 1):
+            reply = self._send(method, scheme, host, port, target, headers)
+            location = reply.location()
+            if location is None:
+                if reply.status_code >= 300:
+                    reply.close()
+                    raise _status_error(reply)
+                return reply
+            reply.close()
+            here = _origin(scheme, host, port) + target
+            scheme, host, port, target = self._redirect(here, location)
+        raise TransferError(f"http: more than {MAX_REDIRECTS} redirects for {path}", permanent=True)
+
+    def _redirect(self, here: str, location: str) -> tuple[str, str, int | None, str]:
+        """Where a redirect leads, if it may be followed.
+
+        Raises:
+            TransferError: another scheme, host or port not in ``redirect_hosts`` (permanent).
+        """
+        new = urlsplit(urljoin(here, location))
+        old = urlsplit(here)
+        same = (new.scheme.lower(), new.hostname, new.port) == (
+            old.scheme.lower(),
+            old.hostname,
+            old.port,
+        )
+        name = normal_name(new.hostname or "")
+        listed = any(name_matches(name, p) for p in self._redirect_hosts)
+        if new.scheme.lower() not in _PORTS or not name or not (same or listed):
+            raise TransferError(
+                f"http: redirect from {here} to {redact_url(new.geturl())} refused "
+                "(another scheme, host or port: see option redirect_hosts)",
+                permanent=True,
+            )
+        target = (new.path or "/") + (f"?{new.query}" if new.query else "")
+        return new.scheme.lower(), name, new.port, target
 
     def iter_read(self, path: str, offset: int, length: int | None) -> Iterator[bytes]:
         if length == 0:
             return
+        most = self.read_limit  # set by Transfer.get for a whole file
         ranged = offset > 0 or length is not None
         headers = {}
         if ranged:
             end = "" if length is None else str(offset + length - 1)
             headers["Range"] = f"bytes={offset}-{end}"
-        reply = self._get(path, headers)
+        reply = self._open("GET", path, headers)
         try:
             if ranged:
                 _check_range(reply, path, offset, length)
+            _check_length(reply, path, most)
             try:
-                yield from reply.chunks(self.chunk_size)
+                yield from reply.chunks(self.chunk_size, None if most is None else most + 1)
             except (requests.RequestException, urllib3.exceptions.HTTPError) as e:
                 raise TransferError(f"http download of {self.url(path)} failed: {e}") from e
         finally:
             reply.close()
 
     def stat(self, path: str) -> int:
-        with self._request("HEAD", path, allow_redirects=True) as resp:
-            size = resp.headers.get("Content-Length")
+        reply = self._open("HEAD", path, {})
+        size = reply.headers.get("Content-Length")
+        reply.close()
         if size is None or not size.isdigit():
             raise TransferError(f"http: no Content-Length for {self.url(path)}")
         return int(size)
@@ -238,9 +361,14 @@ class HttpTransfer(Transfer):
     def ls(self, path: str) -> list[str]:
         """Return the names linked from the directory index page at ``path``."""
         directory = path.rstrip("/") + "/"
-        with self._request("GET", directory) as resp:
+        reply = self._open("GET", directory, {})
+        try:
             parser = _Links()
-            parser.feed(resp.text)
+            parser.feed(reply.text(_MAX_LISTING))
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as e:
+            raise TransferError(f"http listing of {self.url(directory)} failed: {e}") from e
+        finally:
+            reply.close()
         names = set()
         for href in parser.hrefs:
             target = urlsplit(href)
@@ -255,6 +383,60 @@ class HttpTransfer(Transfer):
             if name and "/" not in name and name not in (".", ".."):
                 names.add(name)
         return sorted(names)
+
+
+def _watched(base: type, conns: weakref.WeakSet[Any]) -> type:
+    """``base`` (a urllib3 connection class, a pool's public ``ConnectionCls``) whose
+    instances register in ``conns``, so that :meth:`HttpTransfer.abort` finds them."""
+
+    class Watched(base):  # type: ignore[valid-type, misc]
+        sarra_watched = True
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            conns.add(self)
+
+    return Watched
+
+
+def _shutdown(sock: Any) -> None:
+    if sock is None:
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed
+
+
+def _origin(scheme: str, host: str, port: int | None) -> str:
+    netloc = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{netloc}" + (f":{port}" if port else "")
+
+
+def _guarded_pool(t: HttpTransfer, scheme: str, host: str, port: int | None) -> Any:
+    """A urllib3 pool connected to the one address the guard checked for ``host``; TLS
+    still verifies the certificate against ``host`` (SNI and name check)."""
+    port = port or _PORTS[scheme]
+    address = t.guard.address(host, port)
+    common: dict[str, Any] = {"maxsize": 1, "timeout": t._timeouts}
+    if scheme == "http":
+        return urllib3.HTTPConnectionPool(address, port, **common)
+    session = t._session
+    assert session is not None
+    verify = session.verify
+    tls: dict[str, Any] = {"server_hostname": host}
+    if verify is False:
+        tls.update(cert_reqs="CERT_NONE", assert_hostname=False)
+    else:
+        bundle = verify if isinstance(verify, str) else DEFAULT_CA_BUNDLE_PATH
+        where = "ca_cert_dir" if os.path.isdir(bundle) else "ca_certs"
+        tls.update({"cert_reqs": "CERT_REQUIRED", "assert_hostname": host, where: bundle})
+    cert = session.cert
+    if cert:
+        tls.update(cert_file=cert if isinstance(cert, str) else cert[0])
+        if not isinstance(cert, str):
+            tls.update(key_file=cert[1])
+    return urllib3.HTTPSConnectionPool(address, port, **common, **tls)
 
 
 def _settle_environment(session: requests.Session, origin: str) -> None:
@@ -274,6 +456,15 @@ def _settle_environment(session: requests.Session, origin: str) -> None:
         if bundle:
             session.verify = bundle
     session.trust_env = False
+
+
+def _check_length(reply: _Reply, path: str, most: int | None) -> None:
+    """Refuse, before reading, a body announced longer than the caller accepts."""
+    size = reply.headers.get("Content-Length", "")
+    if most is not None and size.isdigit() and int(size) > most:
+        raise TransferError(
+            f"http: {path} is {size} bytes, more than the {most} announced", permanent=True
+        )
 
 
 def _check_range(resp: Any, path: str, offset: int, length: int | None) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import socket
 import stat as stat_mod
 from typing import Any, Iterable, Iterator, NoReturn
 
@@ -68,6 +69,7 @@ class SftpTransfer(Transfer):
             explicit = bool(pkey or self.password)
             client.connect(
                 self.host,
+                sock=self._guarded_socket(),
                 port=self.port,
                 username=self.user,
                 password=self.password,
@@ -92,6 +94,26 @@ class SftpTransfer(Transfer):
             raise TransferError(f"sftp: connecting to {self.host}:{self.port}: {e}") from e
         self._client, self._sftp = client, sftp
         log.debug("sftp connected to %s@%s:%s", self.user, self.host, self.port)
+
+    def _guarded_socket(self) -> Any:
+        """Under an SSRF policy, a socket connected to the address the policy checked
+        (paramiko still checks the host key under the host's name); else None."""
+        if self.guard is None:
+            return None
+        port = self.port or 22
+        address = self.guard.address(self.host, port)
+        return socket.create_connection((address, port), timeout=self.timeout)
+
+    def abort(self) -> None:
+        """Shut the SSH connection's socket down (see Transfer.abort)."""
+        client = self._client
+        transport = client.get_transport() if client is not None else None
+        sock = getattr(transport, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def _load_key(self) -> paramiko.PKey | None:
         """Load the private key named by ``keyfile`` (or option ``ssh_keyfile``)."""
@@ -129,13 +151,16 @@ class SftpTransfer(Transfer):
 
     def iter_read(self, path: str, offset: int, length: int | None) -> Iterator[bytes]:
         sftp = self._channel()
+        # a whole file: at most one byte more than the caller accepts is asked for
+        most = length if length is not None or self.read_limit is None else self.read_limit + 1
         try:
             with sftp.open(path, "rb") as f:
                 if offset == 0 and length is None:
-                    f.prefetch(f.stat().st_size, _PREFETCH_REQUESTS)
+                    size = f.stat().st_size or 0
+                    f.prefetch(size if most is None else min(size, most), _PREFETCH_REQUESTS)
                 else:
                     f.seek(offset)
-                yield from read_chunks(f, length, self.chunk_size)
+                yield from read_chunks(f, most, self.chunk_size)
         except (OSError, EOFError, paramiko.SSHException, paramiko.SFTPError) as e:
             self._fail(e, f"reading {path}")
 

@@ -85,7 +85,7 @@ def set_up_switch(g: Guide, www: str = "/var/www/sarra", url: str = "http://sw1/
     cred.chmod(0o600)
     (g.cfg / "admin.conf").write_text(
         f"cluster {g.sw1}\nadmin amqp://{root}@localhost/{g.sw1}\nfeeder {g.url('feeder')}\n"
-        f"post_base_dir {www}\npost_base_url {url}\n"
+        f"post_base_dir {www}\npost_base_url {url}\nsource_hosts * 127.0.0.1\n"
     )
     for name, role in (("feeder", "feeder"), ("alice", "source"), ("bob", "subscriber")):
         g.users.append(g.u(name))

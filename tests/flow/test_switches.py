@@ -48,6 +48,8 @@ def ingest_conf(net: Net, sw: str, www: Path, url: str, extra: str = "") -> str:
     return (
         f"broker {net.url(sw, 'feeder' + sw)}\ncluster {sw}\n"
         f"declare source {net.user('alice')}\ndeclare source {net.user('eve')}\n"
+        # the sources' web servers are on loopback, which the SSRF policy refuses unless listed
+        f"source_hosts * 127.0.0.1\n"
         f"post_base_url {url}\npost_base_dir {www}\n{extra}"
     )
 

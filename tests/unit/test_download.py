@@ -26,7 +26,9 @@ class FakeTransfer:
         self.files = files
         self.fetched = []
 
-    def get(self, path, dest, *, offset=0, length=None, sums=(), progress=None, throttle=0):
+    def get(
+        self, path, dest, *, offset=0, length=None, limit=None, sums=(), progress=None, throttle=0
+    ):
         self.fetched.append(path)
         if path not in self.files:
             raise TransferError(f"404 {path}", permanent=True, code=404)

@@ -197,8 +197,9 @@ class _FakeRaw:
         self.status, self.reason, self.headers = 200, "OK", {}
         self._chunks, self.calls = chunks, []
 
-    def stream(self, size, decode_content=False):
-        yield from self._chunks
+    def read1(self, size, decode_content=None):
+        assert decode_content is False  # a content-encoding is never decoded
+        return self._chunks.pop(0) if self._chunks else b""
 
     def close(self):
         self.calls.append("close")

@@ -23,7 +23,9 @@ class FakeTransfer:
     def __init__(self, files):
         self.files = files
 
-    def get(self, remote, dest, *, offset=0, length=None, sums=(), progress=None, throttle=0):
+    def get(
+        self, remote, dest, *, offset=0, length=None, limit=None, sums=(), progress=None, throttle=0
+    ):
         data = self.files[remote.lstrip("/")]
         dest.write(data)
         for s in sums:

@@ -119,7 +119,8 @@ class Flow:
             f"broker {self.url}\nexchange xs_guest_http\nqueue_name {queue}\n"
             f"post_broker {self.url}\npost_exchange xpublic\npost_base_dir {pump}\n"
             f"post_base_url {self.base_urls['pump']}\ndirectory {pump}\nmirror True\n"
-            f"declare source guest\nsuppress_duplicates 300\nretry_delay 1\n{extra}\n",
+            f"declare source guest\nsuppress_duplicates 300\nretry_delay 1\n"
+            f"source_hosts * 127.0.0.1\n{extra}\n",  # servers on loopback: listed (SSRF)
         )
         self.kit.run("dd_sara", "declare", "pump")
         self.kit.start("dd_sara", "pump")
