@@ -37,7 +37,9 @@ class FakeTransfer:
         self.files = files or {}
         self.fetched = []
 
-    def get(self, path, dest, *, offset=0, length=None, sums=(), progress=None, throttle=0):
+    def get(
+        self, path, dest, *, offset=0, length=None, limit=None, sums=(), progress=None, throttle=0
+    ):
         self.fetched.append(path)
         data = self.files.get(path, EVIL)
         data = data[offset : offset + length] if length is not None else data[offset:]
