@@ -68,28 +68,36 @@ def outcome_of(d: Delivery, e: Exception, step: str) -> None:
     elif isinstance(e, HookError) and not _unexpected_cause(e):
         d.fail(str(e), code=503)
     elif isinstance(e, OSError) and oserror_class(e) != "unknown":
-        d.fail(
-            f"{step}: {oserror_text(e)}",
-            code=oserror_code(e),
-            permanent=oserror_class(e) == "permanent",
-        )
+        code = oserror_code(e)
+        d.fail(f"{step}: {oserror_text(e)}", code, permanent=oserror_class(e) == "permanent")
+        d.report = (code, f"{step}: {oserror_text(e, limit=0)}")  # no local path in reports
     else:
         unexpected(d, e, step)
 
 
 def unexpected(d: Delivery, e: BaseException, step: str) -> None:
-    """A bug, or a hook raising: log the traceback once, park the message (500)."""
+    """A bug, or a hook raising: park the message (500).  The traceback is logged at its
+    first such error only; later attempts log one line."""
     cause = e.__cause__ if isinstance(e, HookError) and e.__cause__ is not None else e
-    what = f"{type(cause).__name__}: {escape(cause, 200)}"
+    what = escape(e, 300) if cause is not e else f"{type(e).__name__}: {escape(e, 200)}"
     log.error(
-        "unexpected error in the %s step of %s: %s",
+        "unexpected error in the %s step of %s: %s%s",
         step,
         d.describe(),
-        escape(e, 300) if cause is not e else what,
-        exc_info=cause,
+        what,
+        "" if d.faults else "\n" + _traceback(cause),
     )
     d.fail(f"unexpected error in the {step} step: {what}", code=500)
+    d.report = (500, f"unexpected error in the {step} step: {type(cause).__name__}")
     d.unexpected = True
+
+
+def _traceback(e: BaseException) -> str:
+    """``e``'s traceback, each line escaped (an exception's text may hold hostile bytes)."""
+    import traceback
+
+    lines = "".join(traceback.format_exception(type(e), e, e.__traceback__)).splitlines()
+    return "\n".join(escape(line, 1000) for line in lines[-200:])
 
 
 def _unexpected_cause(e: HookError) -> bool:

@@ -113,6 +113,11 @@ class Broker:
         self._pending_loss: BaseException | None = None
         self._buffer: deque[Received] = deque()
         self._topology: list[tuple] = []
+        #: consumer tag -> queue, of the live consuming channel
+        self._consumers: dict[str, str] = {}
+        #: queues whose consumer the broker cancelled (queue deleted), to declare again
+        self._cancelled: list[str] = []
+        self._next_recovery = 0.0
 
     def __repr__(self) -> str:
         return f"<Broker {self._safe_url} generation={self._generation}>"
@@ -172,6 +177,9 @@ class Broker:
         self._conn = pika.BlockingConnection(self._params)
         self._consume_ch = self._conn.channel()
         self._consume_ch.basic_qos(prefetch_count=self._prefetch)
+        self._consume_ch.add_on_cancel_callback(self._on_cancel)
+        self._consumers.clear()
+        self._cancelled.clear()
         self._publisher = ConfirmPublisher(self._conn, self._safe_url)
         self._publisher.open()
         self._orphans.clear()  # a new connection: losses before it were reported
@@ -378,7 +386,8 @@ class Broker:
             )  # fmt: skip
 
         try:
-            self._consume_ch.basic_consume(queue, on_message, auto_ack=False)
+            tag = self._consume_ch.basic_consume(queue, on_message, auto_ack=False)
+            self._consumers[str(tag)] = queue
         except pe.ChannelClosedByBroker as e:
             # The consuming channel is gone: start over on the next call.
             self._drop_connection()
@@ -388,19 +397,58 @@ class Broker:
         except _LOSS_ERRORS as e:
             raise self._lost(e) from e
 
+    def _on_cancel(self, *args: Any) -> None:
+        """The broker cancelled a consumer (its queue was deleted): recover in ``get``."""
+        method = getattr(args[-1], "method", None)
+        queue = self._consumers.pop(str(getattr(method, "consumer_tag", "")), None)
+        if queue is not None and queue not in self._cancelled:
+            self._cancelled.append(queue)
+
+    def _recover_cancelled(self) -> None:
+        """Declare again, bind again and consume again each queue whose consumer the
+        broker cancelled, from the remembered topology (what the role declared): a
+        deleted queue must not leave a daemon deaf while it looks alive.  One WARNING.
+
+        Raises:
+            AccessRefused: the queue may not be declared again (no configure permission).
+            ConnectionLost: the connection dropped.
+        """
+        if time.monotonic() < self._next_recovery:
+            return
+        for queue in list(self._cancelled):
+            log.warning(
+                "the broker cancelled the consumer of queue %r (queue deleted?): "
+                "declaring it again with its bindings",
+                queue,
+            )
+            try:
+                for kind, *args in list(self._topology):
+                    if kind == "declare_exchange" or _concerns_queue((kind, *args), queue):
+                        getattr(self, f"_do_{kind}")(*args)
+            except (AccessRefused, ConnectionLost):
+                raise
+            except BrokerError as e:  # e.g. its exchange is gone too: try again later
+                log.warning("cannot recover queue %r yet: %s", queue, e)
+                self._next_recovery = time.monotonic() + 5.0
+                return
+            self._cancelled.remove(queue)
+
     def get(self, max_count: int, timeout: float) -> list[Received]:
         """Up to ``max_count`` messages: waits up to ``timeout`` s for the first one, then
         returns what is immediately available.  Returns [] on timeout or when ``stop()``.
+        A queue deleted under a consumer is declared again first (``_recover_cancelled``).
 
         Raises:
             ConnectionLost: the connection dropped; messages in hand are void.
-            AccessRefused: while reconnecting.
+            AccessRefused: while reconnecting, or declaring a deleted queue again.
         """
         self._ensure()
+        if self._cancelled:
+            self._recover_cancelled()
         deadline = time.monotonic() + timeout
         try:
             self._conn.process_data_events(time_limit=0)
-            while not self._buffer and not self._stop():
+            while not self._buffer and not self._stop() and not self._cancelled:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break

@@ -136,13 +136,13 @@ def oserror_code(e: OSError) -> int:
 
 def oserror_text(e: OSError, limit: int = 200) -> str:
     """``"ENAMETOOLONG (File name too long): 'a/b'"``: the errno's name, its text, and the
-    file name(s) escaped and cut to ``limit`` characters, safe for one log line."""
+    file name(s) escaped and cut to ``limit`` characters (none with 0), safe for one log line."""
     import errno
 
     name = errno.errorcode.get(e.errno or 0, type(e).__name__)
     text = f"{name} ({e.strerror or e})"
     for f in (e.filename, e.filename2):
-        if f is not None:
+        if f is not None and limit > 0:
             f = os.fsdecode(f) if isinstance(f, bytes) else str(f)
             text += f": {escape(f, limit)}"
     return text

@@ -267,7 +267,7 @@ class Flow:
                 )
             return True
         self._end(d)
-        d.fail(f"in hand at {crashes} consecutive crashes of the process", 500, permanent=True)
+        d.fail(f"given up: in hand at {crashes} consecutive crashes of the process", 500, True)
         return False
 
     def _end(self, d: Delivery) -> None:
