@@ -217,11 +217,9 @@ class Flow:
             if i and self.stop():
                 return self._leave(batch, batch[i:])
             if self._begin(d):
-                try:
-                    if self._admit(d):
-                        admitted.append(d)
-                finally:
-                    self._end(d)
+                if self._admit(d):
+                    admitted.append(d)
+                self._end(d)
         from sarra.parallel import chains
 
         groups = chains(admitted) or []
@@ -230,23 +228,20 @@ class Flow:
 
     # ------------------------------------------------------------------ steps
     def _admit_and_work(self, d: Delivery) -> None:
-        """Admit, then work ``d``, with it marked in hand (``sarra.inhand``)."""
+        """Admit, then work ``d``, with it marked in hand (``sarra.inhand``).  The marker
+        stays if anything goes through (a ``SystemExit`` in a hook is a crash too)."""
         if not self._begin(d):
             return
-        try:
-            if self._admit(d) and self.work is not None:
-                self._work(d, self.work)
-        finally:
-            self._end(d)
+        if self._admit(d) and self.work is not None:
+            self._work(d, self.work)
+        self._end(d)
 
     def _work_in_hand(self, d: Delivery, work: Callable[[Delivery], None]) -> None:
         """The work step on a thread, with ``d`` marked in hand."""
         if self.inhand is not None:
             self.inhand.begin(d)
-        try:
-            self._work(d, work)
-        finally:
-            self._end(d)
+        self._work(d, work)
+        self._end(d)
 
     def _begin(self, d: Delivery) -> bool:
         """Mark ``d`` in hand; False (and ``d`` given up) if it was in hand at
@@ -351,10 +346,8 @@ class Flow:
             self.hooks.emit("on_post", d)
         except Exception as e:  # noqa: BLE001 - the error boundary (sarra.boundary)
             outcome_of(d, e, "on_post")
-            return False
-        finally:
-            self._end(d)
-        return True
+        self._end(d)
+        return d.outcome == OK
 
     def _abandon(self, batch: Sequence[Delivery]) -> None:
         for d in batch:

@@ -59,9 +59,7 @@ def _setup(b: Broker, queue: str, keys: tuple = ("v02.post.#",)) -> None:
 
 
 @pytest.mark.parametrize("deletions", [1, 3])
-def test_a_deleted_queue_is_declared_again_bound_and_consumed(
-    broker, amqp_url, caplog, deletions
-):
+def test_a_deleted_queue_is_declared_again_bound_and_consumed(broker, amqp_url, caplog, deletions):
     _setup(broker, "q_a", ("v02.post.a", "v02.post.b.#"))
     assert broker.publish_batch([_msg(0)]) == []
     in_hand = _get(broker, 1)

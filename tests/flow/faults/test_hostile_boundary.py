@@ -12,7 +12,6 @@ afterwards arrives.  Then a subscriber whose queue is deleted under it.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import subprocess
 import time
