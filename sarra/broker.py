@@ -27,11 +27,9 @@ this module.
 from __future__ import annotations
 
 import logging
-import ssl
 import time
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Sequence
 
 import sarra.pikaload  # noqa: F401 - before pika: see its docstring
 
@@ -39,13 +37,32 @@ import sarra.pikaload  # noqa: F401 - before pika: see its docstring
 import pika
 import pika.exceptions as pe
 
-from sarra.amqp_connect import Endpoint, backoff_delays, connection_parameters, parse_url, redact
+from sarra.amqp_connect import (
+    Endpoint,
+    Received,
+    backoff_delays,
+    certificate_refused,
+    concerns_queue,
+    connection_parameters,
+    is_current,
+    parse_url,
+    redact,
+)
 from sarra.amqp_publish import ConfirmPublisher, Outgoing
 from sarra.errors import AccessRefused, BrokerError, ConnectionLost
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Broker", "Endpoint", "Outgoing", "Received", "backoff_delays", "parse_url", "redact"]
+__all__ = [
+    "Broker",
+    "Endpoint",
+    "Outgoing",
+    "Received",
+    "backoff_delays",
+    "is_current",
+    "parse_url",
+    "redact",
+]
 
 _AUTH_ERRORS = (
     pe.AuthenticationError,
@@ -54,26 +71,6 @@ _AUTH_ERRORS = (
 )
 _LOSS_ERRORS = (pe.AMQPConnectionError, pe.AMQPChannelError, OSError)
 _ACCESS_REFUSED = 403
-
-
-@dataclass(frozen=True)
-class Received:
-    """One message delivered to our consumer."""
-
-    exchange: str
-    routing_key: str
-    headers: dict = field(hash=False)
-    body: bytes
-    delivery_tag: int
-    redelivered: bool
-    generation: int
-    content_type: str | None = None
-    expiration: str | None = None
-
-
-def is_current(r: Received, generation: int, connected: bool) -> bool:
-    """True when ``r`` may be acked: it came from the live connection's generation."""
-    return connected and r.generation == generation
 
 
 class Broker:
@@ -159,7 +156,7 @@ class Broker:
                 ) from e
             except (*_LOSS_ERRORS, ConnectionLost) as e:
                 self._drop_connection()
-                if _certificate_refused(e):
+                if certificate_refused(e):
                     raise AccessRefused(
                         f"broker {self._safe_url}: TLS certificate verification failed "
                         f"(check broker_ca, or the host name in the URL): {e}"
@@ -360,7 +357,7 @@ class Broker:
             AccessRefused, BrokerError, ConnectionLost: as for ``declare_queue``.
         """
         self._ensure()
-        self._topology = [op for op in self._topology if not _concerns_queue(op, name)]
+        self._topology = [op for op in self._topology if not concerns_queue(op, name)]
         self._run_admin(f"delete of queue {name!r}", lambda ch: ch.queue_delete(name))
 
     def consume(self, queue: str) -> None:
@@ -423,7 +420,7 @@ class Broker:
             )
             try:
                 for kind, *args in list(self._topology):
-                    if kind == "declare_exchange" or _concerns_queue((kind, *args), queue):
+                    if kind == "declare_exchange" or concerns_queue((kind, *args), queue):
                         getattr(self, f"_do_{kind}")(*args)
             except (AccessRefused, ConnectionLost):
                 raise
@@ -574,24 +571,3 @@ class Broker:
         """Publishes that were awaiting confirms when the connection was lost."""
         orphans, self._orphans = self._orphans, []
         return orphans
-
-
-def _certificate_refused(e: BaseException) -> bool:
-    """True when a connection failed because the server's certificate was not trusted."""
-    seen = 0
-    cause: Optional[BaseException] = e
-    while cause is not None and seen < 10:
-        if isinstance(cause, ssl.SSLCertVerificationError) or (
-            "CERTIFICATE_VERIFY_FAILED" in str(cause)
-        ):
-            return True
-        cause = cause.__cause__ or cause.__context__
-        seen += 1
-    for arg in getattr(e, "args", ()):
-        if isinstance(arg, BaseException) and _certificate_refused(arg):
-            return True
-    return False
-
-
-def _concerns_queue(op: tuple, queue: str) -> bool:
-    return op[0] in ("declare_queue", "bind", "consume") and op[1] == queue
