@@ -298,3 +298,53 @@ def test_a_deleted_queue_is_declared_again_and_delivery_resumes(rig):
     assert log.count("declaring it again") == 1
     assert "Traceback" not in log
     assert declared() and rabbit.queue_counts(fe.vhost, queue) == (0, 0)
+
+
+@pytest.fixture
+def net(rabbit, tmp_path):
+    from tests.flow.switch_net import Net
+
+    n = None
+    try:
+        n = Net(tmp_path, "A")
+        yield n
+    finally:
+        if n is not None:
+            n.close()
+
+
+def test_dd_sara_survives_posts_it_cannot_place_and_reports_them(net, tmp_path):
+    from sarra import message
+    from tests.flow.test_switches import post, start_ingest, tree
+
+    pub = net.tap("A", "xpublic")
+    alice = net.user("alice")
+    reports = net.tap("A", "xreport", "v02.report.#")
+    www, _srv = start_ingest(net, tmp_path)
+    planted = www / time.strftime("%Y%m%d", time.gmtime()) / alice / "afile"
+    planted.parent.mkdir(parents=True, exist_ok=True)
+    planted.write_bytes(b"a file where a directory is wanted")
+    src = tree(tmp_path / "alice", {"ok/normal.txt": b"normal\n"})
+    asrv = net.serve(src)
+    bad = ["l/" + "n" * 300 + ".txt", "l/" + "é" * 200, "afile/child.txt", "afile/x/y.txt"]
+    conn = pika.BlockingConnection(pika.URLParameters(net.url("A", "alice")))
+    ch = conn.channel()
+    for rel in bad:
+        n = message.new_post(
+            asrv.url, rel, {"sum": "d," + hashlib.md5(GOOD).hexdigest(), "parts": "1,5,1,0,0"}
+        )
+        enc = message.encode(n)
+        ch.basic_publish(f"xs_{alice}", enc.topic, enc.body,
+                         pika.BasicProperties(headers=enc.headers, delivery_mode=2))  # fmt: skip
+    conn.close()
+    got = reports.wait(lambda g: len(g) >= len(bad), 30, "the failure reports")
+    post(net, "A", "alice", src, asrv.url, str(src / "ok"))
+    [re_post] = pub.wait(lambda g: len(g) >= 1, 30, "the normal file re-posted")
+    assert re_post.relpath.endswith("ok/normal.txt")
+    assert all(p.poll() is None for p in net.procs), net.logs()
+    assert sorted(r.report.code for r in got) == [400] * len(bad), [r.report for r in got]
+    assert wait_for(lambda: net.messages("A", f"q_{net.user('feederA')}.dd_sara.A") == 0, 30)
+    log = net.logs()
+    assert "Traceback" not in log
+    assert len([ln for ln in log.splitlines() if " ERROR failed " in ln]) == len(bad), log
+    assert planted.read_bytes() == b"a file where a directory is wanted"
