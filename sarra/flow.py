@@ -121,7 +121,7 @@ class Flow:
                 if getattr(self.source, "done", False) and handled == 0:
                     break
                 if time.monotonic() >= next_housekeeping:
-                    self.housekeeping()
+                    self._safe_housekeeping()
                     next_housekeeping = time.monotonic() + self.housekeeping_every
             ended = True
         finally:
@@ -420,9 +420,18 @@ class Flow:
             log.error("giving up on %s after retry_ttl: %s", d.describe(), reason)
         return True
 
+    def _safe_housekeeping(self) -> None:
+        """Housekeeping that fails (a disk error in a cache) is logged; the daemon goes on."""
+        try:
+            self.housekeeping()
+        except Exception as e:  # noqa: BLE001 - no message depends on it
+            log.error("housekeeping failed: %s", escape(repr(e), 300), exc_info=e)
+
     def housekeeping(self) -> None:
         if self.dedup is not None:
             self.dedup.expire()
+        if self.inhand is not None:
+            self.inhand.expire()
         self.hooks.safe_emit("on_housekeeping")
         s = self.stats
         if self.stats_file is not None:

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 #: consecutive crashes with a message in hand after which it is given up
 MAX_CRASHES = 3
+#: a marker older than this is dropped at housekeeping (its message never came back)
+MAX_AGE = 7 * 86400.0
 #: crash counts remembered in memory at most (messages found left by a dead process)
 _REMEMBERED = 10_000
 
@@ -105,6 +107,19 @@ class InHand:
         """``d`` is settled: drop its crash count from memory."""
         if self._crashes:
             self._crashes.pop(key_of(d), None)
+
+    def expire(self, max_age: float = MAX_AGE) -> None:
+        """Remove markers older than ``max_age`` seconds: their messages never came back
+        (expired, or their queue deleted)."""
+        import time
+
+        limit = time.time() - max_age
+        for p in self.dir.iterdir():
+            try:
+                if p.stat().st_mtime < limit:
+                    p.unlink()
+            except OSError:
+                pass
 
     def _left_by_dead(self, key: str) -> int:
         """The crash count in ``key``'s marker: +1 if its writer died, 0 if none."""

@@ -375,3 +375,33 @@ def test_a_first_delivery_never_reads_a_marker(tmp_path):
     key = next((tmp_path / "inhand").iterdir())
     key.write_text("1 dead 7\n")
     assert InHand(tmp_path / "inhand").begin(Delivery(post("d/a.txt"), received=r)) == 0
+
+
+def test_old_markers_are_expired_at_housekeeping(tmp_path):
+    import os
+
+    b = FakeBroker()
+    flow = make_flow(b, ok_work, tmp_path)
+    flow.inhand = InHand(tmp_path / "inhand")
+    old, new = tmp_path / "inhand" / "a", tmp_path / "inhand" / "b"
+    old.write_text("1 t 1\n")
+    new.write_text("1 t 1\n")
+    os.utime(old, (1, 1))
+    flow.housekeeping()
+    assert [p.name for p in (tmp_path / "inhand").iterdir()] == ["b"]
+
+
+def test_a_failing_housekeeping_does_not_stop_the_daemon(tmp_path, caplog):
+    b = FakeBroker()
+    stops = iter([False, False, True])
+
+    flow = make_flow(b, ok_work, tmp_path, housekeeping=0.0, stop=lambda: next(stops))
+    flow.idle = 0.0
+
+    def boom():
+        raise OSError(errno.EIO, "disk")
+
+    flow.housekeeping = boom  # type: ignore[method-assign]
+    with caplog.at_level(logging.ERROR):
+        flow.run()
+    assert "housekeeping failed" in caplog.text
