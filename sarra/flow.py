@@ -127,6 +127,8 @@ class Flow:
         finally:
             if ended:  # not when an error is on its way out: it is the one to report
                 self._finish_sinks()
+                if self.inhand is not None:  # else a marker may name what killed us
+                    self.inhand.close()
             self.hooks.safe_emit("on_stop")
             if self.stats_file is not None:
                 self.stats.save(self.stats_file, time.time())

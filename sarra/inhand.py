@@ -5,23 +5,24 @@ not (a segfault in a C library, the OOM killer, ``os._exit`` in a plugin).  The 
 then redelivers the message to the restarted daemon, which dies on it again, for ever.
 
 So while a message runs code that may kill the process (the ``on_message`` hooks and
-the work step, and ``on_post`` hooks), a small marker file names it, in a directory
-shared by the instances of one config::
+the work step, and ``on_post`` hooks), a marker names it.  Each process (each of its
+work threads) owns one small marker file in a directory shared by the instances of one
+config, rewritten in place (one ``pwrite``, no fsync: a process crash keeps the page
+cache)::
 
-    <state>/<role>/<config>/inhand/<hash of topic and body>  ->  "<pid> <token> <crashes>"
+    <state>/<role>/<config>/inhand/<pid>.<token>.<slot>  ->  "<message hash> <crashes>"
 
-The marker is removed as soon as the message leaves that code.  A marker found for a
-message coming back (redelivered by the broker, or from the retry queue) whose writer
-is dead (no such pid, or the same pid with another start token: a restarted container)
-means the process died with this message in hand: its count goes up by one.  After
-``MAX_CRASHES`` consecutive crashes with it in hand, the flow gives the message up (one
-error line, a failure report, acknowledged) instead of running it again.  A message
-completed normally loses its marker, so only *consecutive* crashes count; innocent
+and blanked when the message leaves that code.  When a message comes back (redelivered
+by the broker, or from the retry queue), the markers of dead processes (no such pid, or
+the same pid with another start token: a restarted container) are read and removed: a
+dead process's marker naming this message means it died with the message in hand, and
+its count goes up by one.  After ``MAX_CRASHES`` consecutive crashes with it in hand
+the flow gives the message up (one error line, a failure report, acknowledged) instead
+of running it again.  A message completed normally is not counted again; innocent
 messages of the same batch are not counted, as they are not in hand when it dies.
 
 The markers never decide anything on their own: if one cannot be written (disk full),
-the message is worked as before.  No fsync: a process crash keeps the page cache; after
-a power loss nothing is wrongly given up, a crash is at worst not counted.
+the message is worked as before.  After a power loss a crash is at worst not counted.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ import hashlib
 import logging
 import os
 import secrets
+import threading
+import time
 from pathlib import Path
 from typing import Dict
 
@@ -39,14 +42,16 @@ log = logging.getLogger(__name__)
 
 #: consecutive crashes with a message in hand after which it is given up
 MAX_CRASHES = 3
-#: a marker older than this is dropped at housekeeping (its message never came back)
+#: a dead process's marker older than this is dropped at housekeeping
 MAX_AGE = 7 * 86400.0
 #: crash counts remembered in memory at most (messages found left by a dead process)
 _REMEMBERED = 10_000
+_WIDTH = 48  # "<32 hex> <count>" padded: rewritten in place, never longer
+_IDLE = b"-".ljust(_WIDTH - 1) + b"\n"
 
 
 def key_of(d: Delivery) -> str:
-    """The marker name of ``d`` (hash of its topic and body), "" for a local source."""
+    """The marker text of ``d`` (hash of its topic and body), "" for a local source."""
     if d.received is not None:
         topic, body = str(d.received.routing_key), bytes(d.received.body)
     elif d.retry is not None:
@@ -70,78 +75,100 @@ def _alive(pid: int) -> bool:
 
 
 class InHand:
-    """The markers of one config (see the module docstring)."""
+    """The markers of one process, in a directory shared by a config's instances."""
 
     def __init__(self, directory: Path, max_crashes: int = MAX_CRASHES) -> None:
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.max_crashes = max_crashes
         self._pid = os.getpid()
-        self._token = secrets.token_hex(8)
+        self._token = secrets.token_hex(6)
         self._crashes: Dict[str, int] = {}
+        self._slots = threading.local()
+        self._lock = threading.Lock()
+        self._files: list = []
 
     def begin(self, d: Delivery) -> int:
         """Mark ``d`` in hand.  Returns how many consecutive crashes it was in hand at."""
         key = key_of(d)
         if not key:
             return 0
+        if d.retry is not None or getattr(d.received, "redelivered", False):
+            self._collect_dead()  # only a message coming back can have been in hand
         n = self._crashes.get(key, 0)
-        redelivered = d.retry is not None or bool(getattr(d.received, "redelivered", False))
-        if not n and redelivered:  # a first delivery cannot have been in hand before
-            n = self._left_by_dead(key)
-            if n and len(self._crashes) < _REMEMBERED:
-                self._crashes[key] = n
-        self._write(key, n)
+        self._write(f"{key} {n}".encode().ljust(_WIDTH - 1) + b"\n")
         return n
 
     def end(self, d: Delivery) -> None:
-        """``d`` left the code that may kill the process: remove its marker."""
-        key = key_of(d)
-        if key:
-            try:
-                os.unlink(self.dir / key)
-            except OSError:
-                pass
+        """``d`` left the code that may kill the process: blank this thread's marker."""
+        if key_of(d):
+            self._write(_IDLE)
 
     def forget(self, d: Delivery) -> None:
         """``d`` is settled: drop its crash count from memory."""
         if self._crashes:
             self._crashes.pop(key_of(d), None)
 
-    def expire(self, max_age: float = MAX_AGE) -> None:
-        """Remove markers older than ``max_age`` seconds: their messages never came back
-        (expired, or their queue deleted)."""
-        import time
+    def close(self) -> None:
+        """At a clean exit: remove this process's markers."""
+        with self._lock:
+            for fd, path in self._files:
+                try:
+                    os.close(fd)
+                    os.unlink(path)
+                except OSError:
+                    pass
+            self._files.clear()
 
+    def expire(self, max_age: float = MAX_AGE) -> None:
+        """Remove markers of dead processes older than ``max_age`` seconds."""
         limit = time.time() - max_age
         for p in self.dir.iterdir():
             try:
-                if p.stat().st_mtime < limit:
+                if p.stat().st_mtime < limit and self._dead(p.name):
                     p.unlink()
             except OSError:
                 pass
 
-    def _left_by_dead(self, key: str) -> int:
-        """The crash count in ``key``'s marker: +1 if its writer died, 0 if none."""
+    # ------------------------------------------------------------------ internals
+    def _dead(self, name: str) -> bool:
         try:
-            pid_s, token, count_s = (self.dir / key).read_text().split()
-            pid, count = int(pid_s), int(count_s)
-        except (OSError, ValueError):
-            return 0
-        if pid == self._pid and token == self._token:
-            return count  # ours: the same notice twice in one batch
-        if pid != self._pid and _alive(pid):
-            return count  # another instance has the same notice in hand right now
-        return count + 1
+            pid_s, token, _slot = name.split(".")
+            pid = int(pid_s)
+        except ValueError:
+            return True
+        if pid == self._pid:
+            return token != self._token
+        return not _alive(pid)
 
-    def _write(self, key: str, crashes: int) -> None:
-        path = self.dir / key
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
-        try:
-            fd = os.open(path, flags, 0o600)
+    def _collect_dead(self) -> None:
+        """Count the messages named by dead processes' markers; remove those markers."""
+        for p in self.dir.iterdir():
+            if not self._dead(p.name):
+                continue
             try:
-                os.write(fd, f"{self._pid} {self._token} {crashes}\n".encode())
-            finally:
-                os.close(fd)
+                fields = p.read_bytes().split()
+                p.unlink()
+            except OSError:
+                continue
+            if len(fields) == 2 and fields[0] != b"-" and len(self._crashes) < _REMEMBERED:
+                key, count = fields[0].decode("ascii", "replace"), fields[1]
+                n = int(count) + 1 if count.isdigit() else 1
+                self._crashes[key] = max(self._crashes.get(key, 0), n)
+
+    def _write(self, text: bytes) -> None:
+        try:
+            os.pwrite(self._fd(), text, 0)
         except OSError as e:
-            log.debug("cannot write in-hand marker %s: %s", path, e)
+            log.debug("cannot write in-hand marker in %s: %s", self.dir, e)
+
+    def _fd(self) -> int:
+        fd = getattr(self._slots, "fd", None)
+        if fd is None:
+            with self._lock:
+                path = self.dir / f"{self._pid}.{self._token}.{len(self._files)}"
+                flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+                fd = os.open(path, flags, 0o600)
+                self._files.append((fd, path))
+            self._slots.fd = fd
+        return fd

@@ -330,7 +330,7 @@ def test_a_message_in_hand_at_max_crashes_is_given_up(tmp_path, caplog, where):
     assert len(flow.retry) == 0
     assert ("d/bad.txt", 500) in reports(b)
     assert "in hand at 3 consecutive crashes" in caplog.text
-    assert not list((tmp_path / "inhand").iterdir())
+    assert all(p.read_text().split() == ["-"] for p in (tmp_path / "inhand").iterdir())
 
 
 def test_messages_worked_before_the_crash_are_not_counted(tmp_path):
@@ -350,45 +350,69 @@ def test_messages_worked_before_the_crash_are_not_counted(tmp_path):
     assert flow.stats.ok == 3 and flow.stats.failed == 1
 
 
-def test_a_marker_of_a_live_other_instance_is_not_a_crash(tmp_path):
+def _received(r: Received, redelivered: bool) -> Received:
+    return Received(r.exchange, r.routing_key, r.headers, r.body, 9, redelivered, 1)
+
+
+def test_a_marker_of_a_live_other_process_is_not_a_crash(tmp_path):
     import os
 
     b = FakeBroker()
     r = b.put(post("d/a.txt"))
-    hand = InHand(tmp_path / "inhand")
-    d = Delivery(post("d/a.txt"), received=r)
-    hand.begin(d)
-    key = next((tmp_path / "inhand").iterdir())
-    key.write_text(f"{os.getppid()} othertoken 2\n")  # a live process has it, twice crashed
-    d2 = Delivery(post("d/a.txt"), received=Received(*r.__dict__.values()))
-    d2.received = Received(r.exchange, r.routing_key, r.headers, r.body, 9, True, 1)
-    assert InHand(tmp_path / "inhand").begin(d2) == 2  # not 3: its writer is alive
+    InHand(tmp_path / "inhand").begin(Delivery(post("d/a.txt"), received=r))
+    [marker] = (tmp_path / "inhand").iterdir()
+    key = marker.read_text().split()[0]
+    live = tmp_path / "inhand" / f"{os.getppid()}.other.0"  # a live process has it
+    live.write_text(f"{key} 2\n")
+    marker.unlink()
+    d = Delivery(post("d/a.txt"), received=_received(r, True))
+    assert InHand(tmp_path / "inhand").begin(d) == 0
+    assert live.exists()
 
 
-def test_a_first_delivery_never_reads_a_marker(tmp_path):
+def test_a_dead_process_marker_counts_once_and_is_removed(tmp_path):
     b = FakeBroker()
     r = b.put(post("d/a.txt"))
-    (tmp_path / "inhand").mkdir()
-    hand = InHand(tmp_path / "inhand")
-    d = Delivery(post("d/a.txt"), received=r)
-    hand.begin(d)
-    key = next((tmp_path / "inhand").iterdir())
-    key.write_text("1 dead 7\n")
+    InHand(tmp_path / "inhand").begin(Delivery(post("d/a.txt"), received=r))
+    [marker] = (tmp_path / "inhand").iterdir()  # same pid, other token: dead
+    fresh = InHand(tmp_path / "inhand")
+    assert fresh.begin(Delivery(post("d/a.txt"), received=_received(r, True))) == 1
+    assert not marker.exists()
+    assert fresh.begin(Delivery(post("d/a.txt"), received=_received(r, True))) == 1
+
+
+def test_a_first_delivery_never_reads_markers(tmp_path):
+    b = FakeBroker()
+    r = b.put(post("d/a.txt"))
+    InHand(tmp_path / "inhand").begin(Delivery(post("d/a.txt"), received=r))
     assert InHand(tmp_path / "inhand").begin(Delivery(post("d/a.txt"), received=r)) == 0
 
 
-def test_old_markers_are_expired_at_housekeeping(tmp_path):
+def test_a_clean_exit_removes_its_markers_and_a_completed_message_blanks_it(tmp_path):
+    b = FakeBroker()
+    r = b.put(post("d/a.txt"))
+    hand = InHand(tmp_path / "inhand")
+    d = Delivery(post("d/a.txt"), received=r)
+    hand.begin(d)
+    hand.end(d)
+    [marker] = (tmp_path / "inhand").iterdir()
+    assert marker.read_text().split() == ["-"]
+    hand.close()
+    assert not list((tmp_path / "inhand").iterdir())
+
+
+def test_old_markers_of_dead_processes_are_expired_at_housekeeping(tmp_path):
     import os
 
     b = FakeBroker()
     flow = make_flow(b, ok_work, tmp_path)
     flow.inhand = InHand(tmp_path / "inhand")
-    old, new = tmp_path / "inhand" / "a", tmp_path / "inhand" / "b"
-    old.write_text("1 t 1\n")
-    new.write_text("1 t 1\n")
-    os.utime(old, (1, 1))
+    old, live = tmp_path / "inhand" / "1999999999.x.0", tmp_path / "inhand" / f"{os.getppid()}.y.0"
+    for p in (old, live):
+        p.write_text("- 0\n")
+        os.utime(p, (1, 1))
     flow.housekeeping()
-    assert [p.name for p in (tmp_path / "inhand").iterdir()] == ["b"]
+    assert [p.name for p in (tmp_path / "inhand").iterdir()] == [live.name]
 
 
 def test_a_failing_housekeeping_does_not_stop_the_daemon(tmp_path, caplog):
