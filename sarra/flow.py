@@ -9,6 +9,12 @@ acknowledged only once its outcome is durable: file in place *and* downstream po
 confirmed (OK), decision logged (REJECTED), or failure written to the on-disk retry
 queue (FAILED).  If the broker connection drops mid-batch, nothing of that batch is
 acknowledged; the broker redelivers it, and the work, being idempotent, finds it done.
+
+Nothing that goes wrong with one message stops the loop: every step that runs for one
+message (filter, ``on_message`` hooks, work, ``on_post`` hooks) maps any exception to
+that message's outcome (``sarra.boundary``: by errno for an ``OSError``; an unexpected
+error is parked and given up after a few attempts), and a message that was in hand when
+the process died several times in a row is given up (``sarra.inhand``).
 """
 
 from __future__ import annotations
@@ -57,7 +63,8 @@ class Flow:
     """One instance's run loop.  See the module docstring for the order of steps.
 
     ``select(delivery)`` returns False to reject a message (accept/reject masks);
-    ``work(delivery)`` sets the outcome or raises a ``SarraError``.
+    ``work(delivery)`` sets the outcome or raises (any ``Exception``: ``sarra.boundary``
+    maps it to an outcome).
     """
 
     def __init__(

@@ -123,7 +123,7 @@ class InHand:
     def expire(self, max_age: float = MAX_AGE) -> None:
         """Remove markers of dead processes older than ``max_age`` seconds."""
         limit = time.time() - max_age
-        for p in self.dir.iterdir():
+        for p in self.dir.iterdir() if self.dir.is_dir() else ():
             try:
                 if p.stat().st_mtime < limit and self._dead(p.name):
                     p.unlink()
@@ -143,7 +143,12 @@ class InHand:
 
     def _collect_dead(self) -> None:
         """Count the messages named by dead processes' markers; remove those markers."""
-        for p in self.dir.iterdir():
+        try:
+            names = list(self.dir.iterdir())
+        except OSError as e:  # the state directory removed under us (cleanup)
+            log.debug("cannot read in-hand markers in %s: %s", self.dir, e)
+            return
+        for p in names:
             if not self._dead(p.name):
                 continue
             try:
