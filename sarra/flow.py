@@ -177,7 +177,7 @@ class Flow:
                 batch = self._work_on_threads(batch)
             self._post(batch)
             if self.reporter is not None:
-                self.reporter.publish(batch)
+                self._report(batch)
         except ConnectionLost:
             self._abandon(batch)
             raise
@@ -342,8 +342,27 @@ class Flow:
             if not self._on_post(d):
                 continue
             ready.append(d)
-        if ready:
+        if not ready:
+            return
+        try:
             self.publisher.publish(ready)
+        except SarraError:
+            raise  # ConnectionLost (the batch is void), AccessRefused (a config error)
+        except Exception as e:  # noqa: BLE001 - a bug: these posts are not known to be out
+            log.error("posting a batch failed: %s", escape(repr(e), 300), exc_info=e)
+            for d in ready:
+                d.fail(f"post failed: {type(e).__name__}", code=500)
+                d.unexpected = True
+
+    def _report(self, batch: Sequence[Delivery]) -> None:
+        """Reports never change an outcome: a bug in making them is logged, not fatal."""
+        assert self.reporter is not None
+        try:
+            self.reporter.publish(batch)
+        except SarraError:
+            raise
+        except Exception as e:  # noqa: BLE001 - see the docstring
+            log.error("reports of a batch not sent: %s", escape(repr(e), 300), exc_info=e)
 
     def _on_post(self, d: Delivery) -> bool:
         """Run the ``on_post`` hooks of ``d`` (marked in hand); False if one failed."""

@@ -429,3 +429,32 @@ def test_a_failing_housekeeping_does_not_stop_the_daemon(tmp_path, caplog):
     with caplog.at_level(logging.ERROR):
         flow.run()
     assert "housekeeping failed" in caplog.text
+
+
+def test_a_bug_in_reporting_is_logged_and_the_batch_settles(tmp_path, caplog, monkeypatch):
+    b = FakeBroker()
+    b.put(post("d/a.txt"))
+    flow = make_flow(b, ok_work, tmp_path)
+
+    def broken(*a, **k):
+        raise TypeError("report bug")
+
+    monkeypatch.setattr(message, "make_report", broken)
+    with caplog.at_level(logging.ERROR):
+        flow.run_once()
+    assert len(b.acked) == 1 and flow.stats.ok == 1
+    assert caplog.text.count("reports of a batch not sent") == 1
+
+
+def test_a_bug_in_posting_parks_the_batch_instead_of_killing_the_daemon(tmp_path, monkeypatch):
+    b = FakeBroker()
+    b.put(post("d/a.txt"))
+    b.put(post("d/b.txt"))
+    flow = make_flow(b, ok_work, tmp_path)
+
+    def broken(msgs):
+        raise AttributeError("publish bug")
+
+    monkeypatch.setattr(b, "publish_batch", broken)
+    flow.run_once()
+    assert len(b.acked) == 2 and len(flow.retry) == 2 and flow.stats.failed == 2
