@@ -1,4 +1,5 @@
-"""Broker URLs and connection settings: parsing, redaction, TLS, and the backoff schedule.
+"""Broker URLs and connection settings: parsing, redaction, TLS, and the backoff schedule;
+and the small pure pieces of ``sarra.broker`` (``Received``, generations, topology ops).
 
 Split from ``sarra.broker`` for size; only ``sarra.broker`` builds connections from it.
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterator, Optional
 from urllib.parse import unquote, urlsplit
 
 import pika
@@ -105,3 +106,44 @@ def connection_parameters(
         socket_timeout=10,
         client_properties={"connection_name": name} if name else None,
     )
+
+
+@dataclass(frozen=True)
+class Received:
+    """One message delivered to our consumer."""
+
+    exchange: str
+    routing_key: str
+    headers: dict = field(hash=False)
+    body: bytes
+    delivery_tag: int
+    redelivered: bool
+    generation: int
+    content_type: str | None = None
+    expiration: str | None = None
+
+
+def is_current(r: Received, generation: int, connected: bool) -> bool:
+    """True when ``r`` may be acked: it came from the live connection's generation."""
+    return connected and r.generation == generation
+
+
+def certificate_refused(e: BaseException) -> bool:
+    """True when a connection failed because the server's certificate was not trusted."""
+    seen = 0
+    cause: Optional[BaseException] = e
+    while cause is not None and seen < 10:
+        if isinstance(cause, ssl.SSLCertVerificationError) or (
+            "CERTIFICATE_VERIFY_FAILED" in str(cause)
+        ):
+            return True
+        cause = cause.__cause__ or cause.__context__
+        seen += 1
+    for arg in getattr(e, "args", ()):
+        if isinstance(arg, BaseException) and certificate_refused(arg):
+            return True
+    return False
+
+
+def concerns_queue(op: tuple, queue: str) -> bool:
+    return op[0] in ("declare_queue", "bind", "consume") and op[1] == queue

@@ -27,11 +27,9 @@ this module.
 from __future__ import annotations
 
 import logging
-import ssl
 import time
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Sequence
 
 import sarra.pikaload  # noqa: F401 - before pika: see its docstring
 
@@ -39,13 +37,32 @@ import sarra.pikaload  # noqa: F401 - before pika: see its docstring
 import pika
 import pika.exceptions as pe
 
-from sarra.amqp_connect import Endpoint, backoff_delays, connection_parameters, parse_url, redact
+from sarra.amqp_connect import (
+    Endpoint,
+    Received,
+    backoff_delays,
+    certificate_refused,
+    concerns_queue,
+    connection_parameters,
+    is_current,
+    parse_url,
+    redact,
+)
 from sarra.amqp_publish import ConfirmPublisher, Outgoing
 from sarra.errors import AccessRefused, BrokerError, ConnectionLost
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Broker", "Endpoint", "Outgoing", "Received", "backoff_delays", "parse_url", "redact"]
+__all__ = [
+    "Broker",
+    "Endpoint",
+    "Outgoing",
+    "Received",
+    "backoff_delays",
+    "is_current",
+    "parse_url",
+    "redact",
+]
 
 _AUTH_ERRORS = (
     pe.AuthenticationError,
@@ -54,26 +71,6 @@ _AUTH_ERRORS = (
 )
 _LOSS_ERRORS = (pe.AMQPConnectionError, pe.AMQPChannelError, OSError)
 _ACCESS_REFUSED = 403
-
-
-@dataclass(frozen=True)
-class Received:
-    """One message delivered to our consumer."""
-
-    exchange: str
-    routing_key: str
-    headers: dict = field(hash=False)
-    body: bytes
-    delivery_tag: int
-    redelivered: bool
-    generation: int
-    content_type: str | None = None
-    expiration: str | None = None
-
-
-def is_current(r: Received, generation: int, connected: bool) -> bool:
-    """True when ``r`` may be acked: it came from the live connection's generation."""
-    return connected and r.generation == generation
 
 
 class Broker:
@@ -113,6 +110,11 @@ class Broker:
         self._pending_loss: BaseException | None = None
         self._buffer: deque[Received] = deque()
         self._topology: list[tuple] = []
+        #: consumer tag -> queue, of the live consuming channel
+        self._consumers: dict[str, str] = {}
+        #: queues whose consumer the broker cancelled (queue deleted), to declare again
+        self._cancelled: list[str] = []
+        self._next_recovery = 0.0
 
     def __repr__(self) -> str:
         return f"<Broker {self._safe_url} generation={self._generation}>"
@@ -154,7 +156,7 @@ class Broker:
                 ) from e
             except (*_LOSS_ERRORS, ConnectionLost) as e:
                 self._drop_connection()
-                if _certificate_refused(e):
+                if certificate_refused(e):
                     raise AccessRefused(
                         f"broker {self._safe_url}: TLS certificate verification failed "
                         f"(check broker_ca, or the host name in the URL): {e}"
@@ -172,6 +174,9 @@ class Broker:
         self._conn = pika.BlockingConnection(self._params)
         self._consume_ch = self._conn.channel()
         self._consume_ch.basic_qos(prefetch_count=self._prefetch)
+        self._consume_ch.add_on_cancel_callback(self._on_cancel)
+        self._consumers.clear()
+        self._cancelled.clear()
         self._publisher = ConfirmPublisher(self._conn, self._safe_url)
         self._publisher.open()
         self._orphans.clear()  # a new connection: losses before it were reported
@@ -352,7 +357,7 @@ class Broker:
             AccessRefused, BrokerError, ConnectionLost: as for ``declare_queue``.
         """
         self._ensure()
-        self._topology = [op for op in self._topology if not _concerns_queue(op, name)]
+        self._topology = [op for op in self._topology if not concerns_queue(op, name)]
         self._run_admin(f"delete of queue {name!r}", lambda ch: ch.queue_delete(name))
 
     def consume(self, queue: str) -> None:
@@ -378,7 +383,8 @@ class Broker:
             )  # fmt: skip
 
         try:
-            self._consume_ch.basic_consume(queue, on_message, auto_ack=False)
+            tag = self._consume_ch.basic_consume(queue, on_message, auto_ack=False)
+            self._consumers[str(tag)] = queue
         except pe.ChannelClosedByBroker as e:
             # The consuming channel is gone: start over on the next call.
             self._drop_connection()
@@ -388,19 +394,58 @@ class Broker:
         except _LOSS_ERRORS as e:
             raise self._lost(e) from e
 
+    def _on_cancel(self, *args: Any) -> None:
+        """The broker cancelled a consumer (its queue was deleted): recover in ``get``."""
+        method = getattr(args[-1], "method", None)
+        queue = self._consumers.pop(str(getattr(method, "consumer_tag", "")), None)
+        if queue is not None and queue not in self._cancelled:
+            self._cancelled.append(queue)
+
+    def _recover_cancelled(self) -> None:
+        """Declare again, bind again and consume again each queue whose consumer the
+        broker cancelled, from the remembered topology (what the role declared): a
+        deleted queue must not leave a daemon deaf while it looks alive.  One WARNING.
+
+        Raises:
+            AccessRefused: the queue may not be declared again (no configure permission).
+            ConnectionLost: the connection dropped.
+        """
+        if time.monotonic() < self._next_recovery:
+            return
+        for queue in list(self._cancelled):
+            log.warning(
+                "the broker cancelled the consumer of queue %r (queue deleted?): "
+                "declaring it again with its bindings",
+                queue,
+            )
+            try:
+                for kind, *args in list(self._topology):
+                    if kind == "declare_exchange" or concerns_queue((kind, *args), queue):
+                        getattr(self, f"_do_{kind}")(*args)
+            except (AccessRefused, ConnectionLost):
+                raise
+            except BrokerError as e:  # e.g. its exchange is gone too: try again later
+                log.warning("cannot recover queue %r yet: %s", queue, e)
+                self._next_recovery = time.monotonic() + 5.0
+                return
+            self._cancelled.remove(queue)
+
     def get(self, max_count: int, timeout: float) -> list[Received]:
         """Up to ``max_count`` messages: waits up to ``timeout`` s for the first one, then
         returns what is immediately available.  Returns [] on timeout or when ``stop()``.
+        A queue deleted under a consumer is declared again first (``_recover_cancelled``).
 
         Raises:
             ConnectionLost: the connection dropped; messages in hand are void.
-            AccessRefused: while reconnecting.
+            AccessRefused: while reconnecting, or declaring a deleted queue again.
         """
         self._ensure()
+        if self._cancelled:
+            self._recover_cancelled()
         deadline = time.monotonic() + timeout
         try:
             self._conn.process_data_events(time_limit=0)
-            while not self._buffer and not self._stop():
+            while not self._buffer and not self._stop() and not self._cancelled:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
@@ -526,24 +571,3 @@ class Broker:
         """Publishes that were awaiting confirms when the connection was lost."""
         orphans, self._orphans = self._orphans, []
         return orphans
-
-
-def _certificate_refused(e: BaseException) -> bool:
-    """True when a connection failed because the server's certificate was not trusted."""
-    seen = 0
-    cause: Optional[BaseException] = e
-    while cause is not None and seen < 10:
-        if isinstance(cause, ssl.SSLCertVerificationError) or (
-            "CERTIFICATE_VERIFY_FAILED" in str(cause)
-        ):
-            return True
-        cause = cause.__cause__ or cause.__context__
-        seen += 1
-    for arg in getattr(e, "args", ()):
-        if isinstance(arg, BaseException) and _certificate_refused(arg):
-            return True
-    return False
-
-
-def _concerns_queue(op: tuple, queue: str) -> bool:
-    return op[0] in ("declare_queue", "bind", "consume") and op[1] == queue

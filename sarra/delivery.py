@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from sarra.errors import escape
 from sarra.message import Notice
 
 OK = "ok"
@@ -42,6 +43,11 @@ class Delivery:
     permanent: bool = False
     report: Optional[tuple] = None
     attempts: int = 0
+    #: unexpected errors (bugs, hooks raising) met by this message so far, kept in its
+    #: retry entry: after ``flow.MAX_FAULTS`` the message is given up
+    faults: int = 0
+    #: True when this attempt ended in an unexpected error (see ``faults``)
+    unexpected: bool = False
     dedup_key: Optional[str] = None
     dedup_owner: str = ""
     mask: Any = None
@@ -70,4 +76,5 @@ class Delivery:
         return time.monotonic() - self.started
 
     def describe(self) -> str:
-        return self.notice.relpath
+        """The relpath, safe for one log line: control characters escaped, cut at 200."""
+        return escape(self.notice.relpath, 200)

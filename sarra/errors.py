@@ -8,6 +8,8 @@ needs to know which library sits below it.
 
 from __future__ import annotations
 
+import os
+
 
 class SarraError(Exception):
     """Base class of every error raised by sarra."""
@@ -80,3 +82,87 @@ class PathError(SarraError):
 
 class HookError(SarraError):
     """A plugin hook or trigger script failed."""
+
+
+# --------------------------------------------------------------- local OS errors by errno
+# What one message's work can meet on the local disk (or in a socket below a transfer
+# that let an OSError through).  Transient: the same message may succeed later, so it
+# goes to the retry queue with back-off.  Permanent: the same message will fail the same
+# way (the name is too long, a parent is a file, the tree is read-only), so it is
+# reported and acknowledged at once.  Any other errno is handled as unexpected (a few
+# attempts, then given up), never as a reason to stop the daemon.
+def _errnos(*names: str) -> frozenset:
+    import errno
+
+    return frozenset(getattr(errno, n) for n in names if hasattr(errno, n))
+
+
+TRANSIENT_ERRNOS = _errnos(
+    "ENOSPC", "EDQUOT", "EMFILE", "ENFILE", "EIO", "EAGAIN", "EWOULDBLOCK", "ENOMEM",
+    "EBUSY", "EINTR", "ETXTBSY", "ESTALE", "ENOENT", "ENOBUFS", "ETIMEDOUT", "EPIPE",
+    "ECONNRESET", "ECONNREFUSED", "ECONNABORTED", "EHOSTUNREACH", "ENETUNREACH",
+    "ENETDOWN", "ENETRESET", "EHOSTDOWN", "EREMOTEIO", "ENOLCK", "ECANCELED",
+)  # fmt: skip
+PERMANENT_ERRNOS = _errnos(
+    "ENAMETOOLONG", "ENOTDIR", "EISDIR", "EACCES", "EPERM", "EROFS", "ELOOP", "EEXIST",
+    "EINVAL", "EXDEV", "ENOTEMPTY", "EFBIG", "EMLINK", "ENOTSUP", "EOPNOTSUPP", "EILSEQ",
+    "ENODEV", "ENXIO", "ERANGE", "EOVERFLOW",
+)  # fmt: skip
+#: permanent errnos reported as 403 (refused); the other permanent ones are 400
+_REFUSED_ERRNOS = _errnos("EACCES", "EPERM", "EROFS")
+
+
+def oserror_class(e: OSError) -> str:
+    """``"transient"``, ``"permanent"`` or ``"unknown"`` for a local ``OSError``.
+
+    A ``TimeoutError`` without an errno is transient (a socket timeout).
+    """
+    if e.errno in TRANSIENT_ERRNOS or (e.errno is None and isinstance(e, TimeoutError)):
+        return "transient"
+    if e.errno in PERMANENT_ERRNOS:
+        return "permanent"
+    return "unknown"
+
+
+def oserror_code(e: OSError) -> int:
+    """The v02 report code of a local ``OSError`` (see :func:`oserror_class`)."""
+    cls = oserror_class(e)
+    if cls == "transient":
+        return 503
+    if cls == "permanent":
+        return 403 if e.errno in _REFUSED_ERRNOS else 400
+    return 500
+
+
+def oserror_text(e: OSError, limit: int = 200) -> str:
+    """``"ENAMETOOLONG (File name too long): 'a/b'"``: the errno's name, its text, and the
+    file name(s) escaped and cut to ``limit`` characters (none with 0), safe for one log line."""
+    import errno
+
+    name = errno.errorcode.get(e.errno or 0, type(e).__name__)
+    text = f"{name} ({e.strerror or e})"
+    for f in (e.filename, e.filename2):
+        if f is not None and limit > 0:
+            f = os.fsdecode(f) if isinstance(f, bytes) else str(f)
+            text += f": {escape(f, limit)}"
+    return text
+
+
+def escape(text: object, limit: int = 200) -> str:
+    """``text`` safe for one log line: control characters (C0, DEL, C1, line and paragraph
+    separators, lone surrogates) as ``\\xNN``/``\\uNNNN``, backslashes doubled, and cut
+    to ``limit`` characters (``...(+N)`` says how many were cut).  Linear in ``limit``."""
+    s = text if isinstance(text, str) else str(text)
+    cut = len(s) - limit if len(s) > limit else 0
+    if cut:
+        s = s[:limit]
+    out = []
+    for ch in s:
+        o = ord(ch)
+        if ch == "\\":
+            out.append("\\\\")
+        elif o < 0x20 or 0x7F <= o < 0xA0 or o in (0x2028, 0x2029) or 0xD800 <= o < 0xE000:
+            out.append(f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}")
+        else:
+            out.append(ch)
+    return "".join(out) + (f"...(+{cut})" if cut else "")

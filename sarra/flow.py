@@ -9,36 +9,38 @@ acknowledged only once its outcome is durable: file in place *and* downstream po
 confirmed (OK), decision logged (REJECTED), or failure written to the on-disk retry
 queue (FAILED).  If the broker connection drops mid-batch, nothing of that batch is
 acknowledged; the broker redelivers it, and the work, being idempotent, finds it done.
+
+Nothing that goes wrong with one message stops the loop: every step that runs for one
+message (filter, ``on_message`` hooks, work, ``on_post`` hooks) maps any exception to
+that message's outcome (``sarra.boundary``: by errno for an ``OSError``; an unexpected
+error is parked and given up after a few attempts), and a message that was in hand when
+the process died several times in a row is given up (``sarra.inhand``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, List, Optional, Protocol, Sequence
 
 from sarra import message
+from sarra.boundary import MAX_FAULTS, outcome_of
+from sarra.brokersource import BrokerSource
 from sarra.delivery import FAILED, OK, REJECTED, Delivery
-from sarra.errors import (
-    ConnectionLost,
-    HookError,
-    MessageError,
-    PathError,
-    SarraError,
-    TransferError,
-)
+from sarra.errors import ConnectionLost, MessageError, SarraError, escape
+from sarra.flowstats import Stats
 from sarra.hooks import HookSet
 
 if TYPE_CHECKING:  # imported where used: dd_post needs none (start-up time)
     from sarra.dedup import DedupCache
+    from sarra.inhand import InHand
     from sarra.parallel import WorkThreads
     from sarra.retry import RetryQueue
 
 log = logging.getLogger(__name__)
+
+__all__ = ["BrokerSource", "Flow", "Sink", "Source", "Stats"]
 
 
 class Source(Protocol):
@@ -57,59 +59,12 @@ class Sink(Protocol):
     def publish(self, deliveries: Sequence[Delivery]) -> None: ...
 
 
-@dataclass
-class Stats:
-    """Counters since start, for the periodic log line and ``dd status``."""
-
-    ok: int = 0
-    rejected: int = 0
-    failed: int = 0
-    bytes: int = 0
-    last_activity: float = 0.0
-    by_reason: Dict[str, int] = field(default_factory=dict)
-
-    def save(self, path: Path, now: float) -> None:
-        """Write the counters with those of the previous save, atomically, for ``dd status``
-        (messages and bytes in the last interval)."""
-        prev: Dict[str, float] = {}
-        try:
-            prev = json.loads(path.read_text()).get("now", {})
-        except (OSError, ValueError):
-            pass
-        data = {
-            "now": {
-                "t": now,
-                "ok": self.ok,
-                "rejected": self.rejected,
-                "failed": self.failed,
-                "bytes": self.bytes,
-                "last_activity": self.last_activity,
-            },
-            "prev": prev,
-        }
-        tmp = path.with_suffix(".tmp")
-        try:
-            tmp.write_text(json.dumps(data))
-            os.replace(tmp, path)
-        except OSError as e:
-            log.debug("cannot save statistics to %s: %s", path, e)
-
-    def count(self, d: Delivery) -> None:
-        self.last_activity = time.time()
-        if d.outcome == OK:
-            self.ok += 1
-            self.bytes += d.size
-        elif d.outcome == REJECTED:
-            self.rejected += 1
-        else:
-            self.failed += 1
-
-
 class Flow:
     """One instance's run loop.  See the module docstring for the order of steps.
 
     ``select(delivery)`` returns False to reject a message (accept/reject masks);
-    ``work(delivery)`` sets the outcome or raises a ``SarraError``.
+    ``work(delivery)`` sets the outcome or raises (any ``Exception``: ``sarra.boundary``
+    maps it to an outcome).
     """
 
     def __init__(
@@ -148,6 +103,8 @@ class Flow:
         self.stats = Stats()
         #: where housekeeping saves the counters (``dd status``); None: nowhere
         self.stats_file: Optional[Path] = None
+        #: markers of the messages in hand (``sarra.inhand``); None: not kept
+        self.inhand: Optional[InHand] = None
 
     # ------------------------------------------------------------------ run loop
     def run(self) -> int:
@@ -171,12 +128,14 @@ class Flow:
                 if getattr(self.source, "done", False) and handled == 0:
                     break
                 if time.monotonic() >= next_housekeeping:
-                    self.housekeeping()
+                    self._safe_housekeeping()
                     next_housekeeping = time.monotonic() + self.housekeeping_every
             ended = True
         finally:
             if ended:  # not when an error is on its way out: it is the one to report
                 self._finish_sinks()
+                if self.inhand is not None:  # else a marker may name what killed us
+                    self.inhand.close()
             self.hooks.safe_emit("on_stop")
             if self.stats_file is not None:
                 self.stats.save(self.stats_file, time.time())
@@ -213,13 +172,12 @@ class Flow:
                     if i and self.stop():
                         batch = self._leave(batch, batch[i:])
                         break
-                    if self._admit(d) and self.work is not None:
-                        self._work(d, self.work)
+                    self._admit_and_work(d)
             else:
                 batch = self._work_on_threads(batch)
             self._post(batch)
             if self.reporter is not None:
-                self.reporter.publish(batch)
+                self._report(batch)
         except ConnectionLost:
             self._abandon(batch)
             raise
@@ -249,7 +207,7 @@ class Flow:
                 log.error("retry queue: dropping undecodable entry: %s", e)
                 self.retry.remove(entry)
                 continue
-            out.append(Delivery(notice, retry=entry, attempts=entry.attempts))
+            out.append(Delivery(notice, retry=entry, attempts=entry.attempts, faults=entry.faults))
         return out
 
     def _leave(self, batch: List[Delivery], left: Sequence[Delivery]) -> List[Delivery]:
@@ -267,15 +225,59 @@ class Flow:
         for i, d in enumerate(batch):
             if i and self.stop():
                 return self._leave(batch, batch[i:])
-            if self._admit(d):
-                admitted.append(d)
+            if self._begin(d):
+                if self._admit(d):
+                    admitted.append(d)
+                self._end(d)
         from sarra.parallel import chains
 
         groups = chains(admitted) or []
-        skipped = self.threads.run(groups, self._work, self.stop)
+        skipped = self.threads.run(groups, self._work_in_hand, self.stop)
         return self._leave(batch, skipped) if skipped else batch
 
     # ------------------------------------------------------------------ steps
+    def _admit_and_work(self, d: Delivery) -> None:
+        """Admit, then work ``d``, with it marked in hand (``sarra.inhand``).  The marker
+        stays if anything goes through (a ``SystemExit`` in a hook is a crash too)."""
+        if not self._begin(d):
+            return
+        if self._admit(d) and self.work is not None:
+            self._work(d, self.work)
+        self._end(d)
+
+    def _work_in_hand(self, d: Delivery, work: Callable[[Delivery], None]) -> None:
+        """The work step on a thread, with ``d`` marked in hand."""
+        if self.inhand is not None:
+            self.inhand.begin(d)
+        self._work(d, work)
+        self._end(d)
+
+    def _begin(self, d: Delivery) -> bool:
+        """Mark ``d`` in hand; False (and ``d`` given up) if it was in hand at
+        ``MAX_CRASHES`` consecutive crashes of the process: it would kill this one too."""
+        if self.inhand is None:
+            return True
+        try:
+            crashes = self.inhand.begin(d)
+        except Exception as e:  # noqa: BLE001 - the marker never decides on its own
+            log.debug("in-hand marker of %s: %r", d.describe(), e)
+            return True
+        if crashes < self.inhand.max_crashes:
+            if crashes:
+                log.warning(
+                    "%s was in hand when the process died (%d time(s)): trying again",
+                    d.describe(),
+                    crashes,
+                )
+            return True
+        self._end(d)
+        d.fail(f"given up: in hand at {crashes} consecutive crashes of the process", 500, True)
+        return False
+
+    def _end(self, d: Delivery) -> None:
+        if self.inhand is not None:
+            self.inhand.end(d)
+
     def _admit(self, d: Delivery) -> bool:
         """Filter, deduplicate, run ``on_message`` hooks: True if the work step is due.
 
@@ -297,34 +299,19 @@ class Flow:
                 d.post_notice = d.post_notice or d.notice
                 return False
             return True
-        except Exception as e:  # noqa: BLE001 - the same mapping as the work step's
-            self._outcome_of(d, e)
+        except Exception as e:  # noqa: BLE001 - the error boundary (sarra.boundary)
+            outcome_of(d, e, "filter")
             return False
 
     def _work(self, d: Delivery, work: Callable[[Delivery], None]) -> None:
-        """Run the work step; always sets an outcome (``SarraError`` mapped to one)."""
+        """Run the work step; always sets an outcome (any error mapped to one by
+        ``sarra.boundary``; only ``ConnectionLost`` goes through)."""
         try:
             work(d)
-        except Exception as e:  # noqa: BLE001 - re-raised unless a SarraError
-            self._outcome_of(d, e)
+        except Exception as e:  # noqa: BLE001 - the error boundary (sarra.boundary)
+            outcome_of(d, e, "work")
         if d.outcome is None:
             d.fail("work step set no outcome", code=503)
-
-    @staticmethod
-    def _outcome_of(d: Delivery, e: Exception) -> None:
-        """Map a step's error to the delivery's outcome; other errors propagate."""
-        if isinstance(e, ConnectionLost):
-            raise e
-        if isinstance(e, PathError):
-            d.reject(str(e), code=403, text=f"Forbidden : {e}")
-        elif isinstance(e, MessageError):
-            d.reject(str(e), code=417, text="Expectation Failed : malformed message")
-        elif isinstance(e, TransferError):
-            d.fail(str(e), code=e.code, permanent=e.permanent)
-        elif isinstance(e, HookError):
-            d.fail(str(e), code=503)
-        else:
-            raise e
 
     def _claim(self, d: Delivery) -> bool:
         if self.dedup is None:
@@ -352,14 +339,43 @@ class Flow:
         for d in batch:
             if d.outcome != OK or d.post_notice is None:
                 continue
-            try:
-                self.hooks.emit("on_post", d)
-            except HookError as e:
-                d.fail(str(e), code=503)
+            if not self._on_post(d):
                 continue
             ready.append(d)
-        if ready:
+        if not ready:
+            return
+        try:
             self.publisher.publish(ready)
+        except SarraError:
+            raise  # ConnectionLost (the batch is void), AccessRefused (a config error)
+        except Exception as e:  # noqa: BLE001 - a bug: these posts are not known to be out
+            log.error("posting a batch failed: %s", escape(repr(e), 300), exc_info=e)
+            for d in ready:
+                d.fail(f"post failed: {type(e).__name__}", code=500)
+                d.unexpected = True
+
+    def _report(self, batch: Sequence[Delivery]) -> None:
+        """Reports never change an outcome: a bug in making them is logged, not fatal."""
+        assert self.reporter is not None
+        try:
+            self.reporter.publish(batch)
+        except SarraError:
+            raise
+        except Exception as e:  # noqa: BLE001 - see the docstring
+            log.error("reports of a batch not sent: %s", escape(repr(e), 300), exc_info=e)
+
+    def _on_post(self, d: Delivery) -> bool:
+        """Run the ``on_post`` hooks of ``d`` (marked in hand); False if one failed."""
+        if not self.hooks.hooks:
+            return True
+        if self.inhand is not None:
+            self.inhand.begin(d)
+        try:
+            self.hooks.emit("on_post", d)
+        except Exception as e:  # noqa: BLE001 - the error boundary (sarra.boundary)
+            outcome_of(d, e, "on_post")
+        self._end(d)
+        return d.outcome == OK
 
     def _abandon(self, batch: Sequence[Delivery]) -> None:
         for d in batch:
@@ -369,10 +385,12 @@ class Flow:
     def _settle(self, d: Delivery) -> None:
         """The one place that decides what happens to a message after its batch."""
         self.stats.count(d)
+        if self.inhand is not None:
+            self.inhand.forget(d)
         if d.outcome != OK and d.dedup_key and self.dedup is not None:
             self.dedup.release(d.dedup_key, d.dedup_owner)
         if d.outcome == REJECTED:
-            log.info("rejected %s: %s", d.describe(), d.reason)
+            log.info("rejected %s: %s", d.describe(), escape(d.reason, 300))
         elif d.outcome == FAILED:
             if not self._keep_for_retry(d):
                 return  # not acknowledged: the broker will redeliver it
@@ -381,37 +399,67 @@ class Flow:
         self.source.settle(d)
 
     def _keep_for_retry(self, d: Delivery) -> bool:
-        """Write a failure to the retry queue.  False if it could not be kept safely."""
+        """Write a failure to the retry queue.  False if it could not be kept safely.
+
+        A message that met ``MAX_FAULTS`` unexpected errors is given up (reported,
+        acknowledged): a bug or a broken hook must not hold it, nor the daemon, for ever.
+        """
         if d.received is None and d.retry is None:
             return True  # a local source settles its own failures (exit status, retry)
-        if self.retry is None or d.permanent:
-            log.error("failed %s: %s", d.describe(), d.reason)
+        faults = d.faults + 1 if d.unexpected else d.faults
+        reason = escape(d.reason, 300)
+        if self.retry is None or d.permanent or faults >= MAX_FAULTS:
+            if d.unexpected and self.retry is not None:
+                log.error(
+                    "giving up on %s after %d unexpected errors: %s", d.describe(), faults, reason
+                )
+            else:
+                log.error("failed %s: %s", d.describe(), reason)
             if d.retry is not None and self.retry is not None:
                 self.retry.remove(d.retry)
             return True
-        wire = message.encode(d.notice)
         try:
+            wire = message.encode(d.notice)
             kept = self.retry.put(
-                wire.topic, wire.headers, wire.body.decode("utf-8"), d.reason, previous=d.retry
+                wire.topic,
+                wire.headers,
+                wire.body.decode("utf-8", "surrogateescape"),
+                d.reason,
+                previous=d.retry,
+                faults=faults,
             )
         except OSError as e:
             log.error(
-                "cannot write retry entry for %s (%s); leaving it to the broker", d.describe(), e
+                "cannot write retry entry for %s (%s); leaving it to the broker",
+                d.describe(),
+                escape(e, 300),
             )
             if d.received is not None and hasattr(self.source, "requeue"):
                 self.source.requeue(d)
             return False
+        except (MessageError, ValueError) as e:  # cannot be kept: never to come back
+            log.error("failed %s: %s (cannot be retried: %s)", d.describe(), reason, escape(e))
+            return True
         if kept:
             log.warning(
-                "failed %s (attempt %d, will retry): %s", d.describe(), d.attempts + 1, d.reason
+                "failed %s (attempt %d, will retry): %s", d.describe(), d.attempts + 1, reason
             )
         else:
-            log.error("giving up on %s after retry_ttl: %s", d.describe(), d.reason)
+            log.error("giving up on %s after retry_ttl: %s", d.describe(), reason)
         return True
+
+    def _safe_housekeeping(self) -> None:
+        """Housekeeping that fails (a disk error in a cache) is logged; the daemon goes on."""
+        try:
+            self.housekeeping()
+        except Exception as e:  # noqa: BLE001 - no message depends on it
+            log.error("housekeeping failed: %s", escape(repr(e), 300), exc_info=e)
 
     def housekeeping(self) -> None:
         if self.dedup is not None:
             self.dedup.expire()
+        if self.inhand is not None:
+            self.inhand.expire()
         self.hooks.safe_emit("on_housekeeping")
         s = self.stats
         if self.stats_file is not None:
@@ -424,44 +472,3 @@ class Flow:
             s.bytes,
             len(self.retry) if self.retry else 0,
         )
-
-
-class BrokerSource:
-    """Deliveries from a broker queue.  Undecodable messages are dropped here.
-
-    ``broker`` is a ``sarra.broker.Broker`` (already consuming).
-    """
-
-    done = False
-
-    def __init__(self, broker: Any, queue: str = "") -> None:
-        self.broker = broker
-        self.queue = queue
-
-    def gather(self, max_count: int, timeout: float) -> List[Delivery]:
-        out = []
-        for r in self.broker.get(max_count, timeout):
-            try:
-                notice = message.decode(r.routing_key, r.headers, r.body)
-            except message.IgnoredMessage as e:
-                log.debug("ignoring %s: %s", r.routing_key, e)
-                self.broker.ack(r)
-                continue
-            except MessageError as e:
-                log.error("dropping undecodable message (topic %r): %s", r.routing_key[:80], e)
-                self.broker.nack(r, requeue=False)
-                continue
-            out.append(Delivery(notice, received=r))
-        return out
-
-    def settle(self, d: Delivery) -> None:
-        if d.received is not None:
-            self.broker.ack(d.received)
-
-    def flush(self) -> None:
-        """Send the batch's acks in one go."""
-        self.broker.flush()
-
-    def requeue(self, d: Delivery) -> None:
-        if d.received is not None:
-            self.broker.nack(d.received, requeue=True)

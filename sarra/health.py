@@ -90,28 +90,23 @@ def last_interval(state_dir: Path) -> Optional[Tuple[int, int, float]]:
     """Messages and bytes in the last housekeeping interval, summed over instances.
 
     Each instance saves its counters at housekeeping (``stats.NN.json``, with those of
-    the save before): the difference is what it did in that interval.
+    the save before): the difference is what it did in that interval (never negative:
+    see ``sarra.flowstats``).
     """
     import json
+
+    from sarra.flowstats import interval
 
     msgs = nbytes = 0
     span = 0.0
     found = False
     for f in sorted(state_dir.glob("stats.*.json")) if state_dir.is_dir() else ():
         try:
-            data = json.loads(f.read_text())
-            now, prev = data["now"], data.get("prev") or {}
-        except (OSError, ValueError, KeyError):
+            m, b, t = interval(json.loads(f.read_text()))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             continue
         found = True
-        msgs += (
-            now["ok"]
-            + now["rejected"]
-            + now["failed"]
-            - sum(prev.get(k, 0) for k in ("ok", "rejected", "failed"))
-        )
-        nbytes += now["bytes"] - prev.get("bytes", 0)
-        span = max(span, now["t"] - prev.get("t", now["t"]))
+        msgs, nbytes, span = msgs + m, nbytes + b, max(span, t)
     return (msgs, nbytes, span) if found else None
 
 

@@ -43,6 +43,24 @@ def integer(value: str) -> int:
         raise ValueError(f"not an integer: {value!r}") from None
 
 
+def bounded(low: int, high: int) -> Callable[[str], int]:
+    """A decimal integer from ``low`` to ``high``: a count that starts processes, threads
+    or buffers must not be able to exhaust the machine by a typo (``instances 999999``)."""
+
+    def convert(value: str) -> int:
+        n = integer(value)
+        if not low <= n <= high:
+            raise ValueError(f"{value.strip()!r} is out of range ({low} to {high})")
+        return n
+
+    convert.__name__ = f"integer {low}..{high}"
+    return convert
+
+
+#: upper bound of ``instances`` and ``threads``: processes (threads) of one config
+MAX_PROCESSES = 100
+
+
 def string(value: str) -> str:
     """Any text, kept as written (surrounding blanks removed)."""
     return value.strip()
@@ -327,16 +345,28 @@ _ROWS = (
     _O("durable", boolean, True, "declare the queue durable", CONS),
     _O("expire", duration, 300.0, "delete the queue after this long unused (x-expires)", CONS),
     _O("message_ttl", duration, None, "drop queued messages older than this", CONS),
-    _O("prefetch", integer, 25, "messages the broker sends ahead of acknowledgement", CONS),
-    _O("batch", integer, 100, "messages gathered per processing round"),
+    _O(
+        "prefetch",
+        bounded(1, 65535),
+        25,
+        "messages the broker sends ahead of acknowledgement",
+        CONS,
+    ),
+    _O("batch", bounded(1, 100_000), 100, "messages gathered per processing round"),
     _O(
         "threads",
-        integer,
+        bounded(1, MAX_PROCESSES),
         1,
         "files of a batch downloaded at once (own connections)",
         ("subscribe",),
     ),
-    _O("instances", integer, 1, "number of processes to run for this config", DAEM),
+    _O(
+        "instances",
+        bounded(1, MAX_PROCESSES),
+        1,
+        "number of processes to run for this config (1 to 100)",
+        DAEM,
+    ),
     _O("reset", boolean, False, "delete the queue and saved state on start", CONS),
     _O("source_from_exchange", boolean, False, "set source from the xs_ exchange name", PUMP),
     _M("declare", declare, "declare source|subscriber|exchange <name> (repeatable)"),

@@ -34,6 +34,8 @@ class RetryEntry:
     first_failed: float
     next_try: float
     reason: str = ""
+    #: unexpected errors so far (see ``Delivery.faults``): survives restarts here
+    faults: int = 0
 
 
 def entry_name(topic: str, headers: Dict[str, str], body: str) -> str:
@@ -75,6 +77,7 @@ class RetryQueue:
         reason: str,
         previous: Optional[RetryEntry] = None,
         now: Optional[float] = None,
+        faults: int = 0,
     ) -> bool:
         """Record a failure.  Returns False (nothing kept) once the TTL has passed.
 
@@ -97,6 +100,7 @@ class RetryQueue:
             "first_failed": first,
             "next_try": next_try,
             "reason": reason,
+            "faults": faults,
         }
         tmp = path.with_suffix(".tmp")
         with open(tmp, "w", encoding="utf-8") as f:
@@ -128,6 +132,7 @@ class RetryQueue:
                     d["first_failed"],
                     d["next_try"],
                     d.get("reason", ""),
+                    int(d.get("faults", 0)),
                 )
             except (OSError, ValueError, KeyError, TypeError) as e:
                 log.error("retry queue: dropping unreadable entry %s: %s", path.name, e)

@@ -152,7 +152,10 @@ class Context:
 
     def run_flow(self, flow: Any) -> int:
         """Run a daemon's flow, saving its counters where ``dd status`` reads them."""
+        from sarra.inhand import InHand
+
         flow.stats_file = self.state_dir / f"stats.{self.instance:02d}.json"
+        flow.inhand = InHand(self.state_dir / "inhand")  # shared by the instances
         flow.run()
         return 0
 
