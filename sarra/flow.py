@@ -419,7 +419,7 @@ class Flow:
                 self.retry.remove(d.retry)
             return True
         try:
-            wire = message.encode(d.notice)
+            wire = message.encode(d.notice, strict=False)  # as received: local storage
             kept = self.retry.put(
                 wire.topic,
                 wire.headers,

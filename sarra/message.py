@@ -424,14 +424,14 @@ def _wire_topic(notice: Notice) -> str:
     return cut_topic(_escape_topic(topic))
 
 
-def _wire_headers(headers: Mapping[str, str]) -> dict[str, str]:
+def _wire_headers(headers: Mapping[str, str], strict: bool = True) -> dict[str, str]:
     forbidden = sorted(FORBIDDEN_HEADERS.intersection(headers))
     if forbidden:
         raise MessageError(
             f"cannot encode: header {forbidden[0]!r} is a v03 or legacy field that v02 "
             "output must not carry (use Notice.relayable())"
         )
-    for name, value in headers.items():
+    for name, value in headers.items() if strict else ():
         size = len(value.encode("utf-8"))
         if size >= MAX_HEADER_BYTES:
             raise MessageError(
@@ -441,8 +441,13 @@ def _wire_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return dict(headers)
 
 
-def encode(notice: Notice) -> Encoded:
+def encode(notice: Notice, *, strict: bool = True) -> Encoded:
     """Encode a notice for publishing, byte-exact per spec 4.1 / 9.2 (no newline).
+
+    ``strict=False`` is for local storage (the retry queue), never for the wire: it
+    keeps what ``decode`` took from another program (a header of 253 bytes or more, a
+    control character in the relpath), so that a message received can always be kept
+    for its retry and decoded back the same.
 
     Raises:
         MessageError: a header is a v03/legacy field or is >= 253 UTF-8 bytes; pubtime is
@@ -452,7 +457,12 @@ def encode(notice: Notice) -> Encoded:
     try:
         check_name(notice.relpath)
     except PathError as e:
-        raise MessageError(f"cannot encode relpath: {e}") from None
+        if (
+            strict
+            or not notice.relpath
+            or encode_path(notice.relpath).split() != [encode_path(notice.relpath)]
+        ):
+            raise MessageError(f"cannot encode relpath: {e}") from None
     _check_field("baseurl", notice.baseurl)
     _check_field("pubtime", notice.pubtime)
     try:
@@ -467,7 +477,7 @@ def encode(notice: Notice) -> Encoded:
         for name in ("host", "user", "elapsed"):
             _check_field(f"report {name}", getattr(rep, name))
         fields += [f"{rep.code:03d}", rep.host, rep.user, rep.elapsed]
-    headers = _wire_headers(notice.headers)
+    headers = _wire_headers(notice.headers, strict)
     return Encoded(_wire_topic(notice), headers, " ".join(fields).encode("utf-8"))
 
 

@@ -458,3 +458,36 @@ def test_a_bug_in_posting_parks_the_batch_instead_of_killing_the_daemon(tmp_path
     monkeypatch.setattr(b, "publish_batch", broken)
     flow.run_once()
     assert len(b.acked) == 2 and len(flow.retry) == 2 and flow.stats.failed == 2
+
+
+# ------------------------------------------------------- what v02 output cannot carry
+@pytest.mark.parametrize(
+    "rel, extra",
+    [
+        ("d/long-header.txt", {"oldname": "o" * 253}),
+        ("d/longer-header.txt", {"rename": "é" * 200}),
+        ("d/esc\x1b[2J.txt", {}),
+        ("d/nul\x00.txt", {"oldname": "x" * 1000}),
+    ],
+)
+def test_a_received_notice_v02_output_refuses_is_still_kept_for_its_retry(tmp_path, rel, extra):
+    """decode takes what another program sent; a transient failure of it must go to the
+    retry queue (found by the hostile fuzz: it was failed for good, unretried)."""
+    b = FakeBroker()
+    n = post("d/x.txt")
+    headers = {**message.encode(n).headers, **extra}
+    body = f"{n.pubtime} {n.baseurl} {rel}".encode()
+    b.put_raw(n.topic, headers, body)
+    flow = make_flow(b, raiser(OSError(errno.ENOSPC, "full"), match="d/"), tmp_path)
+    flow.run_once()
+    assert len(b.acked) == 1 and len(flow.retry) == 1
+    seen = []
+
+    def work(d: Delivery) -> None:
+        seen.append((d.notice.relpath, {k: d.notice.headers.get(k) for k in extra}))
+        ok_work(d)
+
+    flow.work = work
+    flow.publisher = None
+    flow.run_once()
+    assert seen == [(rel, extra)] and len(flow.retry) == 0

@@ -45,7 +45,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+from typing import Any, Callable, List, Sequence, Tuple
 
 import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
@@ -274,38 +274,6 @@ def run_sequence(
 ROLES = list(hostile.ROLES)
 
 
-def known(classes: str):
-    return pytest.mark.xfail(strict=False, reason=f"issue 13: {classes} until merge")
-
-
-NAMES_XFAIL: Dict[str, Tuple[str, ...]] = {
-    "sara-ingest": ("3",),
-    "sara-relay": ("3", "6"),
-    "subscribe": ("3", "5"),
-    "subscribe-source": ("3", "5", "6"),
-}
-LINKS_XFAIL: Dict[str, Tuple[str, ...]] = {
-    "sara-ingest": ("1", "2", "3"),
-    "sara-relay": ("1", "2", "3", "6"),
-    "subscribe": ("1", "2", "3", "5"),
-    "subscribe-source": ("1", "2", "3", "5", "6"),
-}
-
-PLANTED_XFAIL: Dict[str, Tuple[str, ...]] = {
-    "sara-ingest": ("1", "3"),
-    "sara-relay": ("1", "3", "6"),
-    "subscribe": ("1", "3", "5"),
-    "subscribe-source": ("1", "3", "5", "6"),
-}
-
-
-def roles(xfails: Dict[str, Tuple[str, ...]]) -> list:
-    return [
-        pytest.param(r, marks=known("class " + "/".join(xfails[r])) if xfails[r] else ())
-        for r in ROLES
-    ]
-
-
 def examples(cases: list, planted: bool = False) -> Callable[[Any], Any]:
     """The known attacks of ``hostile_cases``, tried before the generated examples."""
 
@@ -317,7 +285,7 @@ def examples(cases: list, planted: bool = False) -> Callable[[Any], Any]:
     return decorate
 
 
-@pytest.mark.parametrize("role", roles(NAMES_XFAIL))
+@pytest.mark.parametrize("role", ROLES)
 def test_hostile_names_and_headers_break_no_invariant(sandboxes, role):
     @budget(EXAMPLES)
     @given(ops=no_links)
@@ -328,7 +296,7 @@ def test_hostile_names_and_headers_break_no_invariant(sandboxes, role):
     prop()
 
 
-@pytest.mark.parametrize("role", roles(LINKS_XFAIL))
+@pytest.mark.parametrize("role", ROLES)
 def test_link_notices_then_writes_break_no_invariant(sandboxes, role):
     @budget(EXAMPLES)
     @given(ops=links_then_writes)
@@ -345,7 +313,7 @@ def test_link_notices_then_writes_break_no_invariant(sandboxes, role):
 planted = st.lists(st.tuples(plain_rel, link_target), min_size=1, max_size=4)
 
 
-@pytest.mark.parametrize("role", roles(PLANTED_XFAIL))
+@pytest.mark.parametrize("role", ROLES)
 def test_writes_through_links_already_in_the_tree_break_no_invariant(sandboxes, role):
     @budget(EXAMPLES)
     @given(plant=planted, ops=st.lists(writes, min_size=1, max_size=5))
@@ -358,7 +326,7 @@ def test_writes_through_links_already_in_the_tree_break_no_invariant(sandboxes, 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not SLOW, reason="slow: set SARRA_SLOW=1 (CI runs it)")
-@pytest.mark.parametrize("role", roles(LINKS_XFAIL))
+@pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("kind", ["no_links", "links_then_writes", "planted"])
 def test_wider_hostile_run(sandboxes, role, kind):
     """Three times the examples of the fast properties, other seeds (another test name)."""
@@ -394,8 +362,7 @@ def file_notice(url: str, good_sum: bool) -> Op:
     return Op("file", rel, headers, data, None, url)
 
 
-@pytest.mark.parametrize("role", [pytest.param(r, marks=known("class 5") if r.startswith(
-    "subscribe") else ()) for r in ROLES])  # fmt: skip
+@pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("url", FILE_URLS)
 @pytest.mark.parametrize("good_sum", [False, True])
 def test_a_file_url_in_a_notice_copies_nothing_from_the_local_disk(sandboxes, role, url, good_sum):
