@@ -441,6 +441,17 @@ def _wire_headers(headers: Mapping[str, str], strict: bool = True) -> dict[str, 
     return dict(headers)
 
 
+def _round_trips(relpath: str) -> bool:
+    """True when ``decode`` gives ``relpath`` back from the body ``encode`` writes (it
+    splits the body at spaces only, which ``encode_path`` escapes, and drops one final
+    newline)."""
+    try:
+        relpath.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return bool(relpath) and not relpath.endswith("\n")
+
+
 def encode(notice: Notice, *, strict: bool = True) -> Encoded:
     """Encode a notice for publishing, byte-exact per spec 4.1 / 9.2 (no newline).
 
@@ -457,11 +468,7 @@ def encode(notice: Notice, *, strict: bool = True) -> Encoded:
     try:
         check_name(notice.relpath)
     except PathError as e:
-        if (
-            strict
-            or not notice.relpath
-            or encode_path(notice.relpath).split() != [encode_path(notice.relpath)]
-        ):
+        if strict or not _round_trips(notice.relpath):
             raise MessageError(f"cannot encode relpath: {e}") from None
     _check_field("baseurl", notice.baseurl)
     _check_field("pubtime", notice.pubtime)

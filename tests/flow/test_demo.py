@@ -27,7 +27,7 @@ from tests.fixtures import rabbit as rmq
 pytestmark = [pytest.mark.flow, pytest.mark.integration]
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
-USERS = ("demo_admin", "feeder", "alice", "bob", "anonymous")
+USERS = ("demo-admin", "feeder", "alice", "bob", "anonymous")
 FILES = 13  # the sample tree of tools/demo
 
 
@@ -59,7 +59,8 @@ class DemoSwitch:
 
     def __init__(self, root: Path) -> None:
         tag = f"t_demo_{uuid.uuid4().hex[:6]}"
-        self.root, self.vhost, self.prefix = root, tag, f"{tag}_"
+        # user names take letters, digits and '-' only (dd_admin(8)): '_' would overlap
+        self.root, self.vhost, self.prefix = root, tag, tag.replace("_", "-") + "-"
         self.port = free_port_pair()
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "SARRA_"))}
         self.env.update(
@@ -165,7 +166,7 @@ def test_demo_runs_a_switch_delivers_the_tree_and_one_dd_stop_stops_everything(d
     assert r.returncode == 0, out[-4000:] + r.stderr[-4000:]
     assert f"== OK: all {FILES} files arrived identical" in out
     cred = (demo.root / "config" / "sarra" / "credentials.conf").read_text()
-    for name in ("feeder", "alice", "bob", "demo_admin"):
+    for name in ("feeder", "alice", "bob", "demo-admin"):
         assert f"amqp://{demo.user(name)}:" in cred
         assert f"{demo.user(name)}:" not in (demo.root / "config/sarra/admin.conf").read_text()
     # no password of credentials.conf appears in what the demo printed (but the public

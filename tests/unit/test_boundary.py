@@ -468,6 +468,9 @@ def test_a_bug_in_posting_parks_the_batch_instead_of_killing_the_daemon(tmp_path
         ("d/longer-header.txt", {"rename": "é" * 200}),
         ("d/esc\x1b[2J.txt", {}),
         ("d/nul\x00.txt", {"oldname": "x" * 1000}),
+        ("d/tab\t.txt", {}),
+        ("d/\x0b\x1c\x1e/x", {}),
+        ("d/ends-in-cr\r", {}),
     ],
 )
 def test_a_received_notice_v02_output_refuses_is_still_kept_for_its_retry(tmp_path, rel, extra):
