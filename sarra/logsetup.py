@@ -30,28 +30,42 @@ _HANDLER_NAME = "sarra"
 _UNITS = ((86400, "D"), (3600, "H"), (60, "M"), (1, "S"))
 
 
-class RedactingFilter(logging.Filter):
+class _RewritingFilter(logging.Filter):
+    """Rewrites a record's message with ``line`` and its traceback text with ``block``."""
+
+    @staticmethod
+    def line(text: str) -> str:
+        return text
+
+    @staticmethod
+    def block(text: str) -> str:
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = self.line(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.block(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.block(record.stack_info)
+        return True
+
+
+class RedactingFilter(_RewritingFilter):
     """Redact URL passwords in the message, its arguments and any traceback text.
 
     Attach it to *handlers*: a filter on a logger does not see records propagated from
     its children.
     """
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        clean = redact(message)
-        if clean != message:
-            record.msg, record.args = clean, None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = redact(record.exc_text)
-        if record.stack_info:
-            record.stack_info = redact(record.stack_info)
-        return True
+    line = block = staticmethod(redact)
 
 
-class SafeTextFilter(logging.Filter):
+class SafeTextFilter(_RewritingFilter):
     """Make every log line plain, bounded text, whatever a hostile notice put in it.
 
     Control characters (C0, DEL, C1), bidi controls and Unicode line separators in the
@@ -63,18 +77,8 @@ class SafeTextFilter(logging.Filter):
     :class:`RedactingFilter`.
     """
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        clean = safe_line(message)
-        if clean != message:
-            record.msg, record.args = clean, None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = safe_block(record.exc_text)
-        if record.stack_info:
-            record.stack_info = safe_block(record.stack_info)
-        return True
+    line = staticmethod(safe_line)
+    block = staticmethod(safe_block)
 
 
 class _TerminalHandler(logging.StreamHandler):
