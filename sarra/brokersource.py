@@ -66,6 +66,10 @@ class BrokerSource:
         """Send the batch's acks in one go."""
         self.broker.flush()
 
+    def keepalive(self) -> None:
+        """Let the broker connection answer heartbeats while the flow pauses."""
+        self.broker.keepalive()
+
     def requeue(self, d: Delivery) -> None:
         if d.received is not None:
             self.broker.nack(d.received, requeue=True)

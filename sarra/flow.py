@@ -20,6 +20,7 @@ the process died several times in a row is given up (``sarra.inhand``).
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, List, Optional, Protocol, Sequence
@@ -39,6 +40,10 @@ if TYPE_CHECKING:  # imported where used: dd_post needs none (start-up time)
     from sarra.retry import RetryQueue
 
 log = logging.getLogger(__name__)
+
+#: the longest pause after a failure the retry queue could not keep (seconds): well
+#: inside a broker heartbeat, and the broker connection is kept alive meanwhile
+HOLD_MAX = 16.0
 
 __all__ = ["BrokerSource", "Flow", "Sink", "Source", "Stats"]
 
@@ -105,6 +110,11 @@ class Flow:
         self.stats_file: Optional[Path] = None
         #: markers of the messages in hand (``sarra.inhand``); None: not kept
         self.inhand: Optional[InHand] = None
+        #: seconds to wait before the next batch: a failure the retry queue could not keep
+        #: (disk full) went back to the broker, which hands it straight back (see _pause)
+        self.hold = 0.0
+        self._next_hold = 1.0
+        self.sleep: Callable[[float], None] = time.sleep
 
     # ------------------------------------------------------------------ run loop
     def run(self) -> int:
@@ -127,6 +137,8 @@ class Flow:
                     continue
                 if getattr(self.source, "done", False) and handled == 0:
                     break
+                if self.hold:
+                    self._pause()
                 if time.monotonic() >= next_housekeeping:
                     self._safe_housekeeping()
                     next_housekeeping = time.monotonic() + self.housekeeping_every
@@ -140,6 +152,18 @@ class Flow:
             if self.stats_file is not None:
                 self.stats.save(self.stats_file, time.time())
         return self.stats.failed
+
+    def _pause(self) -> None:
+        """Wait ``hold`` seconds in short slices, keeping the broker connection alive and
+        answering a stop request at once."""
+        slices, self.hold = math.ceil(self.hold / 0.25), 0.0
+        keepalive = getattr(self.source, "keepalive", None)
+        for _ in range(slices):
+            if self.stop():
+                return
+            self.sleep(0.25)
+            if keepalive is not None:
+                keepalive()
 
     def _finish_sinks(self) -> None:
         """Wait for what the publisher and reporter still expect confirms for."""
@@ -436,10 +460,12 @@ class Flow:
             )
             if d.received is not None and hasattr(self.source, "requeue"):
                 self.source.requeue(d)
+            self.hold, self._next_hold = self._next_hold, min(self._next_hold * 2, HOLD_MAX)
             return False
         except (MessageError, ValueError) as e:  # cannot be kept: never to come back
             log.error("failed %s: %s (cannot be retried: %s)", d.describe(), reason, escape(e))
             return True
+        self._next_hold = 1.0
         if kept:
             log.warning(
                 "failed %s (attempt %d, will retry): %s", d.describe(), d.attempts + 1, reason

@@ -494,3 +494,49 @@ def test_a_received_notice_v02_output_refuses_is_still_kept_for_its_retry(tmp_pa
     flow.publisher = None
     flow.run_once()
     assert seen == [(rel, extra)] and len(flow.retry) == 0
+
+
+def test_a_failure_the_retry_queue_cannot_keep_pauses_the_flow_doubling(tmp_path):
+    """Disk full: the failure goes back to the broker, which hands it straight back; the
+    flow pauses before the next batch (1 s, 2 s, 4 s... up to HOLD_MAX) instead of
+    spinning on it, keeps the connection alive meanwhile, and stops pausing once an
+    entry can be written again."""
+    from sarra.flow import HOLD_MAX
+
+    b = FakeBroker()
+    b.put(post("d/bad.txt"))
+    flow = make_flow(b, raiser(OSError(errno.ENOSPC, "No space left on device")), tmp_path)
+    kept = flow.retry.put
+    full = [True]
+
+    def put(*a, **kw):
+        if full[0]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return kept(*a, **kw)
+
+    flow.retry.put = put
+    nack = b.nack
+
+    def requeue(r, requeue):  # as RabbitMQ: a requeued message comes straight back
+        nack(r, requeue)
+        if requeue:
+            b.queue.append(_received(r, True))
+
+    b.nack = requeue
+    slept, batches = [], []
+    flow.sleep = slept.append
+    once = flow.run_once
+
+    def run_once():
+        batches.append(len(slept))
+        full[0] = len(batches) < 8
+        return once()
+
+    flow.run_once = run_once
+    flow.stop = lambda: len(batches) >= 9
+    flow.run()
+    pauses = [(b2 - b1) * 0.25 for b1, b2 in zip(batches, batches[1:])]
+    assert pauses[:6] == [1.0, 2.0, 4.0, 8.0, 16.0, HOLD_MAX] and HOLD_MAX == 16.0
+    assert pauses[7:] == [0.0]  # kept in the retry queue: no more pause
+    assert len(flow.retry) == 1
+    assert [requeue for _r, requeue in b.nacked] == [True] * 7
