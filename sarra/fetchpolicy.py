@@ -181,7 +181,8 @@ def name_matches(name: str, pattern: str) -> bool:
 
 @dataclass(frozen=True)
 class Allowed:
-    """What one source may name.  ``listed`` False: no line applies (public hosts only)."""
+    """What one source may name.  ``listed`` False: no line applies, so nothing (a source
+    names only the hosts declared for it; ``source_hosts * *`` lets any public host)."""
 
     patterns: _Patterns
     listed: bool
@@ -201,10 +202,12 @@ class Allowed:
         name = normal_name(host)
         if not addresses:
             raise Refused(f"fetch from {name!r} refused: it resolves to no address")
+        if not self.listed:
+            raise Refused(
+                f"fetch from {name!r} refused: no source_hosts line names hosts for this source"
+            )
         literal = parse_address(name)
-        by_name = not self.listed or (
-            literal is None and any(name_matches(name, p) for p in self.patterns.names)
-        )
+        by_name = literal is None and any(name_matches(name, p) for p in self.patterns.names)
         by_address = all(self._in_networks(a) for a in addresses)
         if not (by_name or by_address):
             raise Refused(f"fetch from {name!r} refused: host not allowed for this source")

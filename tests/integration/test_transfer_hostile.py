@@ -196,7 +196,7 @@ def test_sftp_under_a_guard_connects_to_the_checked_address_with_the_host_key_of
     t.guard = Guard(allowed, _resolver({"127.0.0.1": ["127.0.0.1"]}))
     assert get(t, str(sftp_server.root / "f")) == b"guarded"
     t = for_url(sftp_server.url, credentials=sftp_server.credentials)
-    t.guard = Guard(FetchPolicy([]).for_source(None))
+    t.guard = Guard(FetchPolicy([("*", ("*",))]).for_source(None))
     with pytest.raises(TransferError) as info:
         get(t, str(sftp_server.root / "f"))
     assert info.value.code == 403
@@ -205,7 +205,7 @@ def test_sftp_under_a_guard_connects_to_the_checked_address_with_the_host_key_of
 def test_ftp_under_a_guard_refuses_loopback_unless_listed(ftp_server):
     (ftp_server.root / "f").write_bytes(b"ftp-guarded")
     t = for_url(ftp_server.url, credentials=ftp_server.credentials)
-    t.guard = Guard(FetchPolicy([]).for_source(None))
+    t.guard = Guard(FetchPolicy([("*", ("*",))]).for_source(None))
     with pytest.raises(TransferError) as info:
         get(t, "/f")
     assert info.value.code == 403
@@ -241,7 +241,7 @@ def _resolver(table):
 def test_a_name_resolving_to_loopback_is_refused_and_never_contacted(hostile_http, name):
     resolve = _resolver({name.rstrip("."): ["127.0.0.1"]})
     t = for_url(f"http://{name}:{hostile_http.port}/")
-    t.guard = Guard(FetchPolicy([]).for_source("alice"), resolve)
+    t.guard = Guard(FetchPolicy([("*", ("*",))]).for_source("alice"), resolve)
     with pytest.raises(TransferError) as info:
         get(t, "/plain")
     assert info.value.code == 403 and info.value.permanent
@@ -251,7 +251,7 @@ def test_a_name_resolving_to_loopback_is_refused_and_never_contacted(hostile_htt
 def test_one_internal_address_among_public_ones_is_refused(hostile_http):
     resolve = _resolver({"mixed.test": ["192.0.2.10", "127.0.0.1"]})
     t = for_url(f"http://mixed.test:{hostile_http.port}/")
-    t.guard = Guard(FetchPolicy([]).for_source("alice"), resolve)
+    t.guard = Guard(FetchPolicy([("*", ("*",))]).for_source("alice"), resolve)
     with pytest.raises(TransferError, match="internal"):
         get(t, "/plain")
     assert hostile_http.requests == []

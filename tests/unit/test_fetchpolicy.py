@@ -96,14 +96,32 @@ def check(policy, source, host, *addresses):
         ("me.example", ["192.0.2.99"]),  # the switch itself
     ],
 )
-def test_without_lines_internal_addresses_are_refused(host, addresses):
+@pytest.mark.parametrize("lines", [[], [("*", ("*",))], [("alice", ("*.example", "*"))]])
+def test_internal_addresses_are_refused_whatever_names_are_allowed(host, addresses, lines):
     with pytest.raises(Refused) as info:
-        check(FetchPolicy([], own=[A("192.0.2.99")]), "alice", host, *addresses)
+        check(FetchPolicy(lines, own=[A("192.0.2.99")]), "alice", host, *addresses)
     assert info.value.code == 403 and info.value.permanent
 
 
-def test_without_lines_public_hosts_are_allowed():
-    check(FetchPolicy([]), "alice", "data.example.org", "192.0.2.1", "2001:db8::1")
+@pytest.mark.parametrize("lines", [[], [("bob", ("data.example.org",))]])
+def test_without_lines_for_the_source_even_public_hosts_are_refused(lines):
+    """Issue 13: a source names only the hosts declared for it (default deny)."""
+    with pytest.raises(Refused) as info:
+        check(FetchPolicy(lines), "alice", "data.example.org", "192.0.2.1", "2001:db8::1")
+    assert info.value.code == 403 and "no source_hosts line" in str(info.value)
+
+
+@pytest.mark.parametrize("who", ["*", "alice"])
+def test_a_star_pattern_lets_any_public_host_but_never_an_internal_one(who):
+    policy = FetchPolicy([(who, ("*",))], own=[A("192.0.2.99")])
+    check(policy, "alice", "data.example.org", "192.0.2.1", "2001:db8::1")
+    for host, address in (
+        ("localhost", "127.0.0.1"),
+        ("me", "192.0.2.99"),
+        ("m", "169.254.169.254"),
+    ):
+        with pytest.raises(Refused):
+            check(policy, "alice", host, address)
 
 
 @pytest.mark.parametrize("pattern", ["127.0.0.1", "127.0.0.0/8", "2130706433", "::ffff:7f00:1"])
@@ -144,7 +162,7 @@ def test_lines_are_per_source_plus_the_star_lines():
 
 def test_a_name_without_any_address_is_refused():
     with pytest.raises(Refused):
-        check(FetchPolicy([]), "alice", "nothing.example")
+        check(FetchPolicy([("*", ("*",))]), "alice", "nothing.example")
 
 
 def test_the_guard_resolves_once_and_returns_the_checked_address():
@@ -154,7 +172,7 @@ def test_the_guard_resolves_once_and_returns_the_checked_address():
         calls.append((host, port))
         return [A("192.0.2.5")]
 
-    guard = Guard(FetchPolicy([]).for_source("alice"), resolve)
+    guard = Guard(FetchPolicy([("alice", ("*",))]).for_source("alice"), resolve)
     assert guard.address("Data.Example.", 80) == "192.0.2.5"
     assert calls == [("data.example", 80)]
 
