@@ -46,10 +46,10 @@ from sarra.amqp_connect import (
     connection_parameters,
     is_current,
     parse_url,
-    redact,
 )
 from sarra.amqp_publish import ConfirmPublisher, Outgoing
 from sarra.errors import AccessRefused, BrokerError, ConnectionLost
+from sarra.redaction import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,6 @@ __all__ = [
     "backoff_delays",
     "is_current",
     "parse_url",
-    "redact",
 ]
 
 _AUTH_ERRORS = (
@@ -92,7 +91,7 @@ class Broker:
         stop: Callable[[], bool] = lambda: False,
     ) -> None:
         self._endpoint = parse_url(url)
-        self._safe_url = redact(url)
+        self._safe_url = redact_url(url)
         self._params = connection_parameters(
             self._endpoint, heartbeat=heartbeat, name=name, tls_ca=tls_ca, tls_verify=tls_verify
         )

@@ -37,6 +37,7 @@ from urllib.parse import unquote, urlsplit
 from sarra.errors import ConfigError
 from sarra.options import OPTIONS, canonical
 from sarra.paths import Paths, config_stem, short_name
+from sarra.redaction import redact
 
 logger = logging.getLogger(__name__)
 
@@ -94,9 +95,7 @@ def expand(template: str, values: Mapping[str, str]) -> str:
 
 
 def _redact(value: Any) -> Any:
-    if isinstance(value, str):
-        return re.sub(r"(://[^/@:\s]*:)[^/\s]*@", r"\1***@", value)
-    return value
+    return redact(value) if isinstance(value, str) else value
 
 
 class Options:

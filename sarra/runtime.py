@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 from urllib.parse import urlparse
 
-from sarra.credentials import Credentials, redact_url
+from sarra.credentials import Credentials
 from sarra.delivery import Delivery
 from sarra.errors import ConfigError, HookError
 from sarra.hooks import HookSet
 from sarra.logsetup import human_rate, human_size
 from sarra.paths import Paths
 from sarra.progress import Progress
+from sarra.redaction import redact_url
 
 log = logging.getLogger(__name__)
 

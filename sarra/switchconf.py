@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, List
 
-from sarra.credentials import redact_url
 from sarra.errors import ConfigError
+from sarra.redaction import public_url
 
 if TYPE_CHECKING:
     from sarra.admin import AdminConfig
@@ -38,7 +38,7 @@ class Link:
 
 
 def _strip_password(url: str) -> str:
-    return redact_url(url).replace(":***@", "@")
+    return public_url(url)
 
 
 def _users(users: Dict[str, str], roles: tuple) -> List[str]:

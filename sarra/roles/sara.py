@@ -28,7 +28,6 @@ import socket
 from typing import Any, List, Sequence
 
 from sarra import consumer, routing
-from sarra.credentials import public_url
 from sarra.delivery import OK, Delivery
 from sarra.download import Downloader
 from sarra.errors import ConfigError
@@ -36,6 +35,7 @@ from sarra.flow import BrokerSource, Flow
 from sarra.hooks import HookSet
 from sarra.message import Notice, post_topic
 from sarra.publish import NoticePublisher, Reporter
+from sarra.redaction import public_url
 from sarra.runtime import Context
 
 log = logging.getLogger(__name__)
