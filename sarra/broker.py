@@ -536,7 +536,7 @@ class Broker:
         except _LOSS_ERRORS as e:
             raise self._lost_with_unconfirmed(e) from e
         except ConnectionLost as e:  # seen earlier (keepalive): publishes went with it
-            e.unconfirmed = self._take_orphans()  # type: ignore[attr-defined]
+            e.unconfirmed = self._take_orphans()
             raise
 
     def confirmed(self, max_outstanding: int = 0) -> list[Outgoing]:
@@ -550,9 +550,7 @@ class Broker:
         if self._publisher is None:
             if self._orphans or self._pending_loss is not None:  # lost while idle
                 self._pending_loss = None
-                lost = ConnectionLost(f"connection to {self._safe_url} lost")
-                lost.unconfirmed = self._take_orphans()  # type: ignore[attr-defined]
-                raise lost
+                raise ConnectionLost(f"connection to {self._safe_url} lost", self._take_orphans())
             return []
         try:
             failed = self._publisher.wait(max_outstanding, self._stop)
@@ -562,8 +560,8 @@ class Broker:
         return failed
 
     def _lost_with_unconfirmed(self, e: BaseException) -> ConnectionLost:
-        lost = self._lost(e)
-        lost.unconfirmed = self._take_orphans()  # type: ignore[attr-defined]
+        lost = self._lost(e)  # first: it moves the abandoned publishes into the orphans
+        lost.unconfirmed = self._take_orphans()
         return lost
 
     def _take_orphans(self) -> list[Outgoing]:
