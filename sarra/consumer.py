@@ -15,16 +15,12 @@ import os
 import random
 from pathlib import Path
 from typing import Any, Optional
-from urllib.parse import urlparse
 
+from sarra.credentials import broker_user
 from sarra.delivery import Delivery
 from sarra.placement import message_values, place_of, relative_target, split_directory
 
 log = logging.getLogger(__name__)
-
-
-def broker_user(url: Optional[str]) -> str:
-    return (urlparse(url).username or "anonymous") if url else "anonymous"
 
 
 def queue_name(options: Any, program: str, state_dir: Path, *, random_suffix: bool) -> str:

@@ -23,7 +23,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Iterator, List, Mapping, Sequence, Tuple, Union
+from typing import Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 from sarra.errors import CredentialsError
@@ -36,6 +36,16 @@ DEFAULT_PORTS = {"amqp": 5672, "amqps": 5671, "http": 80, "https": 443, "sftp": 
 DEFAULT_PORTS.update({"ftp": 21, "ftps": 21})
 FLAG_OPTIONS = ("passive", "binary", "tls", "prot_p")
 PATH_OPTIONS = ("ssh_keyfile", "known_hosts")
+
+
+def broker_user(url: Optional[str], default: str = "anonymous") -> str:
+    """The user name of a broker URL as written (still %-encoded), or ``default``.
+
+    It names the user's exchanges (``xs_<user>``, ``xr_<user>``), queues
+    (``q_<user>.<program>.<config>``) and the file remembering a queue; kept encoded,
+    it can never put a ``/`` into that file's name.
+    """
+    return (urlsplit(url).username if url else None) or default
 
 
 def _port(parts: SplitResult) -> int | None:

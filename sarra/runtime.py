@@ -267,9 +267,6 @@ class Context:
             self._policy = FetchPolicy(lines, own_addresses())
         return self._policy
 
-    def user(self, url: Optional[str]) -> str:
-        return (urlparse(url).username or "anonymous") if url else "anonymous"
-
     def host(self, url: Optional[str]) -> str:
         return (urlparse(url).hostname or "localhost") if url else "localhost"
 

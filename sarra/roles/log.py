@@ -23,6 +23,7 @@ from typing import Any, Callable, List, Optional, TextIO
 
 from sarra import consumer, message
 from sarra import reportview as rv
+from sarra.credentials import broker_user
 from sarra.errors import ConnectionLost, MessageError
 from sarra.runtime import Context
 
@@ -38,7 +39,7 @@ def queue(ctx: Context) -> str:
 
 
 def exchange(ctx: Context) -> str:
-    return ctx.options.exchange or f"xr_{ctx.user(ctx.options.broker)}"
+    return ctx.options.exchange or f"xr_{broker_user(ctx.options.broker)}"
 
 
 def binding_keys(o: Any) -> List[str]:

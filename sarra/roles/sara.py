@@ -28,6 +28,7 @@ import socket
 from typing import Any, List, Sequence
 
 from sarra import consumer, routing
+from sarra.credentials import broker_user
 from sarra.delivery import OK, Delivery
 from sarra.download import Downloader
 from sarra.errors import ConfigError
@@ -170,7 +171,7 @@ def build(ctx: Context, broker: Any, post_broker: Any, assembler: Any = None) ->
     post_broker.declare_exchange(o.post_exchange)
     reporter = None
     if o.report_back:
-        user = ctx.user(o.post_broker or o.broker)
+        user = broker_user(o.post_broker or o.broker)
         post_broker.declare_exchange(o.report_exchange)
         reporter = Reporter(post_broker, o.report_exchange, user)
     return Flow(
