@@ -62,7 +62,7 @@ def run(ctx: Context) -> int:
 
 def declare(ctx: Context) -> None:
     broker = ctx.broker(ctx.options.broker)
-    consumer.setup_queue(broker, ctx.options, queue(ctx), ctx.options.exchange)
+    consumer.setup_queue(broker, ctx.options, queue(ctx), ctx.options.exchange, consume=False)
 
 
 def cleanup(ctx: Context) -> None:
