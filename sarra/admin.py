@@ -44,8 +44,9 @@ import requests
 
 from sarra import options as optdefs
 from sarra.amqp_connect import parse_url
-from sarra.credentials import Credentials, parse_line, redact_url
+from sarra.credentials import Credentials, parse_line
 from sarra.errors import AccessRefused, BrokerError, ConfigError
+from sarra.redaction import public_url, redact_url
 from sarra.switchconf import Link, write_configs
 
 log = logging.getLogger(__name__)
@@ -468,7 +469,7 @@ def parse_link_checked(cluster: str, url: str) -> Link:
         parsed = parse_link(f"{cluster} {url}")
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    return Link(parsed.cluster, redact_url(parsed.url).replace(":***@", "@"))
+    return Link(parsed.cluster, public_url(parsed.url))
 
 
 def _tags(value: Any) -> str:

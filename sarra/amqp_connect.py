@@ -1,4 +1,4 @@
-"""Broker URLs and connection settings: parsing, redaction, TLS, and the backoff schedule;
+"""Broker URLs and connection settings: parsing, TLS, and the backoff schedule;
 and the small pure pieces of ``sarra.broker`` (``Received``, generations, topology ops).
 
 Split from ``sarra.broker`` for size; only ``sarra.broker`` builds connections from it.
@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlsplit
 import pika
 
 from sarra.errors import ConfigError
+from sarra.redaction import redact_url
 
 
 @dataclass(frozen=True)
@@ -43,28 +44,19 @@ def parse_url(url: str) -> Endpoint:
     """
     parts = urlsplit(url)
     if parts.scheme not in ("amqp", "amqps"):
-        raise ConfigError(f"broker URL must be amqp:// or amqps://, not {redact(url)!r}")
+        raise ConfigError(f"broker URL must be amqp:// or amqps://, not {redact_url(url)!r}")
     if not parts.hostname:
-        raise ConfigError(f"broker URL has no host: {redact(url)!r}")
+        raise ConfigError(f"broker URL has no host: {redact_url(url)!r}")
     tls = parts.scheme == "amqps"
     try:
         port = parts.port or (5671 if tls else 5672)
     except ValueError as e:
-        raise ConfigError(f"bad port in broker URL {redact(url)!r}") from e
+        raise ConfigError(f"bad port in broker URL {redact_url(url)!r}") from e
     path = parts.path[1:] if parts.path.startswith("/") else parts.path
     vhost = unquote(path) or "/"
     user = unquote(parts.username) if parts.username else "guest"
     password = unquote(parts.password) if parts.password is not None else "guest"
     return Endpoint(tls, parts.hostname, port, vhost, user, password)
-
-
-def redact(url: str) -> str:
-    """The URL with its password replaced by ``***`` (safe to log)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    return parts._replace(netloc=f"{parts.username}:***@{netloc}").geturl()
 
 
 def backoff_delays(max_backoff: float, first: float = 1.0) -> Iterator[float]:

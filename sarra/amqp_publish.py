@@ -250,10 +250,8 @@ class ConfirmPublisher:
             reason = self._closed_by
             text = getattr(reason, "reply_text", str(reason))
             if getattr(reason, "reply_code", None) == 403:
-                refused = AccessRefused(f"publish refused by {self._where}: {text}")
                 # the publishes that went down with the channel: the caller names them
-                refused.refused = failed + left  # type: ignore[attr-defined]
-                raise refused
+                raise AccessRefused(f"publish refused by {self._where}: {text}", failed + left)
             log.warning("publishing channel closed by %s: %s", self._where, text)
         elif left:
             log.warning("%d published messages left unconfirmed (stop requested)", len(left))

@@ -46,10 +46,10 @@ from sarra.amqp_connect import (
     connection_parameters,
     is_current,
     parse_url,
-    redact,
 )
 from sarra.amqp_publish import ConfirmPublisher, Outgoing
 from sarra.errors import AccessRefused, BrokerError, ConnectionLost
+from sarra.redaction import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,6 @@ __all__ = [
     "backoff_delays",
     "is_current",
     "parse_url",
-    "redact",
 ]
 
 _AUTH_ERRORS = (
@@ -92,7 +91,7 @@ class Broker:
         stop: Callable[[], bool] = lambda: False,
     ) -> None:
         self._endpoint = parse_url(url)
-        self._safe_url = redact(url)
+        self._safe_url = redact_url(url)
         self._params = connection_parameters(
             self._endpoint, heartbeat=heartbeat, name=name, tls_ca=tls_ca, tls_verify=tls_verify
         )
@@ -537,7 +536,7 @@ class Broker:
         except _LOSS_ERRORS as e:
             raise self._lost_with_unconfirmed(e) from e
         except ConnectionLost as e:  # seen earlier (keepalive): publishes went with it
-            e.unconfirmed = self._take_orphans()  # type: ignore[attr-defined]
+            e.unconfirmed = self._take_orphans()
             raise
 
     def confirmed(self, max_outstanding: int = 0) -> list[Outgoing]:
@@ -551,9 +550,7 @@ class Broker:
         if self._publisher is None:
             if self._orphans or self._pending_loss is not None:  # lost while idle
                 self._pending_loss = None
-                lost = ConnectionLost(f"connection to {self._safe_url} lost")
-                lost.unconfirmed = self._take_orphans()  # type: ignore[attr-defined]
-                raise lost
+                raise ConnectionLost(f"connection to {self._safe_url} lost", self._take_orphans())
             return []
         try:
             failed = self._publisher.wait(max_outstanding, self._stop)
@@ -563,8 +560,8 @@ class Broker:
         return failed
 
     def _lost_with_unconfirmed(self, e: BaseException) -> ConnectionLost:
-        lost = self._lost(e)
-        lost.unconfirmed = self._take_orphans()  # type: ignore[attr-defined]
+        lost = self._lost(e)  # first: it moves the abandoned publishes into the orphans
+        lost.unconfirmed = self._take_orphans()
         return lost
 
     def _take_orphans(self) -> list[Outgoing]:

@@ -32,11 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Dict, List, Mapping, Pattern, Sequence, Set, Tuple, Union
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
+from sarra.credentials import broker_user
 from sarra.errors import ConfigError
 from sarra.options import OPTIONS, canonical
 from sarra.paths import Paths, config_stem, short_name
+from sarra.redaction import redact
 
 logger = logging.getLogger(__name__)
 
@@ -94,9 +96,7 @@ def expand(template: str, values: Mapping[str, str]) -> str:
 
 
 def _redact(value: Any) -> Any:
-    if isinstance(value, str):
-        return re.sub(r"(://[^/@:\s]*:)[^/\s]*@", r"\1***@", value)
-    return value
+    return redact(value) if isinstance(value, str) else value
 
 
 class Options:
@@ -221,8 +221,7 @@ class _Loader:
         return self.environ.get(name)
 
     def broker_user(self) -> str:
-        broker = self.values.get("broker")
-        user = urlsplit(broker).username if broker else None
+        user = broker_user(self.values.get("broker"), default="")
         if not user:
             raise ConfigError("${BROKER_USER} used before a broker with a user name is set")
         return unquote(user)

@@ -2,7 +2,8 @@
 
 * ``queue_name``: ``q_<user>.<program>.<config>[.<8 digits>.<8 digits>]`` (spec 10.2),
   remembered in the state directory so restarts and all instances reuse it.
-* ``setup_queue``: declare the queue and bind every ``subtopic`` on the exchange.
+* ``setup_queue``: declare the queue and bind every ``subtopic`` on each exchange (the
+  one queue setup of subscribe, sara, shovel and log).
 * ``Selector``: accept/reject masks in configuration order, matched against the URL.
 * ``Locator``: the local path of a delivery, from the placement options of its mask.
 """
@@ -14,17 +15,13 @@ import logging
 import os
 import random
 from pathlib import Path
-from typing import Any, Optional
-from urllib.parse import urlparse
+from typing import Any, List, Optional, Sequence, Union
 
+from sarra.credentials import broker_user
 from sarra.delivery import Delivery
 from sarra.placement import message_values, place_of, relative_target, split_directory
 
 log = logging.getLogger(__name__)
-
-
-def broker_user(url: Optional[str]) -> str:
-    return (urlparse(url).username or "anonymous") if url else "anonymous"
 
 
 def queue_name(options: Any, program: str, state_dir: Path, *, random_suffix: bool) -> str:
@@ -64,31 +61,60 @@ def remembered_queue(options: Any, state_dir: Path) -> Optional[str]:
         return None
 
 
-def bindings(options: Any, default_prefix: str = "v02.post") -> list:
-    prefix = getattr(options, "topic_prefix", None) or default_prefix
-    subtopics = list(getattr(options, "subtopic", None) or []) or ["#"]
-    return [f"{prefix}.{s}" for s in subtopics]
+def topic_keys(prefix: str, subtopics: Optional[Sequence[str]]) -> List[str]:
+    """``<prefix>.<subtopic>`` for every subtopic (default ``#``)."""
+    return [f"{prefix}.{s}" for s in (list(subtopics or ()) or ["#"])]
+
+
+def bindings(options: Any, default_prefix: str = "v02.post") -> List[str]:
+    """The binding keys of ``topic_prefix`` (else ``default_prefix``) and ``subtopic``."""
+    return topic_keys(getattr(options, "topic_prefix", None) or default_prefix, options.subtopic)
+
+
+#: how :func:`setup_queue` treats the exchanges it binds on
+IF_MISSING = "if_missing"  # a subscriber may read xpublic but not declare it
+DECLARE = "declare"  # a switch owns the exchanges it consumes (xs_<source>)
+EXISTING = "existing"  # dd_log reads xr_<user>, made by dd_admin: never declared
 
 
 def setup_queue(
-    broker: Any, options: Any, queue: str, exchange: str, default_prefix: str = "v02.post"
+    broker: Any,
+    options: Any,
+    queue: str,
+    exchanges: Union[str, Sequence[str]],
+    keys: Optional[Sequence[str]] = None,
+    *,
+    exchange_mode: str = IF_MISSING,
+    consume: bool = True,
 ) -> None:
-    """Declare the queue, bind it to ``exchange`` for every subtopic, start consuming.
+    """Declare the queue, bind it on every exchange with every key, start consuming.
 
-    The exchange is only created when it does not exist yet: a subscriber may read
-    ``xpublic`` but not declare it, and should not log a refusal at every start.
+    ``keys`` defaults to :func:`bindings`.  The queue takes ``durable``, ``expire`` and
+    ``message_ttl`` from ``options``.  ``exchange_mode`` says whether each exchange is
+    declared first: with :data:`IF_MISSING` it is only created when it does not exist
+    yet (a subscriber may read ``xpublic`` but not declare it, and should not log a
+    refusal at every start); :data:`DECLARE` always declares it; :data:`EXISTING`
+    never does (a missing exchange then fails the bind).  ``consume=False`` is for
+    the ``declare`` action.
     """
-    if not broker.declare_exchange(exchange, passive=True):
-        broker.declare_exchange(exchange)
+    names = [exchanges] if isinstance(exchanges, str) else list(exchanges)
+    if exchange_mode == IF_MISSING:
+        for name in names:
+            if not broker.declare_exchange(name, passive=True):
+                broker.declare_exchange(name)
     broker.declare_queue(
         queue,
         durable=getattr(options, "durable", True),
         expire_s=getattr(options, "expire", None) or None,
         message_ttl_s=getattr(options, "message_ttl", None) or None,
     )
-    for key in bindings(options, default_prefix):
-        broker.bind(queue, exchange, key)
-    broker.consume(queue)
+    for name in names:
+        if exchange_mode == DECLARE:
+            broker.declare_exchange(name)
+        for key in bindings(options) if keys is None else keys:
+            broker.bind(queue, name, key)
+    if consume:
+        broker.consume(queue)
 
 
 class Selector:

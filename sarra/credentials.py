@@ -10,7 +10,8 @@ followed by options separated by commas or blanks (v2 format)::
 The file must be readable by its owner only (``chmod 600``).  Config files then name the
 URL without the password and :meth:`Credentials.resolve` fills it in.  Nothing in this
 module ever puts a password in a ``repr``, a ``str`` or an error message; use
-:func:`redact_url` / :func:`redact` before logging any URL.
+:func:`sarra.redaction.redact_url` / :func:`sarra.redaction.redact` before logging any
+URL.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Iterator, List, Mapping, Sequence, Tuple, Union
+from typing import Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 from sarra.errors import CredentialsError
-from sarra.redaction import redact as _redact
+from sarra.redaction import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -37,57 +38,14 @@ FLAG_OPTIONS = ("passive", "binary", "tls", "prot_p")
 PATH_OPTIONS = ("ssh_keyfile", "known_hosts")
 
 
-def redact_url(url: str) -> str:
-    """Return ``url`` with any password replaced by ``***`` (``amqp://u:***@h/``)."""
-    try:
-        parts = urlsplit(url)
-        has_password = parts.password is not None
-    except ValueError:
-        return redact(url)
-    if not has_password:
-        return url
-    userinfo, _, hostport = parts.netloc.rpartition("@")
-    user = userinfo.partition(":")[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
+def broker_user(url: Optional[str], default: str = "anonymous") -> str:
+    """The user name of a broker URL as written (still %-encoded), or ``default``.
 
-
-def public_url(url: str, what: str = "") -> str:
-    """``url`` without its password (``sftp://u:pw@h/`` -> ``sftp://u@h/``): a base URL
-    to publish.
-
-    A password written into ``post_base_url`` (``-u``) would otherwise be in every
-    notice, read by every subscriber and every downstream switch; the user name stays,
-    so a subscriber finds its own password for ``u@h`` in its credentials file (v2 and
-    sr3 keep passwords out of posts the same way).  With ``what`` (the option's name),
-    stripping one is logged as a warning, once per call: call it at start-up.
+    It names the user's exchanges (``xs_<user>``, ``xr_<user>``), queues
+    (``q_<user>.<program>.<config>``) and the file remembering a queue; kept encoded,
+    it can never put a ``/`` into that file's name.
     """
-    try:
-        parts = urlsplit(url)
-    except ValueError:  # not parseable (a bad IPv6 bracket): drop any userinfo at all
-        scheme, sep, rest = url.partition("://")
-        netloc, slash, path = rest.partition("/")
-        return scheme + sep + netloc.rpartition("@")[2] + slash + path
-    if parts.password is None:
-        return url
-    userinfo, _, hostport = parts.netloc.rpartition("@")
-    user = userinfo.partition(":")[0]
-    if what:
-        log.warning(
-            "%s %s has a password: it is not published (notices carry %s); subscribers "
-            "need it in their own credentials file",
-            what,
-            redact_url(url),
-            f"{user}@{hostport}",
-        )
-    return urlunsplit(parts._replace(netloc=f"{user}@{hostport}"))
-
-
-def redact(text: str) -> str:
-    """Replace the password of every ``scheme://user:password@`` in free text by ``***``.
-
-    Linear time (:func:`sarra.redaction.redact`): the text may be a hostile relpath.
-    """
-    return _redact(text)
+    return (urlsplit(url).username if url else None) or default
 
 
 def _port(parts: SplitResult) -> int | None:

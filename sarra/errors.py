@@ -9,6 +9,7 @@ needs to know which library sits below it.
 from __future__ import annotations
 
 import os
+from typing import Any, Optional, Sequence
 
 
 class SarraError(Exception):
@@ -40,14 +41,29 @@ class BrokerError(SarraError):
 
 
 class ConnectionLost(BrokerError):
-    """The broker connection (or channel) closed; the caller may reconnect."""
+    """The broker connection (or channel) closed; the caller may reconnect.
+
+    ``unconfirmed`` holds the published messages (``sarra.broker.Outgoing``) that were
+    awaiting a confirm and went down with the connection: the caller names them, as
+    their fate is unknown.  Empty when nothing was published.
+    """
+
+    def __init__(self, message: str, unconfirmed: Sequence[Any] = ()) -> None:
+        super().__init__(message)
+        self.unconfirmed: list[Any] = list(unconfirmed)
 
 
 class AccessRefused(BrokerError):
     """The broker refused an operation or a login (permissions, credentials).
 
-    Never retried: it is a configuration problem, not a transient one.
+    Never retried: it is a configuration problem, not a transient one.  ``refused``
+    holds the publishes (``sarra.broker.Outgoing``) that went down with a channel the
+    broker closed on a refused publish; None when no publish was refused (a login).
     """
+
+    def __init__(self, message: str, refused: Optional[Sequence[Any]] = None) -> None:
+        super().__init__(message)
+        self.refused: Optional[list[Any]] = None if refused is None else list(refused)
 
 
 class PublishFailed(BrokerError):

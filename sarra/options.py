@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping, Pattern, Tuple, Union
 from urllib.parse import urlsplit
 
 from sarra.paths import PROGRAMS
+from sarra.redaction import redact
 
 # ---------------------------------------------------------------------------- converters
 
@@ -103,11 +104,6 @@ def octal(value: str) -> int:
         raise ValueError(f"not an octal number: {value!r}") from None
 
 
-def _redacted(value: str) -> str:
-    # Local copy of credentials.redact_url's rule: options must not import credentials.
-    return re.sub(r"(://[^/@:\s]*:)[^/\s]*@", r"\1***@", value)
-
-
 def url(value: str) -> str:
     """A URL with a scheme and a host (``file:`` URLs need no host)."""
     text = value.strip()
@@ -115,9 +111,9 @@ def url(value: str) -> str:
         parts = urlsplit(text)
         parts.port  # noqa: B018  (raises ValueError on a bad port)
     except ValueError:
-        raise ValueError(f"not a URL: {_redacted(text)!r}") from None
+        raise ValueError(f"not a URL: {redact(text)!r}") from None
     if not parts.scheme or (not parts.hostname and parts.scheme != "file"):
-        raise ValueError(f"not a URL: {_redacted(text)!r} (expected scheme://host/...)")
+        raise ValueError(f"not a URL: {redact(text)!r} (expected scheme://host/...)")
     return text
 
 
@@ -125,7 +121,7 @@ def amqp_url(value: str) -> str:
     """A broker URL: ``amqp://user@host[:port]/[vhost]`` or ``amqps://...``."""
     text = url(value)
     if urlsplit(text).scheme.lower() not in ("amqp", "amqps"):
-        raise ValueError(f"not a broker URL: {_redacted(text)!r} (expected amqp:// or amqps://)")
+        raise ValueError(f"not a broker URL: {redact(text)!r} (expected amqp:// or amqps://)")
     return text
 
 

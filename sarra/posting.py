@@ -19,6 +19,7 @@ from typing import Any, Dict, Iterator, List, Optional
 from sarra import checksum, message, partition
 from sarra.errors import ConfigError, PathError
 from sarra.message import Notice
+from sarra.redaction import public_url
 from sarra.transfer.pipeline import read_views
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,6 @@ class NoticeMaker:
         self.o = options
         if not options.post_base_url:
             raise ConfigError("post_base_url (-u) is required to post")
-        from sarra.credentials import public_url
-
         self.base_url = public_url(options.post_base_url, "post_base_url (-u)")
         base_dir = getattr(options, "post_base_dir", None)
         self.base_dir = os.path.abspath(base_dir) if base_dir else None

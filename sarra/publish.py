@@ -12,7 +12,7 @@ from typing import Any, Callable, List, Sequence, Tuple, Union
 
 from sarra import message
 from sarra.delivery import Delivery
-from sarra.errors import MessageError
+from sarra.errors import AccessRefused, ConnectionLost, MessageError
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +84,6 @@ class NoticePublisher:
             self._collect(0)
 
     def _send(self, outs: List[Any]) -> None:
-        from sarra.errors import ConnectionLost
-
         try:
             self.broker.publish_nowait(outs)
         except ConnectionLost as e:
@@ -93,15 +91,13 @@ class NoticePublisher:
             raise
 
     def _collect(self, window: int) -> None:
-        from sarra.errors import AccessRefused, ConnectionLost
-
         try:
             failed = self.broker.confirmed(window)
         except ConnectionLost as e:
             self._lost(e)
             raise
         except AccessRefused as e:
-            refused = getattr(e, "refused", None)
+            refused = e.refused
             if refused is None:  # not a publish (a login): nothing of ours to name
                 raise
             # the broker closed the channel on a publish it refuses (no write or topic
@@ -114,9 +110,9 @@ class NoticePublisher:
         for out in failed:
             self.late(out.ref, f"post of {out.ref.describe()} not confirmed by the broker")
 
-    def _lost(self, e: Exception) -> None:
+    def _lost(self, e: ConnectionLost) -> None:
         """Posts that were awaiting confirms went with the connection."""
-        for out in getattr(e, "unconfirmed", ()):
+        for out in e.unconfirmed:
             if out.ref is not None:
                 self.late(out.ref, f"post of {out.ref.describe()} not confirmed (connection lost)")
 
@@ -160,12 +156,10 @@ class Reporter:
         self._checked(lambda: self.broker.confirmed(0))
 
     def _checked(self, step: Callable[[], List[Any]]) -> None:
-        from sarra.errors import ConnectionLost
-
         try:
             failed = step()
         except ConnectionLost as e:
-            lost = len(getattr(e, "unconfirmed", ()))
+            lost = len(e.unconfirmed)
             if lost:
                 log.warning("%d report(s) may be lost with the broker connection", lost)
             raise

@@ -5,13 +5,19 @@ every function is linear in the length of its input: no backtracking regex, no n
 scan.  :func:`redact` used to be one regex (``scheme://user:password@``) whose scheme
 part backtracked from every start position: 100 KB of ``a`` took ~27 s to redact and
 one long relpath stalled a switch, SIGTERM unanswered meanwhile.  Standard library
-only: ``logsetup`` and ``credentials`` both import it.
+only: ``logsetup``, ``options`` and ``credentials`` all import it.  It is also the one
+place that hides a password: :func:`redact` for free text, :func:`redact_url` for one URL
+in a log line, :func:`public_url` for a URL to publish.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import string
+from urllib.parse import urlsplit, urlunsplit
+
+log = logging.getLogger(__name__)
 
 #: a log message longer than this (in characters) is cut, marked with the count dropped
 MAX_LINE = 4096
@@ -73,6 +79,55 @@ def redact(text: str) -> str:
         return text
     out.append(text[done:])
     return "".join(out)
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` with any password replaced by ``***`` (``amqp://u:***@h/``).
+
+    The password runs to the last ``@`` of the netloc, so ``u:a@b@h`` hides ``a@b``.
+    A URL ``urlsplit`` refuses (a bad IPv6 bracket) goes through :func:`redact`.
+    """
+    try:
+        parts = urlsplit(url)
+        has_password = parts.password is not None
+    except ValueError:
+        return redact(url)
+    if not has_password:
+        return url
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
+
+
+def public_url(url: str, what: str = "") -> str:
+    """``url`` without its password (``sftp://u:pw@h/`` -> ``sftp://u@h/``): a URL
+    to publish or to show as an address.
+
+    A password written into ``post_base_url`` (``-u``) would otherwise be in every
+    notice, read by every subscriber and every downstream switch; the user name stays,
+    so a subscriber finds its own password for ``u@h`` in its credentials file (v2 and
+    sr3 keep passwords out of posts the same way).  With ``what`` (the option's name),
+    stripping one is logged as a warning, once per call: call it at start-up.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # not parseable (a bad IPv6 bracket): drop any userinfo at all
+        scheme, sep, rest = url.partition("://")
+        netloc, slash, path = rest.partition("/")
+        return scheme + sep + netloc.rpartition("@")[2] + slash + path
+    if parts.password is None:
+        return url
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    if what:
+        log.warning(
+            "%s %s has a password: it is not published (notices carry %s); subscribers "
+            "need it in their own credentials file",
+            what,
+            redact_url(url),
+            f"{user}@{hostport}",
+        )
+    return urlunsplit(parts._replace(netloc=f"{user}@{hostport}"))
 
 
 def _escape_table() -> dict[int, str]:

@@ -26,9 +26,9 @@ from typing import Any, Mapping, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
 from sarra import partition
-from sarra.credentials import public_url
 from sarra.errors import MessageError, PathError, SarraError
 from sarra.message import MAX_HEADER_BYTES, Notice, check_name, split_sum
+from sarra.redaction import public_url
 
 #: schemes a switch may fetch a source's data from (never ``file:``: that would read the
 #: switch's own disk on a source's behalf)

@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 from urllib.parse import urlparse
 
-from sarra.credentials import Credentials, redact_url
+from sarra.credentials import Credentials
 from sarra.delivery import Delivery
 from sarra.errors import ConfigError, HookError
 from sarra.hooks import HookSet
 from sarra.logsetup import human_rate, human_size
 from sarra.paths import Paths
 from sarra.progress import Progress
+from sarra.redaction import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -265,9 +266,6 @@ class Context:
 
             self._policy = FetchPolicy(lines, own_addresses())
         return self._policy
-
-    def user(self, url: Optional[str]) -> str:
-        return (urlparse(url).username or "anonymous") if url else "anonymous"
 
     def host(self, url: Optional[str]) -> str:
         return (urlparse(url).hostname or "localhost") if url else "localhost"

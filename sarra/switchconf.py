@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, List
 
-from sarra.credentials import redact_url
 from sarra.errors import ConfigError
+from sarra.redaction import public_url
 
 if TYPE_CHECKING:
     from sarra.admin import AdminConfig
@@ -37,10 +37,6 @@ class Link:
     url: str
 
 
-def _strip_password(url: str) -> str:
-    return redact_url(url).replace(":***@", "@")
-
-
 def _users(users: Dict[str, str], roles: tuple) -> List[str]:
     return [f"declare {role} {name}" for name, role in users.items() if role in roles]
 
@@ -48,7 +44,7 @@ def _users(users: Dict[str, str], roles: tuple) -> List[str]:
 def ingest_config(c: AdminConfig) -> str:
     """dd_sara ingest config of the switch ``c``."""
     lines = [
-        f"broker {_strip_password(c.feeder)}",
+        f"broker {public_url(c.feeder)}",
         f"cluster {c.cluster}",
         *_users(c.users, ("source",)),
         # posts for a linked switch are taken: its relay fetches them from our xpublic
@@ -65,10 +61,10 @@ def ingest_config(c: AdminConfig) -> str:
 def relay_config(c: AdminConfig, link: Link) -> str:
     """dd_sara relay config: fetch from ``link``'s xpublic what is addressed here."""
     lines = [
-        f"broker {_strip_password(link.url)}",
+        f"broker {public_url(link.url)}",
         "exchange xpublic",
         "source_from_exchange off",
-        f"post_broker {_strip_password(c.feeder)}",
+        f"post_broker {public_url(c.feeder)}",
         f"cluster {c.cluster}",
         "directory ${PBD}",
         f"post_base_dir {c.post_base_dir}",
@@ -81,11 +77,11 @@ def relay_config(c: AdminConfig, link: Link) -> str:
 def report_router_config(c: AdminConfig) -> str:
     """The report router: users' reports to xreport, then to xr_<source> or a link."""
     lines = [
-        f"broker {_strip_password(c.feeder)}",
+        f"broker {public_url(c.feeder)}",
         "report_router on",
         f"cluster {c.cluster}",
         *_users(c.users, ("source", "subscriber")),
-        *(f"report_route {lk.cluster} {_strip_password(lk.url)}" for lk in c.links),
+        *(f"report_route {lk.cluster} {public_url(lk.url)}" for lk in c.links),
     ]
     return HEADER.format(admin=c.path) + "\n".join(lines) + "\n"
 

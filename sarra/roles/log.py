@@ -23,6 +23,7 @@ from typing import Any, Callable, List, Optional, TextIO
 
 from sarra import consumer, message
 from sarra import reportview as rv
+from sarra.credentials import broker_user
 from sarra.errors import ConnectionLost, MessageError
 from sarra.runtime import Context
 
@@ -38,16 +39,15 @@ def queue(ctx: Context) -> str:
 
 
 def exchange(ctx: Context) -> str:
-    return ctx.options.exchange or f"xr_{ctx.user(ctx.options.broker)}"
+    return ctx.options.exchange or f"xr_{broker_user(ctx.options.broker)}"
 
 
 def binding_keys(o: Any) -> List[str]:
     """``<topic_prefix>.<subtopic>``, plus the 2015 ``v02.log.<subtopic>`` for reports."""
     prefix = o.topic_prefix or "v02.report"
-    subs = list(o.subtopic or ()) or ["#"]
-    keys = [f"{prefix}.{s}" for s in subs]
+    keys = consumer.topic_keys(prefix, o.subtopic)
     if prefix == "v02.report":
-        keys += [f"v02.log.{s}" for s in subs]
+        keys += consumer.topic_keys("v02.log", o.subtopic)
     return keys
 
 
@@ -76,11 +76,11 @@ def setup(ctx: Context, broker: Any) -> str:
     Raises:
         AccessRefused: the user may not read the exchange (or own the queue).
     """
-    o, q = ctx.options, queue(ctx)
-    broker.declare_queue(q, durable=o.durable, expire_s=o.expire or None)
-    for key in binding_keys(o):
-        broker.bind(q, exchange(ctx), key)
-    broker.consume(q)
+    q = queue(ctx)
+    keys = binding_keys(ctx.options)
+    consumer.setup_queue(
+        broker, ctx.options, q, exchange(ctx), keys, exchange_mode=consumer.EXISTING
+    )
     return q
 
 

@@ -22,6 +22,7 @@ import os
 import sys
 from typing import Callable, Dict, Iterable, Iterator, List, Sequence
 
+from sarra.credentials import broker_user
 from sarra.delivery import FAILED, Delivery
 from sarra.errors import ConfigError, ConnectionLost, PathError
 from sarra.flow import Flow
@@ -180,10 +181,10 @@ def run(ctx: Context, paths: Sequence[str] = ()) -> int:
         log.error("nothing to post: name files or directories (or use -pipe)")
         return 2
     url = o.post_broker
-    exchange = o.post_exchange or f"xs_{ctx.user(url)}"
+    exchange = o.post_exchange or f"xs_{broker_user(url)}"
     if o.post_exchange_suffix:
         exchange += f"_{o.post_exchange_suffix}"
-    maker = NoticeMaker(o, broker_user=ctx.user(url), broker_host=ctx.host(url))
+    maker = NoticeMaker(o, broker_user=broker_user(url), broker_host=ctx.host(url))
     source = _source(o, targets, maker)
     helper = None
     if not (o.pipe or o.remove or o.moved_from):  # a tree or many files: two processes

@@ -25,10 +25,10 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from typing import Any, List, Sequence
+from typing import Any, List
 
 from sarra import consumer, routing
-from sarra.credentials import public_url
+from sarra.credentials import broker_user
 from sarra.delivery import OK, Delivery
 from sarra.download import Downloader
 from sarra.errors import ConfigError
@@ -36,6 +36,7 @@ from sarra.flow import BrokerSource, Flow
 from sarra.hooks import HookSet
 from sarra.message import Notice, post_topic
 from sarra.publish import NoticePublisher, Reporter
+from sarra.redaction import public_url
 from sarra.runtime import Context
 
 log = logging.getLogger(__name__)
@@ -69,31 +70,6 @@ def exchanges(o: Any) -> List[str]:
     if not names:
         raise ConfigError("dd_sara: set exchange, or declare source <user> lines")
     return names
-
-
-def bindings(o: Any, prefix: str) -> List[str]:
-    """``<prefix>.<subtopic>`` for every subtopic (default ``#``)."""
-    return [f"{prefix}.{s}" for s in (o.subtopic or ("#",))]
-
-
-def setup(
-    broker: Any,
-    o: Any,
-    q: str,
-    names: Sequence[str],
-    prefix: str = "v02.post",
-    consume: bool = True,
-) -> None:
-    """Declare the (shared, suffix-less) queue, bind it on every exchange, consume."""
-    broker.declare_queue(
-        q, durable=o.durable, expire_s=o.expire or None, message_ttl_s=o.message_ttl or None
-    )
-    for name in names:
-        broker.declare_exchange(name)
-        for key in bindings(o, prefix):
-            broker.bind(q, name, key)
-    if consume:
-        broker.consume(q)
 
 
 class Gate:
@@ -162,7 +138,7 @@ def build(ctx: Context, broker: Any, post_broker: Any, assembler: Any = None) ->
     if not o.post_base_url or not o.post_base_dir:
         raise ConfigError("dd_sara needs post_base_url and post_base_dir (its served tree)")
     ctx.reset_queue(broker, queue(ctx))
-    setup(broker, o, queue(ctx), exchanges(o), o.topic_prefix or "v02.post")
+    consumer.setup_queue(broker, o, queue(ctx), exchanges(o), exchange_mode=consumer.DECLARE)
     sw = routing.Switch.from_options(o, ctx.host(o.post_broker or o.broker), hosts=hosts(ctx))
     hooks = HookSet.from_options(o)
     base_dir = os.path.abspath(os.path.expanduser(o.post_base_dir))
@@ -170,7 +146,7 @@ def build(ctx: Context, broker: Any, post_broker: Any, assembler: Any = None) ->
     post_broker.declare_exchange(o.post_exchange)
     reporter = None
     if o.report_back:
-        user = ctx.user(o.post_broker or o.broker)
+        user = broker_user(o.post_broker or o.broker)
         post_broker.declare_exchange(o.report_exchange)
         reporter = Reporter(post_broker, o.report_exchange, user)
     return Flow(
@@ -197,7 +173,9 @@ def run(ctx: Context) -> int:
 def declare(ctx: Context) -> None:
     o = ctx.options
     broker, post_broker = ctx.brokers()
-    setup(broker, o, queue(ctx), exchanges(o), o.topic_prefix or "v02.post", consume=False)
+    consumer.setup_queue(
+        broker, o, queue(ctx), exchanges(o), exchange_mode=consumer.DECLARE, consume=False
+    )
     post_broker.declare_exchange(o.post_exchange)
     post_broker.declare_exchange(o.report_exchange)
 

@@ -24,7 +24,6 @@ from sarra.errors import ConfigError
 from sarra.flow import BrokerSource, Flow
 from sarra.hooks import HookSet
 from sarra.publish import NoticePublisher
-from sarra.roles.sara import setup
 from sarra.runtime import Context
 
 log = logging.getLogger(__name__)
@@ -105,12 +104,17 @@ class RoutedPublisher:
             NoticePublisher(self._broker(url), lambda d: targets[id(d)].exchange).publish(ds)
 
 
+def binding_keys(o: Any) -> List[str]:
+    """A report router reads ``v02.report`` whatever ``topic_prefix`` says."""
+    prefix = "v02.report" if o.report_router else (o.topic_prefix or "v02.post")
+    return consumer.topic_keys(prefix, o.subtopic)
+
+
 def build(ctx: Context, broker: Any, post_broker: Any) -> Flow:
     o = ctx.options
-    names = consumed(o)
-    prefix = "v02.report" if o.report_router else (o.topic_prefix or "v02.post")
     ctx.reset_queue(broker, queue(ctx))
-    setup(broker, o, queue(ctx), names, prefix)
+    keys = binding_keys(o)
+    consumer.setup_queue(broker, o, queue(ctx), consumed(o), keys, exchange_mode=consumer.DECLARE)
     publisher: Any
     if o.report_router:
         sw = routing.Switch.from_options(o, ctx.host(o.broker))
@@ -145,8 +149,10 @@ def run(ctx: Context) -> int:
 def declare(ctx: Context) -> None:
     o = ctx.options
     broker, _ = ctx.brokers()
-    prefix = "v02.report" if o.report_router else (o.topic_prefix or "v02.post")
-    setup(broker, o, queue(ctx), consumed(o), prefix, consume=False)
+    keys = binding_keys(o)
+    consumer.setup_queue(
+        broker, o, queue(ctx), consumed(o), keys, exchange_mode=consumer.DECLARE, consume=False
+    )
 
 
 def cleanup(ctx: Context) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from sarra import consumer
+from sarra.credentials import broker_user
 from sarra.flow import BrokerSource, Flow
 from sarra.hooks import HookSet
 from sarra.publish import NoticePublisher, Reporter
@@ -20,7 +21,7 @@ def queue(ctx: Context) -> str:
 
 def report_exchange(ctx: Context) -> str:
     o = ctx.options
-    return o.report_exchange or f"xs_{ctx.user(o.broker)}"
+    return o.report_exchange or f"xs_{broker_user(o.broker)}"
 
 
 def build(ctx: Context, broker: Any, assembler: Optional[Any] = None) -> Flow:
@@ -32,7 +33,7 @@ def build(ctx: Context, broker: Any, assembler: Optional[Any] = None) -> Flow:
     work = ctx.downloader(broker, hooks, consumer.Locator(o), assembler)
     reporter = None
     if o.report_back:
-        reporter = Reporter(broker, report_exchange(ctx), ctx.user(o.broker))
+        reporter = Reporter(broker, report_exchange(ctx), broker_user(o.broker))
     publisher = None
     if o.post_broker and o.post_exchange:
         post_broker = ctx.broker(o.post_broker, "post_broker")
@@ -61,7 +62,7 @@ def run(ctx: Context) -> int:
 
 def declare(ctx: Context) -> None:
     broker = ctx.broker(ctx.options.broker)
-    consumer.setup_queue(broker, ctx.options, queue(ctx), ctx.options.exchange)
+    consumer.setup_queue(broker, ctx.options, queue(ctx), ctx.options.exchange, consume=False)
 
 
 def cleanup(ctx: Context) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from sarra.credentials import broker_user
 from sarra.errors import ConfigError
 from sarra.flow import Flow
 from sarra.hooks import HookSet
@@ -27,7 +28,7 @@ DEFAULTS: dict = {}
 
 def post_exchange(ctx: Context) -> str:
     o = ctx.options
-    exchange = o.post_exchange or f"xs_{ctx.user(o.post_broker)}"
+    exchange = o.post_exchange or f"xs_{broker_user(o.post_broker)}"
     return f"{exchange}_{o.post_exchange_suffix}" if o.post_exchange_suffix else exchange
 
 
@@ -70,7 +71,7 @@ def run(ctx: Context) -> int:
         exchange = post_exchange(ctx)
         broker.declare_exchange(exchange)
         maker = NoticeMaker(
-            o, broker_user=ctx.user(o.post_broker), broker_host=ctx.host(o.post_broker)
+            o, broker_user=broker_user(o.post_broker), broker_host=ctx.host(o.post_broker)
         )
         source = WatchSource(
             watcher,

@@ -39,6 +39,7 @@ from urllib.parse import unquote, urlsplit
 
 from sarra.checksum import Checksum
 from sarra.errors import TransferError
+from sarra.redaction import redact_url
 from sarra.transfer.limits import WATCHDOG, Budget, Limits
 from sarra.transfer.pipeline import prefetch
 
@@ -52,7 +53,6 @@ __all__ = [
     "backend",
     "for_url",
     "pool_key",
-    "redact_url",
     "remote_base",
     "read_chunks",
     "remote_path",
@@ -84,15 +84,6 @@ class Credential(Protocol):
 
 CredentialLookup = Callable[[str], Optional[Credential]]
 Progress = Callable[[int], None]
-
-
-def redact_url(url: str) -> str:
-    """Return ``url`` with any password replaced by ``***`` (for log lines)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return parts._replace(netloc=f"{parts.username}:***@{host}").geturl()
 
 
 def remote_path(baseurl: str, relpath: str) -> str:

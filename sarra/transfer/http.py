@@ -40,7 +40,8 @@ from requests.utils import DEFAULT_CA_BUNDLE_PATH
 
 from sarra.errors import TransferError
 from sarra.fetchpolicy import name_matches, normal_name
-from sarra.transfer import Transfer, redact_url
+from sarra.redaction import redact_url
+from sarra.transfer import Transfer
 from sarra.transfer.limits import gather
 
 __all__ = ["HttpTransfer", "quote_path"]

@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import pytest
 
 from sarra import message
-from sarra.credentials import public_url
 from sarra.posting import NoticeMaker
+from sarra.redaction import public_url
 from tests.unit.test_sara_flow import DATA, decoded, post, setup, shovel_setup
 
 URLS = [

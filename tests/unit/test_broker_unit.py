@@ -11,10 +11,11 @@ import pika.exceptions as pe
 import pytest
 
 from sarra import amqp_publish, broker
-from sarra.amqp_connect import backoff_delays, connection_parameters, parse_url, redact
+from sarra.amqp_connect import backoff_delays, connection_parameters, parse_url
 from sarra.amqp_publish import ConfirmTracker
 from sarra.broker import Broker, Outgoing, Received, is_current
 from sarra.errors import AccessRefused, ConfigError, ConnectionLost
+from sarra.redaction import redact_url
 
 
 @pytest.mark.parametrize(
@@ -55,10 +56,10 @@ def test_bad_broker_urls_raise_config_error_without_the_password(url):
     assert "secret" not in str(info.value)
 
 
-def test_redact_hides_only_the_password():
-    assert redact("amqp://bob:s3cret@h:5672/v") == "amqp://bob:***@h:5672/v"
-    assert redact("amqp://h/v") == "amqp://h/v"
-    assert redact("amqps://bob:a@b@h/") == "amqps://bob:***@h/"
+def test_redact_url_hides_only_the_password():
+    assert redact_url("amqp://bob:s3cret@h:5672/v") == "amqp://bob:***@h:5672/v"
+    assert redact_url("amqp://h/v") == "amqp://h/v"
+    assert redact_url("amqps://bob:a@b@h/") == "amqps://bob:***@h/"
 
 
 def test_backoff_doubles_from_one_second_up_to_the_cap():

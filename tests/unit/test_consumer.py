@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from types import SimpleNamespace
 
+import pytest
+
 from sarra import consumer, message
 from sarra.config import load
 from sarra.delivery import Delivery
@@ -73,6 +75,36 @@ def test_an_existing_exchange_is_not_declared_again():
     assert [c for c in b.calls if c[0] == "declare_exchange"] == [
         ("declare_exchange", ("xpublic",), {"passive": True})
     ]
+
+
+OPTS = dict(durable=False, expire=60.0, message_ttl=5.0, topic_prefix="v02.post",
+            subtopic=("a.#",))  # fmt: skip
+
+
+@pytest.mark.parametrize("names", [["xs_a"], ["xs_a", "xs_b"], ["xs_a", "xs_b", "xs_c"]])
+def test_a_switch_declares_each_exchange_it_binds_on(names):
+    b = Recorder()
+    o = SimpleNamespace(**OPTS)
+    consumer.setup_queue(b, o, "q_s", names, exchange_mode=consumer.DECLARE, consume=False)
+    queue = ("declare_queue", ("q_s",), {"durable": False, "expire_s": 60.0, "message_ttl_s": 5.0})
+    assert b.calls[0] == queue
+    per_exchange = [(("declare_exchange", (n,), {}), ("bind", ("q_s", n, "v02.post.a.#"), {}))
+                    for n in names]  # fmt: skip
+    assert b.calls[1:] == [c for pair in per_exchange for c in pair]  # declare: no consume
+
+
+@pytest.mark.parametrize("keys", [["v02.report.#"], ["v02.report.x", "v02.log.x"]])
+def test_an_existing_exchange_is_only_bound_with_the_keys_given(keys):
+    b = Recorder()
+    o = SimpleNamespace(**OPTS)
+    consumer.setup_queue(b, o, "q_l", "xr_u", keys, exchange_mode=consumer.EXISTING)
+    assert [c[0] for c in b.calls] == ["declare_queue", *["bind"] * len(keys), "consume"]
+    assert [c[1][2] for c in b.calls if c[0] == "bind"] == keys
+
+
+def test_topic_keys_default_to_every_subtopic():
+    assert consumer.topic_keys("v02.report", ()) == ["v02.report.#"]
+    assert consumer.topic_keys("p", ["a", "b.*"]) == ["p.a", "p.b.*"]
 
 
 def test_first_matching_mask_decides(tmp_path):

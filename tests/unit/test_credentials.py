@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from sarra.credentials import Credentials, parse_line, redact, redact_url
+from sarra.credentials import Credentials, parse_line
 from sarra.errors import CredentialsError
+from sarra.redaction import redact, redact_url
 
 CONTENT = """\
 # comment

@@ -35,9 +35,10 @@ class RefusingBroker(FakeBroker):
         if self.login_refused:
             raise AccessRefused("login refused")
         if self._pending:
-            e = AccessRefused(f"publish refused: ACCESS_REFUSED - {self.refused_exchange}")
-            e.refused, self._pending = self._pending, []  # type: ignore[attr-defined]
-            raise e
+            refused, self._pending = self._pending, []
+            raise AccessRefused(
+                f"publish refused: ACCESS_REFUSED - {self.refused_exchange}", refused
+            )
         return []
 
 

@@ -9,13 +9,13 @@ import pytest
 
 from sarra.checksum import new
 from sarra.errors import TransferError
+from sarra.redaction import redact_url
 from sarra.transfer import (
     Transfer,
     TransferPool,
     _Throttle,
     for_url,
     pool_key,
-    redact_url,
     remote_path,
 )
 from sarra.transfer.file import FileTransfer
