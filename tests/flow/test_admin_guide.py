@@ -21,6 +21,7 @@ from typing import Iterator, List
 import pytest
 
 from sarra.admin import ManagementAPI
+from tests.fixtures.waiting import wait_for
 
 pytestmark = [pytest.mark.flow, pytest.mark.integration]
 ROOT = Path(__file__).resolve().parents[2]
@@ -134,13 +135,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for(path: Path, seconds: float = 60) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and not path.exists():
-        time.sleep(0.3)
-    return path.exists()
-
-
 @pytest.mark.skipif(not HAVE_SARA, reason="needs dd_sara (sarra/roles/sara.py)")
 def test_guide_sections_5_and_7_deliver_alices_file_and_dd_log_shows_every_delivery(guide):
     g, port = guide, free_port()
@@ -168,7 +162,7 @@ def test_guide_sections_5_and_7_deliver_alices_file_and_dd_log_shows_every_deliv
         data.write_text("t,v\n1,2\n")
         g.run("dd_post", "-pb", g.url("alice"), "-u", f"{base}/alice/",
               "-pbd", str(g.home / "alice"), str(data))  # fmt: skip
-        assert wait_for(g.home / "bob" / "today.csv"), "bob never got the file"
+        wait_for((g.home / "bob" / "today.csv").exists, 60, "bob to get the file", every=0.3)
         assert (g.home / "bob" / "today.csv").read_text() == data.read_text()
 
         deadline, lines = time.monotonic() + 60, [""] * 4

@@ -22,6 +22,7 @@ import pika
 import pytest
 
 from tests.fixtures.servers import http_server  # noqa: F401 - pytest fixture
+from tests.fixtures.waiting import wait_for
 
 pytestmark = pytest.mark.flow
 
@@ -114,14 +115,6 @@ def shuffle_to_subscriber(amqp_url: str, seed: int = 4) -> int:
         ch.basic_publish(EXCHANGE, key, body, props)
     ch.connection.close()
     return len(msgs)
-
-
-def wait_for(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 def md5(path: Path) -> str:

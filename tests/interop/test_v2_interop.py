@@ -14,7 +14,8 @@ from typing import Dict, List
 
 import pytest
 
-from tests.interop.conftest import REPO, Captured, Lab, dump, md5_of, wait_for
+from tests.fixtures.waiting import WaitTimeout, wait_for
+from tests.interop.conftest import REPO, Captured, Lab, dump, md5_of
 
 pytestmark = [pytest.mark.interop, pytest.mark.integration]
 
@@ -39,7 +40,7 @@ def wait_identical(pairs: Dict[Path, Path], timeout: float, what: str) -> None:
 
     try:
         wait_for(done, timeout, what)
-    except pytest.fail.Exception:
+    except WaitTimeout:
         missing = [str(d) for s, d in pairs.items() if not d.is_file() or md5_of(d) != md5_of(s)]
         pytest.fail(f"{what}: missing or different: {missing}")
 

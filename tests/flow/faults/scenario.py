@@ -27,8 +27,8 @@ from tests.fixtures.flowkit import (
     print_counts,
     require_role,
     stray_temps,
-    wait_until,
 )
+from tests.fixtures.waiting import wait_for
 
 SCHEMES = ("http", "sftp", "file")
 GAVE_UP = r"sarra\.flow: giving up|\[ERROR\] sarra\.flow: failed "
@@ -190,7 +190,7 @@ class Flow:
             # complete and quiet; or quiet for long: then the checks say what is missing
             return (complete and quiet[0] >= 3) or quiet[0] >= 15
 
-        wait_until(settled, timeout, f"flow to settle; backlog {self.backlog()}", every=1.0)
+        wait_for(settled, timeout, f"flow to settle; backlog {self.backlog()}", every=1.0)
 
     # -- checks
     def check_trees(self, expected: Dict[str, str]) -> None:
