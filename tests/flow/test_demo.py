@@ -22,6 +22,7 @@ from typing import Dict, Iterator, List
 import pytest
 
 from tests.fixtures import rabbit as rmq
+from tests.fixtures.require import require
 from tests.fixtures.waiting import wait_for
 
 pytestmark = [pytest.mark.flow, pytest.mark.integration]
@@ -125,10 +126,7 @@ def alive(pid: int) -> bool:
 
 @pytest.fixture
 def demo(rabbit, tmp_path: Path) -> Iterator[DemoSwitch]:
-    if not (VENV_BIN / "dd").exists():
-        if os.environ.get("CI"):
-            pytest.fail("tools/dev-setup did not make .venv/bin/dd")
-        pytest.skip("no .venv/bin/dd: run tools/dev-setup first")
+    require((VENV_BIN / "dd").exists(), "no .venv/bin/dd: run tools/dev-setup first")
     d = DemoSwitch(tmp_path / "demo")
     try:
         yield d

@@ -20,6 +20,7 @@ from typing import Callable, Dict, Iterator, List
 
 import pytest
 
+from tests.fixtures.require import require
 from tests.flow.test_demo import VENV_BIN, DemoSwitch
 
 pytestmark = [pytest.mark.flow, pytest.mark.integration]
@@ -110,10 +111,7 @@ class Reader:
 
 @pytest.fixture(scope="module")
 def switch(rabbit, tmp_path_factory) -> Iterator[DemoSwitch]:
-    if not (VENV_BIN / "dd").exists():
-        if os.environ.get("CI"):
-            pytest.fail("tools/dev-setup did not make .venv/bin/dd")
-        pytest.skip("no .venv/bin/dd: run tools/dev-setup first")
+    require((VENV_BIN / "dd").exists(), "no .venv/bin/dd: run tools/dev-setup first")
     demo = DemoSwitch(tmp_path_factory.mktemp("guide") / "demo")
     try:
         r = demo.run_demo()

@@ -31,6 +31,7 @@ from typing import Any, Dict, Iterator, List, Optional
 import pytest
 
 from tests.fixtures import rabbit as rmq
+from tests.fixtures.require import require
 from tests.fixtures.servers import HttpServer, http_server  # noqa: F401  (fixture)
 from tests.fixtures.waiting import wait_for
 
@@ -55,11 +56,7 @@ def v2bin() -> Path:
     """The ``bin`` directory of the v2 venv; skips (fails under CI) when it is missing."""
     env = v2env_path()
     ready = (env / ".v2env-complete").exists() and (env / "bin" / "sr_subscribe").exists()
-    if not ready:
-        why = f"no MetPX-Sarracenia v2 venv at {env} (run tools/v2env to make it)"
-        if os.environ.get("CI"):
-            pytest.fail(why)
-        pytest.skip(why)
+    require(ready, f"no MetPX-Sarracenia v2 venv at {env} (run tools/v2env to make it)")
     return env / "bin"
 
 
