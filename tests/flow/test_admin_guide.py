@@ -2,9 +2,8 @@
 
 Switches are vhosts of the local broker (``<prefix>_sw1``, ``<prefix>_sw2``); users are
 broker-wide, so every name gets the run's prefix.  The guide's sections 1 (apt) and 5's
-web server are replaced by what the test machine has.  The daemons part (sections 5-7:
-dd_sara, the report router, dd_subscribe, and dd_log showing every delivery) needs
-dd_sara and is skipped while ``sarra/roles/sara.py`` is absent.
+web server are replaced by what the test machine has.  The daemons part is sections 5-7:
+dd_sara, the report router, dd_subscribe, and dd_log showing every delivery.
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ from tests.fixtures.waiting import wait_for
 
 pytestmark = [pytest.mark.flow, pytest.mark.integration]
 ROOT = Path(__file__).resolve().parents[2]
-HAVE_SARA = (ROOT / "sarra/roles/sara.py").exists()
 API = "http://127.0.0.1:15672/api"
 
 
@@ -135,7 +133,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.mark.skipif(not HAVE_SARA, reason="needs dd_sara (sarra/roles/sara.py)")
 def test_guide_sections_5_and_7_deliver_alices_file_and_dd_log_shows_every_delivery(guide):
     g, port = guide, free_port()
     web = subprocess.Popen(

@@ -2,7 +2,7 @@
 
 The reports here are hand-made (published by the switch's feeder to ``xr_alice``). The
 whole chain (dd_post -> dd_sara -> dd_subscribe, report router, dd_log showing every
-delivery) is in ``test_admin_guide.py``, skipped while ``sarra/roles/sara.py`` is absent.
+delivery) is in ``test_admin_guide.py``.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from typing import Dict, List
 import pytest
 
 from tests.fixtures.waiting import WaitTimeout, wait_for
-from tests.interop.conftest import REPO, Captured, Lab, dump, md5_of
+from tests.interop.conftest import Captured, Lab, dump, md5_of
 
 pytestmark = [pytest.mark.interop, pytest.mark.integration]
 
@@ -216,10 +216,6 @@ def test_dd_subscribe_follows_removal_and_rename_from_v2_sr_watch(lab: Lab) -> N
     assert (dl / "watched" / "after.txt").read_bytes() == b"y\n"
 
 
-@pytest.mark.skipif(
-    not (REPO / "sarra" / "assembly.py").exists(),
-    reason="sarra/assembly.py (block assembler) is not on this branch: git merge main",
-)
 def test_dd_subscribe_assembles_blocks_posted_by_v2(lab: Lab) -> None:
     three = write(lab.data / "big" / "three_parts.bin", pattern(2500, 7, 3))
     exact = write(lab.data / "big" / "exact3000.bin", pattern(3000, 13, 1))

@@ -6,8 +6,7 @@ one dd_subscribe config per scheme downloads it to ``<tmp>/dest/<scheme>``.  Rep
 to ``xs_guest`` (the subscribers' default), read by a :class:`ReportTap`; the scheme of
 a report's baseurl tells which subscriber sent it.
 
-Adding a stage is a few lines: :meth:`Flow.add_sara` and :meth:`Flow.add_watch` (they
-skip while their role is not on this branch).
+Adding a stage is a few lines: see :meth:`Flow.add_sara` and :meth:`Flow.add_watch`.
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ from tests.fixtures.flowkit import (
     diff_listings,
     md5_listing,
     print_counts,
-    require_role,
     stray_temps,
 )
 from tests.fixtures.waiting import wait_for
@@ -109,7 +107,6 @@ class Flow:
 
     def add_sara(self, extra: str = "") -> Stage:
         """dd_sara ingesting ``xs_guest_http`` into ``<tmp>/pump``, re-announcing on xpublic."""
-        require_role("sara", self.kit.repo)
         pump = self.kit.tmp / "pump"
         self.base_urls.setdefault("pump", f"file://{pump}/")
         queue = "q_guest.dd_sara.pump"
@@ -130,7 +127,6 @@ class Flow:
 
     def add_watch(self, watched: Path, extra: str = "") -> Stage:
         """dd_watch re-posting what lands below ``watched`` to ``xs_guest_watch``."""
-        require_role("watch", self.kit.repo)
         self.kit.write_config(
             "dd_watch",
             "rewatch",
