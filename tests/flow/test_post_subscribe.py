@@ -118,13 +118,7 @@ def test_file_url_relpath_is_absolute_on_the_wire(flowenv):
         q = ch.queue_declare("", exclusive=True).method.queue
         ch.queue_bind(q, "xs_guest", "v02.post.#")
         fe.post("-u", "file:", str(src / "a b.txt"))
-        got = None
-        deadline = time.monotonic() + 30
-        while got is None and time.monotonic() < deadline:
-            got = ch.basic_get(q, auto_ack=True)[2]
-            if got is None:
-                time.sleep(0.05)
-    assert got is not None
+        got = wait_for(lambda: ch.basic_get(q, auto_ack=True)[2], 30, "the post", every=0.05)
     _pubtime, base, rel = got.decode().split(" ")
     assert base == "file:"
     assert rel == str(src / "a%20b.txt")

@@ -246,10 +246,10 @@ def kill_loop(
     """SIGKILL random instances and start them again until ``until()``; returns kills."""
     kills = 0
     while not until() and kills < max_kills:
-        time.sleep(rng.uniform(*every))
+        time.sleep(rng.uniform(*every))  # the point: kills at random moments of the flow
         s = rng.choice(targets)
         if kit.kill(s.program, s.conf, rng) is not None:
             kills += 1
-            time.sleep(rng.uniform(0, 0.5))
+            time.sleep(rng.uniform(0, 0.5))  # and down for a random while
             kit.start(s.program, s.conf)
     return kills
