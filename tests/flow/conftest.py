@@ -17,10 +17,9 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional
+from typing import Dict, Iterator, List, Optional
 
 import pytest
 
@@ -28,17 +27,6 @@ from tests.fixtures.servers import ftp_server, http_server, sftp_server  # noqa:
 
 REPO = Path(__file__).resolve().parents[2]
 INFLIGHT_SUFFIX = ".tmp"
-
-
-def wait_for(cond: Callable[[], object], timeout: float = 60.0, every: float = 0.1) -> bool:
-    """Poll ``cond`` until it is true (returns True) or ``timeout`` seconds pass (False)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if cond():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(every)
 
 
 def md5_of(path: Path) -> str:

@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from functools import partial
 from pathlib import Path
@@ -26,6 +25,7 @@ import requests
 
 from sarra import message
 from tests.fixtures.servers import HttpServer, _HttpServer, _RangeHandler
+from tests.fixtures.waiting import wait_for
 
 API = "http://127.0.0.1:15672/api"
 AUTH = ("guest", "guest")
@@ -38,16 +38,6 @@ def api(method: str, path: str, **kw) -> requests.Response:
     if method != "DELETE":
         r.raise_for_status()
     return r
-
-
-def wait_for(pred: Callable[[], object], timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 class Serve:

@@ -2,9 +2,8 @@
 
 Switches are vhosts of the local broker (``<prefix>_sw1``, ``<prefix>_sw2``); users are
 broker-wide, so every name gets the run's prefix.  The guide's sections 1 (apt) and 5's
-web server are replaced by what the test machine has.  The daemons part (sections 5-7:
-dd_sara, the report router, dd_subscribe, and dd_log showing every delivery) needs
-dd_sara and is skipped while ``sarra/roles/sara.py`` is absent.
+web server are replaced by what the test machine has.  The daemons part is sections 5-7:
+dd_sara, the report router, dd_subscribe, and dd_log showing every delivery.
 """
 
 from __future__ import annotations
@@ -21,10 +20,10 @@ from typing import Iterator, List
 import pytest
 
 from sarra.admin import ManagementAPI
+from tests.fixtures.waiting import wait_for
 
 pytestmark = [pytest.mark.flow, pytest.mark.integration]
 ROOT = Path(__file__).resolve().parents[2]
-HAVE_SARA = (ROOT / "sarra/roles/sara.py").exists()
 API = "http://127.0.0.1:15672/api"
 
 
@@ -134,14 +133,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for(path: Path, seconds: float = 60) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and not path.exists():
-        time.sleep(0.3)
-    return path.exists()
-
-
-@pytest.mark.skipif(not HAVE_SARA, reason="needs dd_sara (sarra/roles/sara.py)")
 def test_guide_sections_5_and_7_deliver_alices_file_and_dd_log_shows_every_delivery(guide):
     g, port = guide, free_port()
     web = subprocess.Popen(
@@ -168,7 +159,7 @@ def test_guide_sections_5_and_7_deliver_alices_file_and_dd_log_shows_every_deliv
         data.write_text("t,v\n1,2\n")
         g.run("dd_post", "-pb", g.url("alice"), "-u", f"{base}/alice/",
               "-pbd", str(g.home / "alice"), str(data))  # fmt: skip
-        assert wait_for(g.home / "bob" / "today.csv"), "bob never got the file"
+        wait_for((g.home / "bob" / "today.csv").exists, 60, "bob to get the file", every=0.3)
         assert (g.home / "bob" / "today.csv").read_text() == data.read_text()
 
         deadline, lines = time.monotonic() + 60, [""] * 4

@@ -2,7 +2,7 @@
 
 The reports here are hand-made (published by the switch's feeder to ``xr_alice``). The
 whole chain (dd_post -> dd_sara -> dd_subscribe, report router, dd_log showing every
-delivery) is in ``test_admin_guide.py``, skipped while ``sarra/roles/sara.py`` is absent.
+delivery) is in ``test_admin_guide.py``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -19,6 +18,7 @@ import pytest
 
 from sarra.admin import ManagementAPI
 from sarra.broker import Outgoing
+from tests.fixtures.waiting import wait_for
 from tests.integration.test_permissions import Switch
 
 pytestmark = [pytest.mark.flow, pytest.mark.integration]
@@ -99,17 +99,10 @@ def test_dd_log_daemon_keeps_the_journal_while_running(switch):
     assert dd_log(switch, "start", "mine").returncode == 0
     try:
         journal = switch.root / "cache/sarra/log/mine/journal.jsonl"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:  # wait for the queue to be bound
-            qs = ManagementAPI("http://127.0.0.1:15672/api", "guest", "guest").call(
-                "GET", f"/queues/{switch.vhost}"
-            )
-            if qs:
-                break
-            time.sleep(0.3)
+        api = ManagementAPI("http://127.0.0.1:15672/api", "guest", "guest")
+        wait_for(lambda: api.call("GET", f"/queues/{switch.vhost}"), 30, "dd_log's queue")
         publish_reports(switch, DELIVERIES[1])
-        while time.monotonic() < deadline and not journal.exists():
-            time.sleep(0.3)
+        wait_for(journal.exists, 30, "the journal", every=0.3)
         [line] = journal.read_text().splitlines()
         assert json.loads(line)["user"] == "bob"
         assert dd_log(switch, "status", "mine").returncode == 0

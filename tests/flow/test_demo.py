@@ -15,7 +15,6 @@ import os
 import re
 import socket
 import subprocess
-import time
 import uuid
 from pathlib import Path
 from typing import Dict, Iterator, List
@@ -23,6 +22,8 @@ from typing import Dict, Iterator, List
 import pytest
 
 from tests.fixtures import rabbit as rmq
+from tests.fixtures.require import require
+from tests.fixtures.waiting import wait_for
 
 pytestmark = [pytest.mark.flow, pytest.mark.integration]
 ROOT = Path(__file__).resolve().parents[2]
@@ -123,21 +124,9 @@ def alive(pid: int) -> bool:
         return False
 
 
-def wait_until(cond, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while not cond():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    return True
-
-
 @pytest.fixture
 def demo(rabbit, tmp_path: Path) -> Iterator[DemoSwitch]:
-    if not (VENV_BIN / "dd").exists():
-        if os.environ.get("CI"):
-            pytest.fail("tools/dev-setup did not make .venv/bin/dd")
-        pytest.skip("no .venv/bin/dd: run tools/dev-setup first")
+    require((VENV_BIN / "dd").exists(), "no .venv/bin/dd: run tools/dev-setup first")
     d = DemoSwitch(tmp_path / "demo")
     try:
         yield d
@@ -210,8 +199,8 @@ def test_demo_runs_a_switch_delivers_the_tree_and_one_dd_stop_stops_everything(d
     new = demo.daemon_pids()
     stop = demo.shell("dd stop")
     assert stop.returncode == 0, stop.stdout + stop.stderr
-    assert wait_until(lambda: not [p for p in new.values() if alive(p)], 10), new
-    assert wait_until(lambda: not listening(demo.port) and not listening(demo.port + 1), 10)
+    wait_for(lambda: not [p for p in new.values() if alive(p)], 10, f"{new} to end")
+    wait_for(lambda: not listening(demo.port) and not listening(demo.port + 1), 10, "no listener")
     status = demo.shell("dd status")
     assert status.returncode == 3, status.stdout + status.stderr
     assert all(" stopped " in ln for ln in status.stdout.splitlines()[1:]), status.stdout

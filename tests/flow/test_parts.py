@@ -22,6 +22,7 @@ import pika
 import pytest
 
 from tests.fixtures.servers import http_server  # noqa: F401 - pytest fixture
+from tests.fixtures.waiting import wait_for
 
 pytestmark = pytest.mark.flow
 
@@ -116,14 +117,6 @@ def shuffle_to_subscriber(amqp_url: str, seed: int = 4) -> int:
     return len(msgs)
 
 
-def wait_for(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
-
-
 def md5(path: Path) -> str:
     h = hashlib.md5()
     with open(path, "rb") as f:
@@ -198,7 +191,7 @@ def test_kill_9_of_an_instance_mid_flow_then_restart_completes_with_one_trigger(
     assert r.returncode == 0, r.stderr
     assert victim not in site.pids()
     wait_for(lambda: len(site.fired_lines()) >= 1, 240, "the file to complete")
-    time.sleep(1.0)
+    time.sleep(1.0)  # a late second trigger would show up here
     assert md5(site.dl / "big.bin") == md5(src)
     assert len(site.fired_lines()) == 1
     assert site.leftovers(["big.bin"]) == []

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.flow.conftest import count_files, inflight_files, listing, make_tree, wait_for
+from tests.fixtures.waiting import wait_for
+from tests.flow.conftest import count_files, inflight_files, listing, make_tree
 
 pytestmark = [pytest.mark.flow]
 
@@ -31,7 +32,9 @@ def fetch_all(fe, name: str, dst: Path, expected: int, timeout: float = 90) -> f
     """Run the subscriber in the foreground until ``expected`` files are in ``dst``."""
     t0 = time.monotonic()
     proc = fe.foreground(name)
-    done = wait_for(lambda: count_files(dst) >= expected or proc.poll() is not None, timeout)
+    done = wait_for(
+        lambda: count_files(dst) >= expected or proc.poll() is not None, timeout, fail=False
+    )
     elapsed = time.monotonic() - t0
     rc = fe.terminate(proc)
     log = fe.log_text(proc)
@@ -115,13 +118,7 @@ def test_file_url_relpath_is_absolute_on_the_wire(flowenv):
         q = ch.queue_declare("", exclusive=True).method.queue
         ch.queue_bind(q, "xs_guest", "v02.post.#")
         fe.post("-u", "file:", str(src / "a b.txt"))
-        got = None
-        deadline = time.monotonic() + 30
-        while got is None and time.monotonic() < deadline:
-            got = ch.basic_get(q, auto_ack=True)[2]
-            if got is None:
-                time.sleep(0.05)
-    assert got is not None
+        got = wait_for(lambda: ch.basic_get(q, auto_ack=True)[2], 30, "the post", every=0.05)
     _pubtime, base, rel = got.decode().split(" ")
     assert base == "file:"
     assert rel == str(src / "a%20b.txt")

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.flow.conftest import count_files, md5_of, wait_for
+from tests.fixtures.waiting import wait_for
+from tests.flow.conftest import count_files, md5_of
 
 pytestmark = [pytest.mark.flow]
 
@@ -65,7 +66,7 @@ def foreground_on_a_terminal(fe, config: str, dst: Path) -> str:
     reader = threading.Thread(target=drain, daemon=True)
     reader.start()
     try:
-        arrived = wait_for(lambda: count_files(dst) >= 1 or proc.poll() is not None, 90)
+        arrived = wait_for(lambda: count_files(dst) >= 1 or proc.poll() is not None, 90, fail=False)
         rc = fe.terminate(proc)
         reader.join(30)
     finally:
@@ -96,7 +97,7 @@ def test_terminal_shows_progress_with_eta_and_a_log_file_does_not(flowenv, http_
     assert md5_of(tty_dst / "big.bin") == md5_of(big)
 
     proc = fe.foreground("log")
-    assert wait_for(lambda: count_files(log_dst) >= 1 or proc.poll() is not None, 90)
+    assert wait_for(lambda: count_files(log_dst) >= 1 or proc.poll() is not None, 90, fail=False)
     assert fe.terminate(proc) == 0
     log = fe.log_text(proc)
     assert count_files(log_dst) == 1, log[-4000:]

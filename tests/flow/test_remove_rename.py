@@ -11,7 +11,8 @@ import os
 
 import pytest
 
-from tests.flow.conftest import listing, wait_for
+from tests.fixtures.waiting import wait_for
+from tests.flow.conftest import listing
 
 pytestmark = [pytest.mark.flow]
 
@@ -29,11 +30,15 @@ def test_removal_and_renames_propagate_without_downloading_again(flowenv, http_s
     fe.post("-u", http_server.url, "-pbd", str(www), str(src))
     proc = fe.foreground("rr")
     try:
-        assert wait_for(lambda: listing(dst / "t") == listing(src), 60), fe.log_text(proc)
+        assert wait_for(lambda: listing(dst / "t") == listing(src), 60, fail=False), fe.log_text(
+            proc
+        )
 
         (src / "gone.txt").unlink()
         fe.post("-u", http_server.url, "-pbd", str(www), "-rm", str(src / "gone.txt"))
-        assert wait_for(lambda: not (dst / "t" / "gone.txt").exists(), 60), fe.log_text(proc)
+        assert wait_for(lambda: not (dst / "t" / "gone.txt").exists(), 60, fail=False), fe.log_text(
+            proc
+        )
 
         gets_before = len(http_server.requests)
         os.rename(src / "a.txt", src / "b.txt")
@@ -42,7 +47,7 @@ def test_removal_and_renames_propagate_without_downloading_again(flowenv, http_s
         os.rename(src / "dir1", src / "dir2")
         fe.post("-u", http_server.url, "-pbd", str(www), "-mv", str(src / "dir1"),
                 str(src / "dir2"))  # fmt: skip
-        assert wait_for(lambda: listing(dst / "t") == listing(src), 60), (
+        assert wait_for(lambda: listing(dst / "t") == listing(src), 60, fail=False), (
             f"{listing(dst / 't')}\n{fe.log_text(proc)[-3000:]}"
         )
     finally:

@@ -10,7 +10,8 @@ import pika
 import pytest
 
 from sarra.message import format_time
-from tests.flow.conftest import count_files, wait_for
+from tests.fixtures.waiting import wait_for
+from tests.flow.conftest import count_files
 
 pytestmark = [pytest.mark.flow]
 
@@ -32,7 +33,7 @@ def _drain(ch, queue: str, want: int, timeout: float = 60) -> List[tuple]:
                 return len(got) >= want
             got.append((method.routing_key, props.headers or {}, body.decode()))
 
-    wait_for(more, timeout, 0.05)
+    wait_for(more, timeout, every=0.05, fail=False)
     return got
 
 
@@ -96,8 +97,8 @@ def test_bad_messages_are_dropped_rejected_or_retried_and_the_daemon_goes_on(flo
     finally:
         conn.close()
     proc = fe.foreground("bad")
-    placed = wait_for(lambda: (dst / "ok.txt").exists(), 60)
-    retried = wait_for(lambda: fe.log_text(proc).count("will retry") >= 2, 30)
+    placed = wait_for(lambda: (dst / "ok.txt").exists(), 60, fail=False)
+    retried = wait_for(lambda: fe.log_text(proc).count("will retry") >= 2, 30, fail=False)
     rc = fe.terminate(proc)
     log = fe.log_text(proc)
     assert placed and retried and rc == 0, log[-4000:]

@@ -16,7 +16,8 @@ import pika
 import pytest
 
 from sarra import message
-from tests.flow.switch_net import Net, wait_for
+from tests.fixtures.waiting import wait_for
+from tests.flow.switch_net import Net
 
 pytestmark = pytest.mark.flow
 

@@ -20,6 +20,8 @@ from typing import Callable, Dict, Iterator, List
 
 import pytest
 
+from tests.fixtures.require import require
+from tests.fixtures.waiting import wait_for
 from tests.flow.test_demo import VENV_BIN, DemoSwitch
 
 pytestmark = [pytest.mark.flow, pytest.mark.integration]
@@ -84,17 +86,19 @@ class Reader:
 
     def until(self, n: int, shows: Callable[[str], bool], seconds: float = WAIT) -> str:
         """Rerun block ``n`` until its output ``shows`` what the guide says (bounded)."""
-        deadline = time.monotonic() + seconds
-        while True:
-            r = self.run(n)
-            if r.returncode == 0 and shows(r.stdout):
-                return r.stdout
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"block {n} never showed it in {seconds:.0f} s:\n{self.blocks[n]}\n"
-                    f"exit {r.returncode}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}\n" + self.logs()
-                )
-            time.sleep(0.5)
+        runs: List[subprocess.CompletedProcess] = []
+
+        def shown() -> bool:
+            runs.append(self.run(n))
+            return runs[-1].returncode == 0 and shows(runs[-1].stdout)
+
+        if not wait_for(shown, seconds, every=0.5, fail=False):
+            r = runs[-1]
+            raise AssertionError(
+                f"block {n} never showed it in {seconds:.0f} s:\n{self.blocks[n]}\n"
+                f"exit {r.returncode}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}\n" + self.logs()
+            )
+        return runs[-1].stdout
 
     def logs(self) -> str:
         out = []
@@ -110,10 +114,7 @@ class Reader:
 
 @pytest.fixture(scope="module")
 def switch(rabbit, tmp_path_factory) -> Iterator[DemoSwitch]:
-    if not (VENV_BIN / "dd").exists():
-        if os.environ.get("CI"):
-            pytest.fail("tools/dev-setup did not make .venv/bin/dd")
-        pytest.skip("no .venv/bin/dd: run tools/dev-setup first")
+    require((VENV_BIN / "dd").exists(), "no .venv/bin/dd: run tools/dev-setup first")
     demo = DemoSwitch(tmp_path_factory.mktemp("guide") / "demo")
     try:
         r = demo.run_demo()

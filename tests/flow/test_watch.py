@@ -25,6 +25,7 @@ import pika
 import pytest
 
 from tests.fixtures import rabbit as rmq
+from tests.fixtures.waiting import wait_for
 
 pytestmark = [pytest.mark.flow, pytest.mark.integration]
 
@@ -83,13 +84,13 @@ class Consumer(threading.Thread):
 
     def expect(self, expected: Dict[Tuple[str, str], int], quiet: float, timeout: float = 60):
         """Wait until ``expected`` arrived, then ``quiet`` s more; return all counts."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            got = self.snapshot()
-            if all(got[k] >= n for k, n in expected.items()):
-                break
-            time.sleep(0.05)
-        time.sleep(quiet)
+        wait_for(
+            lambda: all(self.snapshot()[k] >= n for k, n in expected.items()),
+            timeout,
+            every=0.05,
+            fail=False,  # the caller compares the counts, and shows them
+        )
+        time.sleep(quiet)  # the point: a duplicate notice would come now (nothing to wait on)
         return self.snapshot()
 
 
@@ -137,11 +138,12 @@ class Watch:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
-        deadline = time.monotonic() + 20
-        while "posting to exchange" not in self.log.read_text():
-            assert self.proc.poll() is None, self.log.read_text()
-            assert time.monotonic() < deadline, self.log.read_text()
-            time.sleep(0.05)
+
+        def posting() -> bool:
+            assert self.proc is not None and self.proc.poll() is None, self.log.read_text()
+            return "posting to exchange" in self.log.read_text()
+
+        wait_for(posting, 20, "dd_watch to start posting", every=0.05)
 
     def stop(self) -> int:
         assert self.proc is not None
@@ -238,7 +240,7 @@ def test_nested_mkdir_p_burst_posts_every_file_once(watch):
 
 def test_tmp_file_renamed_to_its_name_is_posted_once_and_never_as_tmp(watch):
     write(watch.tree / "data.bin.tmp", b"z" * 100_000)
-    time.sleep(0.3)
+    time.sleep(0.3)  # the point: a watcher that wrongly posts .tmp files has time to do it
     os.rename(watch.tree / "data.bin.tmp", watch.tree / "data.bin")
     watch.expect({("w/data.bin", "d"): 1})
 
@@ -249,7 +251,7 @@ def test_file_written_slowly_is_posted_once_after_close(watch):
         for _ in range(10):
             f.write(b"s" * 1000)
             f.flush()
-            time.sleep(0.2)
+            time.sleep(0.2)  # the point: the file stays open for 2 s while written
     watch.expect({("w/slow", "d"): 1})
     assert watch.consumer.headers["w/slow"]["parts"] == "1,10000,1,0,0"
 
@@ -260,10 +262,7 @@ def test_unconfirmed_post_is_kept_and_posted_once_the_exchange_is_back(watch, vh
     with pika.BlockingConnection(pika.URLParameters(rmq.amqp_url(vhost))) as conn:
         conn.channel().exchange_delete(EXCHANGE)
     write(watch.tree / "kept")
-    deadline = time.monotonic() + 20
-    while "kept to retry" not in watch.log.read_text():
-        assert time.monotonic() < deadline, watch.log.read_text()
-        time.sleep(0.05)
+    wait_for(lambda: "kept to retry" in watch.log.read_text(), 20, "the post kept", every=0.05)
     watch.consumer.rebind()
     watch.expect({("w/kept", "d"): 1})
 
@@ -284,7 +283,7 @@ def test_burst_of_files_is_posted_completely_each_once(watch):
         f"\n[{watch.mode}] {n} files: written in {written:.2f} s, "
         f"all notices at the consumer after {done:.2f} s"
     )
-    time.sleep(watch.quiet)
+    time.sleep(watch.quiet)  # the point: a duplicate notice would come now
     assert dict(watch.consumer.snapshot()) == expected
     assert got == watch.consumer.snapshot()
 
@@ -296,7 +295,7 @@ def test_close_to_notice_latency_over_200_files(watch):
         with open(path, "wb") as f:
             f.write(b"y" * 1000)
         closed[f"w/lat{i:03d}"] = time.monotonic()
-        time.sleep(0.02)
+        time.sleep(0.02)  # files closed one by one, as a producer does: latency, not burst
     watch.expect({(rel, "d"): 1 for rel in closed})
     lat = sorted(watch.consumer.arrived[rel] - t for rel, t in closed.items())
     print(

@@ -11,7 +11,8 @@ import pytest
 from sarra.broker import Broker, Outgoing, Received
 from sarra.errors import AccessRefused, ConnectionLost
 from tests.fixtures.rabbit import amqp_url as url_for
-from tests.fixtures.rabbit import close_connections, queue_counts
+from tests.fixtures.rabbit import close_connections, open_connections, queue_counts
+from tests.fixtures.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -164,7 +165,7 @@ def test_publish_batch_across_a_close_raises_connection_lost_then_works(broker, 
     _setup(broker)
     assert broker.publish_batch([_msg(0)]) == []
     close_connections(vhost)
-    time.sleep(0.5)
+    wait_for(lambda: not open_connections(vhost), 10, "the broker to close the connection")
     batch = [_msg(i) for i in range(1, 101)]
     with pytest.raises(ConnectionLost):
         broker.publish_batch(batch)
@@ -183,7 +184,7 @@ def test_keepalive_during_long_work_keeps_connection_past_two_heartbeats(amqp_ur
         gen = b.generation
         end = time.monotonic() + 6  # three heartbeat intervals of "transfer"
         while time.monotonic() < end:
-            time.sleep(0.5)
+            time.sleep(0.5)  # the point: busy "work" that only calls keepalive()
             b.keepalive()
         b.ack(r)
         assert b.is_connected and b.generation == gen
@@ -201,7 +202,8 @@ def test_without_keepalive_the_broker_drops_a_heartbeat_2s_connection(amqp_url, 
         _setup(b)
         assert b.publish_batch([_msg(1)]) == []
         (r,) = _get_n(b, 1)
-        time.sleep(8)
+        # No I/O on b: its heartbeats stop, and the broker drops it after two missed ones.
+        wait_for(lambda: not open_connections(vhost), 30, "the broker to drop the connection")
         with pytest.raises(ConnectionLost):
             b.ack(r)
             b.get(1, 1.0)

@@ -36,7 +36,7 @@ if how == "crash":
 def main(rx):
     if how == "stubborn":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        while True:
+        while True:  # the point: a child that ignores SIGTERM and must be killed
             time.sleep(0.05)
     while not rx.stop_requested:
         rx.wait(30)

@@ -6,7 +6,6 @@ rabbitmqctl). Without a broker the tests skip, except when ``CI`` is set: then t
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 import subprocess
@@ -18,6 +17,7 @@ import pytest
 
 from sarra.message import decode, encode
 from tests.fixtures.golden import GOLDEN
+from tests.fixtures.require import require
 
 pytestmark = pytest.mark.integration
 
@@ -25,9 +25,7 @@ BY_NAME = {g.name: g for g in GOLDEN}
 
 
 def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"RabbitMQ is required when CI is set: {reason}")
-    pytest.skip(reason)
+    require(False, reason)
 
 
 def _rabbitmqctl(*args: str) -> None:

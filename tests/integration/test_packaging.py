@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.require import require_module
+
 ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = ("dd_post", "dd_subscribe", "dd_sara", "dd_log", "dd_watch")
 DEB_TOOLS = ("dpkg-buildpackage", "dh", "man")
@@ -52,7 +54,7 @@ def copy_source(dest: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def dists(tmp_path_factory) -> Path:
-    pytest.importorskip("build")
+    require_module("build")
     src = copy_source(tmp_path_factory.mktemp("src"))
     out = tmp_path_factory.mktemp("dist")
     made = run([sys.executable, "-m", "build", "--outdir", str(out), str(src)])

@@ -21,6 +21,7 @@ import pytest
 
 from sarra.broker import Broker, Outgoing
 from sarra.errors import AccessRefused
+from tests.fixtures.require import require_tools
 
 pytestmark = pytest.mark.integration
 
@@ -105,9 +106,7 @@ class Node:
 
 @pytest.fixture(scope="module")
 def tls_node() -> Iterator[Node]:
-    for tool in ("openssl", "rabbitmq-server", "rabbitmqctl"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} not installed")
+    require_tools("openssl", "rabbitmq-server", "rabbitmqctl")
     # Not under pytest's tmp dir: its parent is mode 0700 and the node runs as rabbitmq.
     d = Path(tempfile.mkdtemp(prefix="t_admin_tls."))
     try:

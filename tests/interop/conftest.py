@@ -23,16 +23,17 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 
 from tests.fixtures import rabbit as rmq
+from tests.fixtures.require import require
 from tests.fixtures.servers import HttpServer, http_server  # noqa: F401  (fixture)
+from tests.fixtures.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 V2_PACKAGE = "metpx-sarracenia==2.24.8.post2"
@@ -55,28 +56,12 @@ def v2bin() -> Path:
     """The ``bin`` directory of the v2 venv; skips (fails under CI) when it is missing."""
     env = v2env_path()
     ready = (env / ".v2env-complete").exists() and (env / "bin" / "sr_subscribe").exists()
-    if not ready:
-        why = f"no MetPX-Sarracenia v2 venv at {env} (run tools/v2env to make it)"
-        if os.environ.get("CI"):
-            pytest.fail(why)
-        pytest.skip(why)
+    require(ready, f"no MetPX-Sarracenia v2 venv at {env} (run tools/v2env to make it)")
     return env / "bin"
 
 
 def md5_of(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str, step: float = 0.2) -> Any:
-    """Poll ``check`` until it returns something true; fails the test after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(step)
 
 
 @dataclass
@@ -240,7 +225,7 @@ class Lab:
                     return dest
             return None
 
-        return wait_for(bound, timeout, f"a queue {prefix}* bound to {EXCHANGE}", step=0.5)
+        return wait_for(bound, timeout, f"a queue {prefix}* bound to {EXCHANGE}", every=0.5)
 
     # ---- v2 standard configs (spec 16.5 / 16.6)
     def v2_subscriber(self, name: str, directory: Path, extra: str = "") -> None:

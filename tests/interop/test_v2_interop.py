@@ -14,7 +14,8 @@ from typing import Dict, List
 
 import pytest
 
-from tests.interop.conftest import REPO, Captured, Lab, dump, md5_of, wait_for
+from tests.fixtures.waiting import WaitTimeout, wait_for
+from tests.interop.conftest import Captured, Lab, dump, md5_of
 
 pytestmark = [pytest.mark.interop, pytest.mark.integration]
 
@@ -39,7 +40,7 @@ def wait_identical(pairs: Dict[Path, Path], timeout: float, what: str) -> None:
 
     try:
         wait_for(done, timeout, what)
-    except pytest.fail.Exception:
+    except WaitTimeout:
         missing = [str(d) for s, d in pairs.items() if not d.is_file() or md5_of(d) != md5_of(s)]
         pytest.fail(f"{what}: missing or different: {missing}")
 
@@ -215,10 +216,6 @@ def test_dd_subscribe_follows_removal_and_rename_from_v2_sr_watch(lab: Lab) -> N
     assert (dl / "watched" / "after.txt").read_bytes() == b"y\n"
 
 
-@pytest.mark.skipif(
-    not (REPO / "sarra" / "assembly.py").exists(),
-    reason="sarra/assembly.py (block assembler) is not on this branch: git merge main",
-)
 def test_dd_subscribe_assembles_blocks_posted_by_v2(lab: Lab) -> None:
     three = write(lab.data / "big" / "three_parts.bin", pattern(2500, 7, 3))
     exact = write(lab.data / "big" / "exact3000.bin", pattern(3000, 13, 1))

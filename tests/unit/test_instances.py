@@ -450,15 +450,12 @@ def test_run_foreground_releases_the_pidfile_when_main_raises(tmp_path):
 
 def test_an_unreaped_zombie_counts_as_dead():
     import subprocess
-    import time as _time
 
     from sarra.pidfile import is_zombie, pid_alive
+    from tests.fixtures.waiting import wait_for
 
     child = subprocess.Popen(["true"])
-    deadline = _time.monotonic() + 10
-    while not is_zombie(child.pid) and _time.monotonic() < deadline:
-        _time.sleep(0.01)
-    assert is_zombie(child.pid)
+    wait_for(lambda: is_zombie(child.pid), 10, "the child to exit unreaped", every=0.01)
     assert not pid_alive(child.pid)
     child.wait()
     assert not pid_alive(child.pid)

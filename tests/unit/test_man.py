@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import importlib.machinery
 import importlib.util
-import os
 import re
 from pathlib import Path
 
 import pytest
 
 from sarra import options as optdefs
+from tests.fixtures.require import require_module
 
 ROOT = Path(__file__).resolve().parents[2]
 MAN = ROOT / "man"
@@ -87,8 +87,7 @@ def test_every_bin_launcher_has_a_man_page():
 
 
 def test_every_page_renders_without_docutils_warnings(tmp_path, build_man, page):
-    if not os.environ.get("CI"):  # CI installs the test extra, docutils included
-        pytest.importorskip("docutils")
+    require_module("docutils")  # in the test extra: CI has it
     src = tmp_path / "sarra-options.5.rst"
     src.write_text(page)
     for p in hand_pages() + [src]:

@@ -26,6 +26,7 @@ from sarra.watch import (
     inflight_matcher,
 )
 from sarra.watch_scan import RecentFiles, compact_stat
+from tests.fixtures.waiting import wait_for
 
 POLL = 0.25
 
@@ -106,8 +107,7 @@ def test_symlink_creation_is_reported_as_link(watched):
 def test_removed_directory_is_reported_with_is_dir(watched):
     w, root = watched
     os.mkdir(f"{root}/d")
-    time.sleep(quiet_time(w))
-    assert w.get_events(0.1) == []
+    assert w.get_events(quiet_time(w)) == []  # listens that long: no event for a mkdir
     os.rmdir(f"{root}/d")
     assert collect(w, 1) == [FileEvent("remove", f"{root}/d", is_dir=True)]
 
@@ -143,7 +143,7 @@ def test_file_written_slowly_is_reported_once_after_close(watched):
             for _ in range(20):
                 f.write(b"x" * 100)
                 f.flush()
-                time.sleep(0.1)
+                time.sleep(0.1)  # the point: the file stays open for 2 s while written
             closing.set()  # set before close: any event seen before this came too early
 
     t = threading.Thread(target=writer)
@@ -163,7 +163,8 @@ def test_file_written_then_removed_before_delivery_gives_only_remove(tmp_path):
     with Watcher([str(tmp_path)]) as w:
         write(f"{tmp_path}/brief")
         os.unlink(f"{tmp_path}/brief")
-        time.sleep(0.5)
+        # No pause needed: an event for a file gone by delivery time is dropped, and
+        # collect() waits for the remove, then listens for anything more.
         assert collect(w, 1) == [FileEvent("remove", f"{tmp_path}/brief")]
 
 
@@ -172,10 +173,7 @@ def test_min_age_holds_file_until_its_mtime_is_old_enough(tmp_path, mode):
         [str(tmp_path)], min_age=0.8, force_polling=mode == "polling", poll_interval=POLL
     ) as w:
         write(f"{tmp_path}/aged")
-        got = []
-        deadline = time.monotonic() + 10
-        while not got and time.monotonic() < deadline:
-            got = w.get_events(0.2)
+        got = wait_for(lambda: w.get_events(0.2), 10, "the aged file", every=0)
         assert got == [FileEvent("file", f"{tmp_path}/aged")]
         assert time.time() - os.stat(f"{tmp_path}/aged").st_mtime >= 0.8
 
@@ -296,7 +294,9 @@ def test_get_events_returns_at_most_max_count_and_keeps_the_rest(tmp_path):
     with Watcher([str(tmp_path)]) as w:
         for i in range(5):
             write(f"{tmp_path}/f{i}")
-        time.sleep(0.3)
+        # All five must be in hand for max_count to have something to keep: wait for
+        # watchdog to have queued their raw events (created and closed, for each file).
+        wait_for(lambda: w._queue.qsize() >= 10, 10, "the five files' events", every=0.01)
         first = w.get_events(5, max_count=2)
         rest = collect(w, 3)
         assert len(first) == 2 and len(rest) == 3
@@ -388,7 +388,6 @@ def test_files_in_inflight_subdir_are_reported_when_moved_out(tmp_path, mode):
         [str(tmp_path)], inflight="tmp/", force_polling=mode == "polling", poll_interval=POLL
     ) as w:
         write(f"{tmp_path}/tmp/x")
-        time.sleep(quiet_time(w))
-        assert w.get_events(0.1) == []
+        assert w.get_events(quiet_time(w)) == []  # listens that long: nothing in tmp/
         os.rename(f"{tmp_path}/tmp/x", f"{tmp_path}/x")
         assert collect(w, 1) == [FileEvent("file", f"{tmp_path}/x")]

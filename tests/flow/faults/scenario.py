@@ -6,8 +6,7 @@ one dd_subscribe config per scheme downloads it to ``<tmp>/dest/<scheme>``.  Rep
 to ``xs_guest`` (the subscribers' default), read by a :class:`ReportTap`; the scheme of
 a report's baseurl tells which subscriber sent it.
 
-Adding a stage is a few lines: :meth:`Flow.add_sara` and :meth:`Flow.add_watch` (they
-skip while their role is not on this branch).
+Adding a stage is a few lines: see :meth:`Flow.add_sara` and :meth:`Flow.add_watch`.
 """
 
 from __future__ import annotations
@@ -25,10 +24,9 @@ from tests.fixtures.flowkit import (
     diff_listings,
     md5_listing,
     print_counts,
-    require_role,
     stray_temps,
-    wait_until,
 )
+from tests.fixtures.waiting import wait_for
 
 SCHEMES = ("http", "sftp", "file")
 GAVE_UP = r"sarra\.flow: giving up|\[ERROR\] sarra\.flow: failed "
@@ -109,7 +107,6 @@ class Flow:
 
     def add_sara(self, extra: str = "") -> Stage:
         """dd_sara ingesting ``xs_guest_http`` into ``<tmp>/pump``, re-announcing on xpublic."""
-        require_role("sara", self.kit.repo)
         pump = self.kit.tmp / "pump"
         self.base_urls.setdefault("pump", f"file://{pump}/")
         queue = "q_guest.dd_sara.pump"
@@ -130,7 +127,6 @@ class Flow:
 
     def add_watch(self, watched: Path, extra: str = "") -> Stage:
         """dd_watch re-posting what lands below ``watched`` to ``xs_guest_watch``."""
-        require_role("watch", self.kit.repo)
         self.kit.write_config(
             "dd_watch",
             "rewatch",
@@ -190,7 +186,7 @@ class Flow:
             # complete and quiet; or quiet for long: then the checks say what is missing
             return (complete and quiet[0] >= 3) or quiet[0] >= 15
 
-        wait_until(settled, timeout, f"flow to settle; backlog {self.backlog()}", every=1.0)
+        wait_for(settled, timeout, f"flow to settle; backlog {self.backlog()}", every=1.0)
 
     # -- checks
     def check_trees(self, expected: Dict[str, str]) -> None:
@@ -250,10 +246,10 @@ def kill_loop(
     """SIGKILL random instances and start them again until ``until()``; returns kills."""
     kills = 0
     while not until() and kills < max_kills:
-        time.sleep(rng.uniform(*every))
+        time.sleep(rng.uniform(*every))  # the point: kills at random moments of the flow
         s = rng.choice(targets)
         if kit.kill(s.program, s.conf, rng) is not None:
             kills += 1
-            time.sleep(rng.uniform(0, 0.5))
+            time.sleep(rng.uniform(0, 0.5))  # and down for a random while
             kit.start(s.program, s.conf)
     return kills

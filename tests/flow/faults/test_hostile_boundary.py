@@ -23,7 +23,8 @@ import pytest
 
 from sarra.message import format_time
 from tests.fixtures import rabbit
-from tests.flow.conftest import FlowEnv, wait_for
+from tests.fixtures.waiting import wait_for
+from tests.flow.conftest import FlowEnv
 
 pytestmark = [pytest.mark.flow, pytest.mark.integration]
 
@@ -172,12 +173,14 @@ def test_permanent_local_errors_are_reported_acked_and_the_daemon_goes_on(rig, t
             r.serve(rel.split("/")[0] + "/served")  # the server has something; not these
             r.post(rel)
         proc = fe.foreground("bd")
-        assert wait_for(lambda: len(_flow_lines(fe.log_text(proc), "failed ")) >= len(bad), 60)
+        assert wait_for(
+            lambda: len(_flow_lines(fe.log_text(proc), "failed ")) >= len(bad), 60, fail=False
+        )
         r.serve("after/normal.txt")
         r.post("after/normal.txt")
-        arrived = wait_for(lambda: (r.dst / "after" / "normal.txt").exists(), 60)
+        arrived = wait_for(lambda: (r.dst / "after" / "normal.txt").exists(), 60, fail=False)
         alive = proc.poll() is None
-        emptied = wait_for(lambda: r.queue_counts() == (0, 0), 30)
+        emptied = wait_for(lambda: r.queue_counts() == (0, 0), 30, fail=False)
         codes = r.codes()
         rc = fe.terminate(proc)
     finally:
@@ -232,12 +235,12 @@ def test_a_hook_raising_unexpectedly_is_retried_then_given_up(rig, action):
     r.serve("p/poison.txt")
     r.post("p/poison.txt")
     proc = fe.foreground("bd")
-    gave_up = wait_for(lambda: "giving up on p/poison.txt" in fe.log_text(proc), 60)
+    gave_up = wait_for(lambda: "giving up on p/poison.txt" in fe.log_text(proc), 60, fail=False)
     r.serve("after/normal.txt")
     r.post("after/normal.txt")
-    arrived = wait_for(lambda: (r.dst / "after" / "normal.txt").exists(), 60)
+    arrived = wait_for(lambda: (r.dst / "after" / "normal.txt").exists(), 60, fail=False)
     alive = proc.poll() is None
-    emptied = wait_for(lambda: r.queue_counts() == (0, 0), 30)
+    emptied = wait_for(lambda: r.queue_counts() == (0, 0), 30, fail=False)
     codes = r.codes()
     rc = fe.terminate(proc)
     log = fe.log_text(proc)
@@ -266,12 +269,12 @@ def test_a_message_that_kills_the_process_is_given_up_after_three_crashes(rig):
         codes.append(proc.wait(60))
     assert codes == [7, 7, 7], fe.log_text(proc)[-3000:]
     proc = fe.foreground("bd")
-    gave_up = wait_for(lambda: "given up: in hand at 3" in fe.log_text(proc), 60)
+    gave_up = wait_for(lambda: "given up: in hand at 3" in fe.log_text(proc), 60, fail=False)
     r.serve("after/normal.txt")
     r.post("after/normal.txt")
-    arrived = wait_for(lambda: (r.dst / "after" / "normal.txt").exists(), 60)
+    arrived = wait_for(lambda: (r.dst / "after" / "normal.txt").exists(), 60, fail=False)
     alive = proc.poll() is None
-    emptied = wait_for(lambda: r.queue_counts() == (0, 0), 30)
+    emptied = wait_for(lambda: r.queue_counts() == (0, 0), 30, fail=False)
     reports = r.codes()
     rc = fe.terminate(proc)
     log = fe.log_text(proc)
@@ -288,10 +291,14 @@ def test_a_deleted_queue_is_declared_again_and_delivery_resumes(rig):
     proc = fe.foreground("bd")
     r.serve("q/before.txt")
     r.post("q/before.txt")
-    assert wait_for(lambda: (r.dst / "q" / "before.txt").exists(), 60), fe.log_text(proc)
+    assert wait_for(lambda: (r.dst / "q" / "before.txt").exists(), 60, fail=False), fe.log_text(
+        proc
+    )
     queue = next(fe.state_dir("subscribe", "bd").glob("queue_name.*")).read_text().strip()
     r.ch.queue_delete(queue)
-    assert wait_for(lambda: "declaring it again" in fe.log_text(proc), 30), fe.log_text(proc)
+    assert wait_for(lambda: "declaring it again" in fe.log_text(proc), 30, fail=False), fe.log_text(
+        proc
+    )
 
     def declared() -> bool:
         ch = r.conn.channel()
@@ -302,11 +309,13 @@ def test_a_deleted_queue_is_declared_again_and_delivery_resumes(rig):
         ch.close()
         return True
 
-    assert wait_for(declared, 30)
+    assert wait_for(declared, 30, fail=False)
     for i in range(3):
         r.serve(f"q/after{i}.txt", b"after %d" % i)
         r.post(f"q/after{i}.txt", b"after %d" % i)
-    arrived = wait_for(lambda: all((r.dst / "q" / f"after{i}.txt").exists() for i in range(3)), 60)
+    arrived = wait_for(
+        lambda: all((r.dst / "q" / f"after{i}.txt").exists() for i in range(3)), 60, fail=False
+    )
     alive = proc.poll() is None
     rc = fe.terminate(proc)
     log = fe.log_text(proc)
@@ -361,7 +370,9 @@ def test_dd_sara_survives_posts_it_cannot_place_and_reports_them(net, tmp_path):
     # a name too long or a file in the way: refused before the disk is touched (403)
     assert all(r.report.code in (400, 403) for r in got), [r.report for r in got]
     assert len(got) == len(bad), [r.report for r in got]
-    assert wait_for(lambda: net.messages("A", f"q_{net.user('feederA')}.dd_sara.A") == 0, 30)
+    assert wait_for(
+        lambda: net.messages("A", f"q_{net.user('feederA')}.dd_sara.A") == 0, 30, fail=False
+    )
     log = net.logs()
     assert "Traceback" not in log
     assert len(_flow_lines(log, "failed ")) == len(bad), log

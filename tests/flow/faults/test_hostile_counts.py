@@ -18,7 +18,8 @@ import sys
 
 import pytest
 
-from tests.flow.conftest import count_files, make_small_files, wait_for
+from tests.fixtures.waiting import wait_for
+from tests.flow.conftest import count_files, make_small_files
 
 pytestmark = [pytest.mark.flow, pytest.mark.integration]
 
@@ -41,19 +42,21 @@ def test_dd_status_after_a_crash_shows_no_negative_count(flowenv, http_server):
     stats = fe.state_dir("subscribe", "counts") / "stats.01.json"
     try:
         fe.post("-u", http_server.url, "-pbd", str(www), str(src))
-        assert wait_for(lambda: count_files(dst) >= 40, 90), count_files(dst)
+        assert wait_for(lambda: count_files(dst) >= 40, 90, fail=False), count_files(dst)
         # a housekeeping save that holds the 40 files
-        assert wait_for(lambda: stats.exists() and '"ok": 40' in stats.read_text(), 30)
+        assert wait_for(lambda: stats.exists() and '"ok": 40' in stats.read_text(), 30, fail=False)
         old = _pid(fe, "counts")
         os.kill(old, signal.SIGKILL)
-        assert wait_for(lambda: not os.path.exists(f"/proc/{old}"), 10)
+        assert wait_for(lambda: not os.path.exists(f"/proc/{old}"), 10, fail=False)
         saved = stats.stat().st_mtime_ns
         fe.run("dd_subscribe", "start", "counts")
         new = _pid(fe, "counts")
         assert new and new != old
         # the new process's first save (its counters start at 0): the one that came out
         # negative, asked for before its next save
-        assert wait_for(lambda: stats.stat().st_mtime_ns != saved, 30), stats.read_text()
+        assert wait_for(lambda: stats.stat().st_mtime_ns != saved, 30, fail=False), (
+            stats.read_text()
+        )
         status = fe.run("dd_subscribe", "status", "counts", check=False)
         everything = subprocess.run(
             [sys.executable, "-m", "sarra.service", "status"], env=fe.env, capture_output=True,

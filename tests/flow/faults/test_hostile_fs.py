@@ -22,7 +22,7 @@ from typing import Dict, List, Tuple
 import pika
 import pytest
 
-from tests.fixtures.flowkit import wait_until
+from tests.fixtures.waiting import wait_for
 
 pytestmark = [pytest.mark.flow, pytest.mark.integration]
 
@@ -150,7 +150,7 @@ def ordinary_file_arrives(flow, where: Path, name: str) -> None:
     src.parent.mkdir(parents=True, exist_ok=True)
     src.write_bytes(b"ordinary\n")
     flow.post("http", paths=[src])
-    wait_until(lambda: (where / "ordinary" / name).is_file(), 60, f"{name} to arrive")
+    wait_for(lambda: (where / "ordinary" / name).is_file(), 60, f"{name} to arrive")
     assert (where / "ordinary" / name).read_bytes() == b"ordinary\n"
 
 

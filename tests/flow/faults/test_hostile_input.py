@@ -15,7 +15,8 @@ import random
 import pika
 import pytest
 
-from tests.fixtures.flowkit import md5_listing, wait_until
+from tests.fixtures.flowkit import md5_listing
+from tests.fixtures.waiting import wait_for
 
 pytestmark = [pytest.mark.flow, pytest.mark.integration]
 
@@ -134,7 +135,7 @@ def test_10000_fuzzed_messages_into_dd_sara_each_logged_once_and_dropped(make_fl
     sent = inject(flow.url, stage.queue, flow.base_urls["http"] + "fuzz/")
     flow.post("http")
     handled = lambda: flow.kit.log_lines(stage.program, stage.conf, "", HANDLED)  # noqa: E731
-    wait_until(lambda: len(handled()) >= BAD and not flow.backlog(), 300, "dd_sara to drain")
+    wait_for(lambda: len(handled()) >= BAD and not flow.backlog(), 300, "dd_sara to drain")
     flow.counts("hostile input (dd_sara)", [("log lines for bad messages", len(handled()))])
     assert sum(sent.values()) == BAD
     assert len(handled()) == BAD

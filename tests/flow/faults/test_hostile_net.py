@@ -23,7 +23,8 @@ import pytest
 
 from sarra import message
 from tests.fixtures.hostile_http import HostileHttp, serve_hostile
-from tests.flow.switch_net import Net, wait_for
+from tests.fixtures.waiting import wait_for
+from tests.flow.switch_net import Net
 
 pytestmark = [pytest.mark.flow, pytest.mark.integration]
 

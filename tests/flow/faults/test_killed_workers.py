@@ -18,7 +18,8 @@ import threading
 
 import pytest
 
-from tests.fixtures.flowkit import stray_temps, wait_until
+from tests.fixtures.flowkit import stray_temps
+from tests.fixtures.waiting import wait_for
 from tests.flow.faults.scenario import SCHEMES, Flow, kill_loop
 
 pytestmark = [pytest.mark.flow, pytest.mark.integration]
@@ -27,7 +28,7 @@ pytestmark = [pytest.mark.flow, pytest.mark.integration]
 def kill_mid_download(flow: Flow, scheme: str = "http") -> int:
     """SIGKILL every instance of ``sub_<scheme>`` once a temp file shows it is writing."""
     stage = next(s for s in flow.subscribers() if s.scheme == scheme)
-    wait_until(lambda: stray_temps(stage.dest), 60, f"a download in progress in {stage.dest}", 0.05)
+    wait_for(lambda: stray_temps(stage.dest), 60, f"a download in progress in {stage.dest}", 0.05)
     pids = flow.kit.pids(stage.program, stage.conf)
     for pid in pids.values():
         flow.kit.transcript.append(f"kill -9 {stage.conf} pid {pid} (mid-download)")
