@@ -265,6 +265,12 @@ class Context:
             from sarra.transfer.netguard import own_addresses
 
             self._policy = FetchPolicy(lines, own_addresses())
+            if not lines:
+                log.warning(
+                    "no source_hosts lines: every source's post will be refused (403) until "
+                    "the hosts each source may name are listed (dd_sara(8); "
+                    "'source_hosts * *' allows any public host)"
+                )
         return self._policy
 
     def host(self, url: Optional[str]) -> str:

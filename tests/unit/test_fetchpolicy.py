@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 
 import pytest
 
@@ -262,3 +263,15 @@ def test_the_pool_gets_the_limit_options():
     c = _ctx("subscribe", timeout_min_rate=0, download_max_size=5000, timeout=3)
     t = c.transfers().get("http://192.0.2.1/")
     assert (t.limits.min_rate, t.limits.max_size, t.timeout) == (0, 5000, 3)
+
+
+@pytest.mark.parametrize("lines, warned", [([], True), ([("*", ("*",))], False)])
+def test_an_ingest_without_any_source_hosts_line_says_once_that_it_refuses_all(
+    caplog, lines, warned
+):
+    c = _ctx("sara", source_from_exchange=True, source_hosts=lines)
+    with caplog.at_level(logging.WARNING):
+        c.fetch_policy()
+        c.fetch_policy()
+    said = [r for r in caplog.records if "no source_hosts lines" in r.getMessage()]
+    assert len(said) == (1 if warned else 0)
