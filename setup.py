@@ -25,6 +25,7 @@ setup(
             "pyopenssl",
             "ruff==0.17.6",  # formatting is checked: one version for everyone
             "mypy==2.4.1",
+            "import-linter>=2.1,<3",  # the import arrows (pyproject.toml), checked in CI
             "build",
             "docutils",
         ],
