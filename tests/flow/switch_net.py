@@ -92,7 +92,8 @@ class Tap:
 
 
 class Net:
-    """Vhosts, users, homes, servers and processes of one test; ``close`` undoes all."""
+    """Vhosts, users, homes, servers and processes of one test; ``close`` (or the end of
+    a ``with`` block) undoes all."""
 
     def __init__(self, tmp: Path, switches: str) -> None:
         self.tmp = tmp
@@ -178,6 +179,12 @@ class Net:
             f"==== {p.name}\n{p.read_text(errors='replace')[-3000:]}"
             for p in sorted(self.tmp.glob("*.out"))
         )
+
+    def __enter__(self) -> Net:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
         for p in self.procs:

@@ -24,13 +24,8 @@ pytestmark = pytest.mark.flow
 
 @pytest.fixture
 def net(rabbit, tmp_path):
-    n = None
-    try:
-        n = Net(tmp_path, "ABC")
+    with Net(tmp_path, "ABC") as n:
         yield n
-    finally:
-        if n is not None:
-            n.close()
 
 
 def tree(root: Path, files: dict) -> Path:

@@ -16,7 +16,7 @@ import re
 import subprocess
 import time
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import pika
 import pytest
@@ -73,6 +73,24 @@ class Rig:
                 return out
             fields = body.decode().split(" ")
             out.setdefault(fields[2], []).append(int(fields[3]))
+
+    def add_plugin(self, action: str) -> None:
+        """The config runs a plugin whose ``on_message`` does ``action`` for poison files."""
+        plugin = self.fe.root / "badhook.py"
+        plugin.write_text(HOOK.replace("{action}", action))
+        conf = self.fe.config_dir / "subscribe" / "bd.conf"
+        conf.write_text(conf.read_text() + f"plugin {plugin}\n")
+
+    def normal_file_then_stop(self, proc: Any) -> Tuple[bool, bool, bool, Dict, int]:
+        """After the hostile posts: a normal file posted, then (arrived, the daemon alive,
+        its queue emptied, the report codes, its exit status once terminated)."""
+        self.serve("after/normal.txt")
+        self.post("after/normal.txt")
+        arrived = wait_for(lambda: (self.dst / "after" / "normal.txt").exists(), 60, fail=False)
+        alive = proc.poll() is None
+        emptied = wait_for(lambda: self.queue_counts() == (0, 0), 30, fail=False)
+        codes = self.codes()
+        return bool(arrived), alive, bool(emptied), codes, self.fe.terminate(proc)
 
     def queue_counts(self) -> Tuple[int, int]:
         queue = next(self.fe.state_dir("subscribe", "bd").glob("queue_name.*")).read_text()
@@ -176,13 +194,7 @@ def test_permanent_local_errors_are_reported_acked_and_the_daemon_goes_on(rig, t
         assert wait_for(
             lambda: len(_flow_lines(fe.log_text(proc), "failed ")) >= len(bad), 60, fail=False
         )
-        r.serve("after/normal.txt")
-        r.post("after/normal.txt")
-        arrived = wait_for(lambda: (r.dst / "after" / "normal.txt").exists(), 60, fail=False)
-        alive = proc.poll() is None
-        emptied = wait_for(lambda: r.queue_counts() == (0, 0), 30, fail=False)
-        codes = r.codes()
-        rc = fe.terminate(proc)
+        arrived, alive, emptied, codes, rc = r.normal_file_then_stop(proc)
     finally:
         for _name, cmd in undo:
             subprocess.run(cmd, check=False)
@@ -215,12 +227,6 @@ class Bad(Hook):
 """
 
 
-def _plugin(fe: FlowEnv, action: str) -> Path:
-    p = fe.root / "badhook.py"
-    p.write_text(HOOK.replace("{action}", action))
-    return p
-
-
 @pytest.mark.parametrize(
     "action",
     ["raise KeyError('no such key')", "{}['x']", "raise ValueError('\\x1b[31mred\\x00' * 50)"],
@@ -228,21 +234,13 @@ def _plugin(fe: FlowEnv, action: str) -> Path:
 def test_a_hook_raising_unexpectedly_is_retried_then_given_up(rig, action):
     r = rig("")
     fe = r.fe
-    plugin = _plugin(fe, action)
-    conf = fe.config_dir / "subscribe" / "bd.conf"
-    conf.write_text(conf.read_text() + f"plugin {plugin}\n")
+    r.add_plugin(action)
     victims = _victims(fe.root)
     r.serve("p/poison.txt")
     r.post("p/poison.txt")
     proc = fe.foreground("bd")
     gave_up = wait_for(lambda: "giving up on p/poison.txt" in fe.log_text(proc), 60, fail=False)
-    r.serve("after/normal.txt")
-    r.post("after/normal.txt")
-    arrived = wait_for(lambda: (r.dst / "after" / "normal.txt").exists(), 60, fail=False)
-    alive = proc.poll() is None
-    emptied = wait_for(lambda: r.queue_counts() == (0, 0), 30, fail=False)
-    codes = r.codes()
-    rc = fe.terminate(proc)
+    arrived, alive, emptied, codes, rc = r.normal_file_then_stop(proc)
     log = fe.log_text(proc)
     assert gave_up and arrived and alive and emptied and rc == 0, log[-4000:]
     assert log.count("Traceback") == 1, log[-4000:]  # the first error only
@@ -258,9 +256,7 @@ def test_a_hook_raising_unexpectedly_is_retried_then_given_up(rig, action):
 def test_a_message_that_kills_the_process_is_given_up_after_three_crashes(rig):
     r = rig("")
     fe = r.fe
-    plugin = _plugin(fe, "import os; os._exit(7)")
-    conf = fe.config_dir / "subscribe" / "bd.conf"
-    conf.write_text(conf.read_text() + f"plugin {plugin}\n")
+    r.add_plugin("import os; os._exit(7)")
     r.serve("k/poison.txt")
     r.post("k/poison.txt")
     codes = []
@@ -270,13 +266,7 @@ def test_a_message_that_kills_the_process_is_given_up_after_three_crashes(rig):
     assert codes == [7, 7, 7], fe.log_text(proc)[-3000:]
     proc = fe.foreground("bd")
     gave_up = wait_for(lambda: "given up: in hand at 3" in fe.log_text(proc), 60, fail=False)
-    r.serve("after/normal.txt")
-    r.post("after/normal.txt")
-    arrived = wait_for(lambda: (r.dst / "after" / "normal.txt").exists(), 60, fail=False)
-    alive = proc.poll() is None
-    emptied = wait_for(lambda: r.queue_counts() == (0, 0), 30, fail=False)
-    reports = r.codes()
-    rc = fe.terminate(proc)
+    arrived, alive, emptied, reports, rc = r.normal_file_then_stop(proc)
     log = fe.log_text(proc)
     assert gave_up and arrived and alive and emptied and rc == 0, log[-4000:]
     assert len(_flow_lines(log, "k/poison.txt")) == 1
@@ -329,13 +319,8 @@ def test_a_deleted_queue_is_declared_again_and_delivery_resumes(rig):
 def net(rabbit, tmp_path):
     from tests.flow.switch_net import Net
 
-    n = None
-    try:
-        n = Net(tmp_path, "A")
+    with Net(tmp_path, "A") as n:
         yield n
-    finally:
-        if n is not None:
-            n.close()
 
 
 def test_dd_sara_survives_posts_it_cannot_place_and_reports_them(net, tmp_path):

@@ -168,13 +168,8 @@ def test_12_a_refused_dd_post_is_a_failed_post_each_named(switch, tmp_path, case
 
 @pytest.fixture
 def net(rabbit, tmp_path):
-    n = None
-    try:
-        n = Net(tmp_path, "A")
+    with Net(tmp_path, "A") as n:
         yield n
-    finally:
-        if n is not None:
-            n.close()
 
 
 @pytest.fixture

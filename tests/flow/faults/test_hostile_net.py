@@ -108,11 +108,8 @@ def alice_web() -> Iterator[HostileHttp]:
 @pytest.fixture
 def switch(rabbit, tmp_path, alice_web, request) -> Iterator[Switch]:
     extra = getattr(request, "param", "")
-    net = Net(tmp_path, "A")
-    try:
+    with Net(tmp_path, "A") as net:
         yield Switch(net, tmp_path, alice_web, extra)
-    finally:
-        net.close()
 
 
 def spellings(port: int) -> list[str]:
