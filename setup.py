@@ -35,8 +35,8 @@ setup(
             f"{name} = sarra.cli:{name}"
             for name in ("dd_post", "dd_subscribe", "dd_sara", "dd_shovel", "dd_log", "dd_watch")
         ]
-        + ["dd = sarra.service:entry", "sarra = sarra.service:entry"]
-        + ["dd_admin = sarra.roles.admin:entry"]
+        + ["dd = sarra.service.supervisor:entry", "sarra = sarra.service.supervisor:entry"]
+        + ["dd_admin = sarra.admin.command:entry"]
     },
     classifiers=[
         "Programming Language :: Python :: 3",

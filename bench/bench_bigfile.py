@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from bench.common import EXCHANGE, Broker, bench, peak_rss_kib, table, wait_for
-from sarra.options import size as parse_size
+from sarra.config.options import size as parse_size
 
 MIB = 1 << 20
 WARM = "warm.bin"

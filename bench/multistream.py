@@ -167,7 +167,7 @@ class Bench:
 
 
 def parse_size(text: str) -> int:
-    from sarra.options import size
+    from sarra.config.options import size
 
     return size(text)
 

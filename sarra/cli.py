@@ -1,7 +1,7 @@
 """One command-line grammar for every ``dd_*`` command, and the action table.
 
 ``dd_subscribe [options] action [config]``; ``dd_post [options] [paths...]`` (one
-shot, like rsync or scp).  Options are the rows of ``sarra.options`` (``--name value``
+shot, like rsync or scp).  Options are the rows of ``sarra.config.options`` (``--name value``
 or any listed synonym such as ``-b``); a flag may be followed by ``True``/``False``.
 Errors end here: a ``SarraError`` becomes one line on stderr and an exit status.
 """
@@ -9,7 +9,6 @@ Errors end here: a ``SarraError`` becomes one line on stderr and an exit status.
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import sys
@@ -17,26 +16,26 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from sarra import __version__
-from sarra import options as optdefs
-from sarra.config import Options, load
-from sarra.errors import ConfigError, SarraError
-from sarra.paths import Paths, short_name
+from sarra.config import options as optdefs
+from sarra.config.loader import Options
+from sarra.config.paths import Paths, short_name
+from sarra.core.errors import ConfigError, SarraError
+from sarra.service import programs
+from sarra.service.programs import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_STOPPED,
+    EXIT_USAGE,
+    cleanup,
+    declare,
+    restart,
+    start,
+    status,
+    stop,
+)
 
 log = logging.getLogger("sarra")
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-EXIT_STOPPED = 3
-
-ROLES = {
-    "dd_post": "sarra.roles.post",
-    "dd_subscribe": "sarra.roles.subscribe",
-    "dd_sara": "sarra.roles.sara",
-    "dd_shovel": "sarra.roles.shovel",
-    "dd_watch": "sarra.roles.watch",
-    "dd_log": "sarra.roles.log",
-}
 DAEMON_ACTIONS = (
     "foreground",
     "start",
@@ -150,18 +149,8 @@ def parse(program: str, argv: Sequence[str]) -> argparse.Namespace:
 
 
 # ---------------------------------------------------------------- helpers
-def _role(program: str) -> Any:
-    if program not in ROLES:
-        raise ConfigError(f"{program} is not available yet")
-    return importlib.import_module(ROLES[program])
-
-
-def _options(program: str, config: Optional[str], ns: argparse.Namespace, paths: Paths) -> Options:
-    return load(program, config, ns.overrides, paths, defaults=_role(program).DEFAULTS)
-
-
 def _setup_logging(o: Options, program: str, config: str, instance: int, paths: Paths) -> None:
-    from sarra.logsetup import setup_logging
+    from sarra.logs.setup import setup_logging
 
     log_file = paths.log_file(program, config, instance) if instance else None
     if log_file is not None:
@@ -177,63 +166,13 @@ def _setup_logging(o: Options, program: str, config: str, instance: int, paths: 
     )
 
 
-def _context(program: str, o: Options, paths: Paths, instance: int, stop: Callable) -> Any:
-    from sarra.runtime import Context
-
-    return Context(
-        program,
-        o,
-        paths,
-        instance=instance or 1,
-        stop=stop,
-        interactive=instance == 0 and sys.stderr.isatty(),
-    )
-
-
-def _configs(program: str, paths: Paths) -> List[str]:
-    d = paths.program_config_dir(program)
-    return sorted(p.stem for p in d.glob("*.conf")) if d.is_dir() else []
-
-
-def _instances(
-    program: str, config: str, o: Options, paths: Paths, ns: argparse.Namespace, os: Any = None
-) -> Any:
-    from sarra.instances import Instances
-
-    extra = [f"--{name}={value}" for name, value in ns.overrides]
-
-    def argv(n: int) -> List[str]:
-        return [
-            sys.executable,
-            "-m",
-            "sarra.cli",
-            program,
-            *extra,
-            "--instance",
-            str(n),
-            "foreground",
-            config,
-        ]
-
-    return Instances(
-        program,
-        config,
-        int(o.instances),
-        paths.state(program, config),
-        lambda n: paths.log_file(program, config, n),
-        argv,
-        os=os,
-        stop_timeout=float(o.stop_timeout),
-    )
-
-
 # ---------------------------------------------------------------- actions
 def act_foreground(
     program: str, config: Optional[str], ns: argparse.Namespace, paths: Paths
 ) -> int:
-    from sarra.instances import run_foreground
+    from sarra.service.instances import run_foreground
 
-    o = _options(program, config, ns, paths)
+    o = programs.options(program, config, ns, paths)
     name = o.config or "_cmdline"
     _setup_logging(o, program, name, ns.instance, paths)
     pidfile = None
@@ -243,11 +182,11 @@ def act_foreground(
         pidfile.parent.mkdir(parents=True, exist_ok=True)
 
     def main(receiver: Any) -> int:
-        ctx = _context(program, o, paths, ns.instance, lambda: receiver.stop_requested)
+        ctx = programs.context(program, o, paths, ns.instance, lambda: receiver.stop_requested)
         try:
             if short_name(program) == "post":
-                return int(_role(program).run(ctx, ns.words))
-            return int(_role(program).run(ctx))
+                return int(programs.role(program).run(ctx, ns.words))
+            return int(programs.role(program).run(ctx))
         finally:
             ctx.close()
 
@@ -256,7 +195,7 @@ def act_foreground(
 
 def _each_config(fn: Callable[[str, str, argparse.Namespace, Paths], int]) -> Callable:
     def run(program: str, config: Optional[str], ns: argparse.Namespace, paths: Paths) -> int:
-        configs = [config] if config else _configs(program, paths)
+        configs = [config] if config else programs.configs(program, paths)
         if not configs:
             print(f"{program}: no configurations in {paths.program_config_dir(program)}")
             return EXIT_STOPPED if fn.__name__ == "status" else EXIT_OK
@@ -266,81 +205,11 @@ def _each_config(fn: Callable[[str, str, argparse.Namespace, Paths], int]) -> Ca
     return run
 
 
-def _report(program: str, config: str, report: Any) -> int:
-    for oc in report.outcomes:
-        pid = f" pid {oc.pid}" if oc.pid else ""
-        detail = f": {oc.detail}" if oc.detail else ""
-        print(f"{program} {config} instance {oc.n:02d}{pid}: {oc.action}{detail}")
-    return int(report.exit_code)
-
-
-def start(program: str, config: str, ns: argparse.Namespace, paths: Paths) -> int:
-    from sarra.service import mark_wanted
-
-    o = _options(program, config, ns, paths)
-    mark_wanted(paths.state(program, config), int(o.instances))
-    return _report(program, config, _instances(program, config, o, paths, ns).start())
-
-
-def stop(program: str, config: str, ns: argparse.Namespace, paths: Paths) -> int:
-    from sarra.service import clear_wanted
-
-    clear_wanted(paths.state(program, config))
-    o = _options(program, config, ns, paths)
-    return _report(program, config, _instances(program, config, o, paths, ns).stop())
-
-
-def restart(program: str, config: str, ns: argparse.Namespace, paths: Paths) -> int:
-    from sarra.service import mark_wanted
-
-    o = _options(program, config, ns, paths)
-    mark_wanted(paths.state(program, config), int(o.instances))
-    return _report(program, config, _instances(program, config, o, paths, ns).restart())
-
-
-def status(program: str, config: str, ns: argparse.Namespace, paths: Paths) -> int:
-    from sarra.instances import status_code
-
-    o = _options(program, config, ns, paths)
-    found = _instances(program, config, o, paths, ns).status()
-    running = [s for s in found if s.state == "running"]
-    pids = ",".join(str(s.pid) for s in running) or "-"
-    print(f"{program} {config}: {len(running)}/{o.instances} running (pids {pids})")
-    return int(status_code(found))
-
-
-def cleanup(program: str, config: str, ns: argparse.Namespace, paths: Paths) -> int:
-    o = _options(program, config, ns, paths)
-    inst = _instances(program, config, o, paths, ns)
-    if any(s.state == "running" for s in inst.status()):
-        print(f"{program} {config}: stop it before cleanup", file=sys.stderr)
-        return EXIT_FAILURE
-    ctx = _context(program, o, paths, 1, lambda: False)
-    try:
-        _role(program).cleanup(ctx)
-    finally:
-        ctx.close()
-    _report(program, config, inst.cleanup())
-    print(f"{program} {config}: queue and state removed")
-    return EXIT_OK
-
-
-def declare(program: str, config: str, ns: argparse.Namespace, paths: Paths) -> int:
-    o = _options(program, config, ns, paths)
-    ctx = _context(program, o, paths, 1, lambda: False)
-    try:
-        _role(program).declare(ctx)
-    finally:
-        ctx.close()
-    print(f"{program} {config}: declared")
-    return EXIT_OK
-
-
 def act_list(program: str, config: Optional[str], ns: argparse.Namespace, paths: Paths) -> int:
     if config:
         print(paths.config_file(program, config).read_text(), end="")
         return EXIT_OK
-    for name in _configs(program, paths):
+    for name in programs.configs(program, paths):
         print(name)
     return EXIT_OK
 

@@ -22,10 +22,10 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
-from sarra.errors import ConfigError, HookError
+from sarra.core.errors import ConfigError, HookError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sarra.delivery import Delivery
+    from sarra.core.delivery import Delivery
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ Broker fixtures (need the local RabbitMQ and root for ``rabbitmqctl``):
   it when the environment variable CI is set, so CI cannot go green by skipping.
 - ``vhost``: a fresh vhost ``t_<test hash>_<random>`` with full permissions for guest,
   deleted afterwards.  Set SARRA_TEST_VHOST_PREFIX to change the ``t`` prefix.
-- ``amqp_url``: ``amqp://guest:guest@localhost/<vhost>`` for ``sarra.broker.Broker``.
+- ``amqp_url``: ``amqp://guest:guest@localhost/<vhost>`` for ``sarra.broker.connection.Broker``.
 - ``broker_user``: factory ``broker_user(name, configure, write, read) -> (user, pw)``
   making a restricted user on the test vhost, deleted afterwards.
 

@@ -2,7 +2,7 @@
 
 Binds ``q_<user>.dd_log.<config>.<8 digits>.<8 digits>`` to ``xr_<user>`` (``exchange``:
 ``xreport`` for admins) with ``v02.report.<subtopic>`` and ``v02.log.<subtopic>``,
-and prints one line per report (``sarra.reportview.format_line``), or with ``summary``
+and prints one line per report (``sarra.report.view.format_line``), or with ``summary``
 one block per file when it stops.  Without ``follow`` it stops after ``idle_exit``
 seconds without a report; with ``follow`` it runs until stopped.  ``keep_journal``
 appends every report to ``<state>/journal.jsonl``; ``journal`` reads that file instead
@@ -21,11 +21,12 @@ import sys
 import time
 from typing import Any, Callable, List, Optional, TextIO
 
-from sarra import consumer, message
-from sarra import reportview as rv
-from sarra.credentials import broker_user
-from sarra.errors import ConnectionLost, MessageError
-from sarra.runtime import Context
+from sarra.config.credentials import broker_user
+from sarra.core import message
+from sarra.core.errors import ConnectionLost, MessageError
+from sarra.flow import consumer
+from sarra.flow.context import Context
+from sarra.report import view as rv
 
 log = logging.getLogger(__name__)
 

@@ -22,15 +22,15 @@ import os
 import sys
 from typing import Callable, Dict, Iterable, Iterator, List, Sequence
 
-from sarra.credentials import broker_user
-from sarra.delivery import FAILED, Delivery
-from sarra.errors import ConfigError, ConnectionLost, PathError
-from sarra.flow import Flow
-from sarra.message import Notice
-from sarra.posting import NoticeMaker, walk
-from sarra.postsplit import split_paths
-from sarra.publish import NoticePublisher
-from sarra.runtime import Context
+from sarra.config.credentials import broker_user
+from sarra.core.delivery import FAILED, Delivery
+from sarra.core.errors import ConfigError, ConnectionLost, PathError
+from sarra.core.message import Notice
+from sarra.flow.context import Context
+from sarra.flow.engine import Flow
+from sarra.flow.sinks import NoticePublisher
+from sarra.post.notices import NoticeMaker, walk
+from sarra.post.split import split_paths
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ DEFAULTS: dict = {}
 EARLY_BATCHES = 20
 #: posts that may await their confirms while the next files are read
 CONFIRM_WINDOW = 5000
-#: files past which the work is shared with a second process (sarra.postsplit)
+#: files past which the work is shared with a second process (sarra.post.split)
 SPLIT_AFTER = 256
 
 
@@ -214,7 +214,7 @@ def run(ctx: Context, paths: Sequence[str] = ()) -> int:
 
 
 def _import_broker() -> None:
-    import sarra.broker  # noqa: F401 - imported once, before the fork, for both processes
+    import sarra.broker.connection  # noqa: F401 - imported once, before the fork, for both processes
 
 
 def _post(ctx: Context, source: FileSource, exchange: str) -> None:

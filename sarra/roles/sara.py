@@ -3,19 +3,19 @@
 Two ways to run, chosen by ``source_from_exchange`` (default on):
 
 * **ingest** (on): consume the declared sources' ``xs_<source>`` exchanges (or the
-  configured ``exchange``); every post is validated by ``sarra.routing.ingest`` (source
+  configured ``exchange``); every post is validated by ``sarra.core.routing.ingest`` (source
   forced to the exchange owner, ``from_cluster`` to this ``cluster``; ``to_clusters``
   must name a destination this switch knows: ``cluster``, ``cluster_aliases``,
   ``gateway_for``, ``to``, ``ALL`` or a host name of the switch), refused ones are
   reported (403/417) and acknowledged without being fetched; accepted ones are downloaded below
   ``post_base_dir`` (default layout ``${YYYYMMDD}/${SOURCE}/<relpath>``), verified, and
   re-announced on ``post_exchange`` (``xpublic``) with ``post_base_url``.
-* **relay** (off): consume another switch's ``xpublic``; ``sarra.routing.relay`` keeps
+* **relay** (off): consume another switch's ``xpublic``; ``sarra.core.routing.relay`` keeps
   only posts addressed to this switch (``cluster``, ``cluster_aliases``,
   ``gateway_for``) and drops loops; ``source`` and ``from_cluster`` are kept.
 
 Duplicates (``suppress_duplicates``; basis ``suppress_basis``, default path + sum) go
-through the flow's ``sarra.dedup`` cache, whose claims survive a crash.  Reports go to
+through the flow's ``sarra.flow.dedup`` cache, whose claims survive a crash.  Reports go to
 ``xreport`` on the post broker.  The Flow orders work -> confirmed post -> settle, so a
 message is acked only once its file is in place and its re-announcement confirmed.
 """
@@ -27,17 +27,18 @@ import os
 import socket
 from typing import Any, List
 
-from sarra import consumer, routing
-from sarra.credentials import broker_user
-from sarra.delivery import OK, Delivery
-from sarra.download import Downloader
-from sarra.errors import ConfigError
-from sarra.flow import BrokerSource, Flow
+from sarra.config.credentials import broker_user
+from sarra.core import routing
+from sarra.core.delivery import OK, Delivery
+from sarra.core.errors import ConfigError
+from sarra.core.message import Notice, post_topic
+from sarra.core.redaction import public_url
+from sarra.flow import consumer
+from sarra.flow.context import Context
+from sarra.flow.download import Downloader
+from sarra.flow.engine import BrokerSource, Flow
+from sarra.flow.sinks import NoticePublisher, Reporter
 from sarra.hooks import HookSet
-from sarra.message import Notice, post_topic
-from sarra.publish import NoticePublisher, Reporter
-from sarra.redaction import public_url
-from sarra.runtime import Context
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ Plain shovel: consume ``exchange`` on ``broker``, keep what the accept/reject ma
 select, publish it unchanged (confirmed) on ``post_exchange`` of ``post_broker``.
 
 Report router (``report_router on``, spec 9.1): consume ``v02.report.#`` from every
-declared user's ``xs_<user>`` and from ``xreport``; ``sarra.routing.report_target``
+declared user's ``xs_<user>`` and from ``xreport``; ``sarra.core.routing.report_target``
 decides each hop: a user's own reports into ``xreport``; reports on ``xreport`` into
 ``xr_<source>`` when the source is declared here and the data entered here, otherwise
 to ``xreport`` on the broker named by ``report_route <from_cluster> <url>`` (or
@@ -18,13 +18,14 @@ import logging
 from collections import defaultdict
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from sarra import consumer, routing
-from sarra.delivery import Delivery
-from sarra.errors import ConfigError
-from sarra.flow import BrokerSource, Flow
+from sarra.core import routing
+from sarra.core.delivery import Delivery
+from sarra.core.errors import ConfigError
+from sarra.flow import consumer
+from sarra.flow.context import Context
+from sarra.flow.engine import BrokerSource, Flow
+from sarra.flow.sinks import NoticePublisher
 from sarra.hooks import HookSet
-from sarra.publish import NoticePublisher
-from sarra.runtime import Context
 
 log = logging.getLogger(__name__)
 

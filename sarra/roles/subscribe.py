@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from sarra import consumer
-from sarra.credentials import broker_user
-from sarra.flow import BrokerSource, Flow
+from sarra.config.credentials import broker_user
+from sarra.flow import consumer
+from sarra.flow.context import Context
+from sarra.flow.engine import BrokerSource, Flow
+from sarra.flow.sinks import NoticePublisher, Reporter
 from sarra.hooks import HookSet
-from sarra.publish import NoticePublisher, Reporter
-from sarra.runtime import Context
 
 PROGRAM = "dd_subscribe"
 DEFAULTS = {"exchange": "xpublic"}

@@ -10,15 +10,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sarra.credentials import broker_user
-from sarra.errors import ConfigError
-from sarra.flow import Flow
+from sarra.config.credentials import broker_user
+from sarra.core.errors import ConfigError
+from sarra.flow.context import Context
+from sarra.flow.engine import Flow
+from sarra.flow.sinks import NoticePublisher
 from sarra.hooks import HookSet
-from sarra.posting import NoticeMaker
-from sarra.publish import NoticePublisher
-from sarra.runtime import Context
-from sarra.watch import Watcher
-from sarra.watchsource import WatchSource, mask_selector
+from sarra.post.notices import NoticeMaker
+from sarra.watch.source import WatchSource, mask_selector
+from sarra.watch.watcher import Watcher
 
 log = logging.getLogger(__name__)
 

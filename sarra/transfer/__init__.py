@@ -11,7 +11,7 @@ where the SSRF policy applies, its guard (``sarra.transfer.netguard``).
 Server paths: :func:`remote_path` joins the baseurl path and a *decoded* relpath with a
 single ``/`` (spec 4.5).  Every backend call takes such an absolute server path.
 
-Every library exception is translated into :class:`sarra.errors.TransferError` (with
+Every library exception is translated into :class:`sarra.core.errors.TransferError` (with
 ``from e``) inside the backend module; ``permanent`` says whether retrying can help.
 """
 
@@ -37,9 +37,9 @@ from typing import (
 )
 from urllib.parse import unquote, urlsplit
 
-from sarra.checksum import Checksum
-from sarra.errors import TransferError
-from sarra.redaction import redact_url
+from sarra.core.checksum import Checksum
+from sarra.core.errors import TransferError
+from sarra.core.redaction import redact_url
 from sarra.transfer.limits import WATCHDOG, Budget, Limits
 from sarra.transfer.pipeline import prefetch
 
@@ -48,7 +48,6 @@ __all__ = [
     "Credential",
     "CredentialLookup",
     "Transfer",
-    "TransferPool",
     "TRANSFERS",
     "backend",
     "for_url",
@@ -67,7 +66,7 @@ PREFETCH_DEPTH = 2
 
 
 class Credential(Protocol):
-    """What a credentials lookup returns (duck-typed; see ``sarra.credentials``)."""
+    """What a credentials lookup returns (duck-typed; see ``sarra.config.credentials``)."""
 
     @property
     def user(self) -> str | None: ...
@@ -452,6 +451,3 @@ def for_url(
         )
     cls = backend(entry)
     return cls(baseurl, credentials=credentials, timeout=timeout, options=options)
-
-
-from sarra.transfer.pool import TransferPool  # noqa: E402  (it builds on the above)

@@ -12,7 +12,7 @@ import errno
 import os
 from typing import Iterable, Iterator
 
-from sarra.errors import TransferError
+from sarra.core.errors import TransferError
 from sarra.transfer import Transfer, read_chunks
 
 __all__ = ["FileTransfer"]

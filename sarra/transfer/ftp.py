@@ -23,7 +23,7 @@ import socket
 import ssl
 from typing import Any, Iterable, Iterator, NoReturn
 
-from sarra.errors import TransferError
+from sarra.core.errors import TransferError
 from sarra.transfer import Transfer
 
 __all__ = ["FtpTransfer"]

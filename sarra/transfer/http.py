@@ -38,9 +38,9 @@ import requests
 import urllib3
 from requests.utils import DEFAULT_CA_BUNDLE_PATH
 
-from sarra.errors import TransferError
-from sarra.fetchpolicy import name_matches, normal_name
-from sarra.redaction import redact_url
+from sarra.core.errors import TransferError
+from sarra.core.fetchpolicy import name_matches, normal_name
+from sarra.core.redaction import redact_url
 from sarra.transfer import Transfer
 from sarra.transfer.limits import gather
 

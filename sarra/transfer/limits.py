@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from sarra.errors import TransferError
+from sarra.core.errors import TransferError
 
 __all__ = [
     "Budget",

@@ -1,6 +1,6 @@
 """Resolve a server's name once, check every address, hand back the address to connect to.
 
-Owns the I/O half of the SSRF policy (the pure half is ``sarra.fetchpolicy``): name
+Owns the I/O half of the SSRF policy (the pure half is ``sarra.core.fetchpolicy``): name
 resolution (``getaddrinfo``) and the switch's own addresses (its interfaces).  A backend
 with a :class:`Guard` connects to the address :meth:`Guard.address` returned, never to
 the name again: the check and the connection use the same address, so a DNS answer that
@@ -14,8 +14,8 @@ import logging
 import socket
 from typing import Callable, List
 
-from sarra.errors import TransferError
-from sarra.fetchpolicy import Address, Allowed, FetchPolicy, normal_name, parse_address
+from sarra.core.errors import TransferError
+from sarra.core.fetchpolicy import Address, Allowed, FetchPolicy, normal_name, parse_address
 
 __all__ = ["Guard", "own_addresses", "resolve"]
 

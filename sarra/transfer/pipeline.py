@@ -1,7 +1,7 @@
 """Overlapping reads with hashing and writing: a reader thread and a bounded queue.
 
 Owns two iterators used by the shared transfer loop (:meth:`Transfer.get`) and by
-dd_post's one-pass block sums (``sarra.posting``):
+dd_post's one-pass block sums (``sarra.post.notices``):
 
 * :func:`prefetch` runs any chunk iterator (a backend's ``iter_read``) in a reader
   thread, at most ``depth`` chunks ahead of the consumer;

@@ -2,7 +2,7 @@
 
 Owns :class:`TransferPool`: one open transfer per server, each given the download
 :class:`~sarra.transfer.limits.Limits` and, where an SSRF policy applies
-(``sarra.fetchpolicy``), the :class:`~sarra.transfer.netguard.Guard` of the source whose
+(``sarra.core.fetchpolicy``), the :class:`~sarra.transfer.netguard.Guard` of the source whose
 notice is being worked on (:attr:`TransferPool.source`).  Transfers are kept per source
 under a policy, so a connection one source was allowed to open never serves another.
 """
@@ -15,7 +15,7 @@ from sarra.transfer import CredentialLookup, Transfer, for_url, pool_key
 from sarra.transfer.limits import Limits
 
 if TYPE_CHECKING:  # imported where a policy is used: dd_post never needs ipaddress
-    from sarra.fetchpolicy import FetchPolicy
+    from sarra.core.fetchpolicy import FetchPolicy
 
 __all__ = ["TransferPool"]
 

@@ -22,7 +22,7 @@ from typing import Any, Iterable, Iterator, NoReturn
 
 import paramiko
 
-from sarra.errors import TransferError
+from sarra.core.errors import TransferError
 from sarra.transfer import Transfer, read_chunks
 
 __all__ = ["SftpTransfer"]

@@ -2,7 +2,7 @@
 
 Each switch is its own vhost (``t_sara_<tag>_<name>``) with its own data tree served by
 its own HTTP server on loopback.  Broker users (``<role>-<tag>``: user names cannot hold
-``_``, see ``sarra.options.user_name``) are made through the
+``_``, see ``sarra.config.options.user_name``) are made through the
 management API (fast) and deleted afterwards; commands run as real processes
 (``python -m sarra.cli ...``) with HOME/XDG pointing into the test's tmp dir.
 """
@@ -23,7 +23,7 @@ from urllib.parse import quote
 import pika
 import requests
 
-from sarra import message
+from sarra.core import message
 from tests.fixtures.servers import HttpServer, _HttpServer, _RangeHandler
 from tests.fixtures.waiting import wait_for
 

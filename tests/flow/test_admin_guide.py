@@ -19,7 +19,7 @@ from typing import Iterator, List
 
 import pytest
 
-from sarra.admin import ManagementAPI
+from sarra.admin.users import ManagementAPI
 from tests.fixtures.waiting import wait_for
 
 pytestmark = [pytest.mark.flow, pytest.mark.integration]

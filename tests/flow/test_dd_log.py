@@ -16,8 +16,8 @@ from typing import Iterator
 
 import pytest
 
-from sarra.admin import ManagementAPI
-from sarra.broker import Outgoing
+from sarra.admin.users import ManagementAPI
+from sarra.broker.connection import Outgoing
 from tests.fixtures.waiting import wait_for
 from tests.integration.test_permissions import Switch
 

@@ -9,7 +9,7 @@ from typing import List
 import pika
 import pytest
 
-from sarra.message import format_time
+from sarra.core.message import format_time
 from tests.fixtures.waiting import wait_for
 from tests.flow.conftest import count_files
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pika
 import pytest
 
-from sarra import message
+from sarra.core import message
 from tests.fixtures.waiting import wait_for
 from tests.flow.switch_net import Net
 

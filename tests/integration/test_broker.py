@@ -1,4 +1,4 @@
-"""sarra.broker against the local RabbitMQ, each test in a vhost of its own."""
+"""sarra.broker.connection against the local RabbitMQ, each test in a vhost of its own."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from sarra.broker import Broker, Outgoing, Received
-from sarra.errors import AccessRefused, ConnectionLost
+from sarra.broker.connection import Broker, Outgoing, Received
+from sarra.core.errors import AccessRefused, ConnectionLost
 from tests.fixtures.rabbit import amqp_url as url_for
 from tests.fixtures.rabbit import close_connections, open_connections, queue_counts
 from tests.fixtures.waiting import wait_for

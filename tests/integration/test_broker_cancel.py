@@ -13,7 +13,7 @@ import time
 import pika
 import pytest
 
-from sarra.broker import Broker, Outgoing, Received
+from sarra.broker.connection import Broker, Outgoing, Received
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +64,7 @@ def test_a_deleted_queue_is_declared_again_bound_and_consumed(broker, amqp_url, 
     assert broker.publish_batch([_msg(0)]) == []
     in_hand = _get(broker, 1)
     assert len(in_hand) == 1
-    caplog.set_level(logging.WARNING, logger="sarra.broker")
+    caplog.set_level(logging.WARNING, logger="sarra.broker.connection")
     for n in range(deletions):
         _delete(amqp_url, "q_a")
         assert _get(broker, 1, timeout=2.0) == []  # noticed: declared again

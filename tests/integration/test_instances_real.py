@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from sarra import instances as inst
-from sarra.instances import Instances, status_code
+from sarra.service import instances as inst
+from sarra.service.instances import Instances, status_code
 
 pytestmark = pytest.mark.integration
 
@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CHILD = """
 import signal, sys, time
 from pathlib import Path
-from sarra.instances import run_foreground
-from sarra.logsetup import setup_logging
+from sarra.service.instances import run_foreground
+from sarra.logs.setup import setup_logging
 
 pidfile, n, log_file, how = Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
 setup_logging(level="info", log_file=log_file, backups=1, rotate_s=86400,
@@ -103,7 +103,7 @@ def test_three_real_children_start_run_and_stop(tmp_path, cleanup_pids):
     assert list((tmp_path / "state").glob("*.pid")) == []
     log = (tmp_path / "logs" / "dd_test_cfg_02.log").read_text()
     assert "child 2 stderr reaches the log" in log
-    assert "[INFO] sarra.instances: dd_test cfg instance 2 running as pid" in log
+    assert "[INFO] sarra.service.instances: dd_test cfg instance 2 running as pid" in log
     assert "instance 2 exiting (code 0)" in log
 
 

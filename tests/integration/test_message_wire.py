@@ -15,7 +15,7 @@ import pika
 import pika.exceptions
 import pytest
 
-from sarra.message import decode, encode
+from sarra.core.message import decode, encode
 from tests.fixtures.golden import GOLDEN
 from tests.fixtures.require import require
 

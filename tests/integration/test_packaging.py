@@ -140,7 +140,7 @@ def test_deb_holds_every_man_page_and_dd_subscribe_renders(deb_root):
 @pytest.mark.slow
 @slow
 def test_deb_holds_the_service_units_and_examples(deb_root):
-    unit = (deb_root / "lib/systemd/system/sarra.service").read_text()
+    unit = (deb_root / "lib/systemd/system/sarra.service.supervisor").read_text()
     assert "ExecStart=/usr/bin/sarra start" in unit and "User=sarra" in unit
     assert "SARRA_SYSTEM=1" in unit
     assert (deb_root / "lib/systemd/system/sarra-sanity.timer").is_file()

@@ -1,6 +1,6 @@
 """Acceptance of issue 6 against the real broker: users made by dd_admin, refusals for eve.
 
-alice (source), bob (subscriber) and eve (source) are created by ``sarra.roles.admin``
+alice (source), bob (subscriber) and eve (source) are created by ``sarra.admin.command``
 in a vhost of their own; the switch's admin is guest (full rights on the test vhost).
 """
 
@@ -15,12 +15,13 @@ from typing import Iterator
 
 import pytest
 
-from sarra.admin import Admin, ManagementAPI, load_admin_config
-from sarra.broker import Broker, Outgoing
-from sarra.credentials import Credentials
-from sarra.errors import AccessRefused
-from sarra.paths import Paths
-from sarra.roles import admin as dd_admin
+from sarra.admin import command as dd_admin
+from sarra.admin.config import load_admin_config
+from sarra.admin.users import Admin, ManagementAPI
+from sarra.broker.connection import Broker, Outgoing
+from sarra.config.credentials import Credentials
+from sarra.config.paths import Paths
+from sarra.core.errors import AccessRefused
 from tests.fixtures import rabbit as rmq
 
 pytestmark = pytest.mark.integration

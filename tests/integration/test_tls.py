@@ -19,8 +19,8 @@ from typing import Iterator
 
 import pytest
 
-from sarra.broker import Broker, Outgoing
-from sarra.errors import AccessRefused
+from sarra.broker.connection import Broker, Outgoing
+from sarra.core.errors import AccessRefused
 from tests.fixtures.require import require_tools
 
 pytestmark = pytest.mark.integration

@@ -7,8 +7,8 @@ import ssl
 
 import pytest
 
-from sarra.checksum import new
-from sarra.errors import TransferError
+from sarra.core.checksum import new
+from sarra.core.errors import TransferError
 from sarra.transfer import for_url, remote_path
 from tests.fixtures.servers import TestCredential, ftp_server, ftps_server
 

@@ -9,11 +9,12 @@ import ipaddress
 
 import pytest
 
-from sarra.errors import TransferError
-from sarra.fetchpolicy import FetchPolicy
-from sarra.transfer import TransferPool, for_url
+from sarra.core.errors import TransferError
+from sarra.core.fetchpolicy import FetchPolicy
+from sarra.transfer import for_url
 from sarra.transfer.limits import Limits
 from sarra.transfer.netguard import Guard
+from sarra.transfer.pool import TransferPool
 from tests.fixtures.hostile_http import hostile_http, serve_hostile
 from tests.fixtures.servers import TestCredential, ftp_server, http_server, sftp_server
 

@@ -9,9 +9,10 @@ import tracemalloc
 
 import pytest
 
-from sarra.checksum import new
-from sarra.errors import TransferError
-from sarra.transfer import TransferPool, for_url, remote_path
+from sarra.core.checksum import new
+from sarra.core.errors import TransferError
+from sarra.transfer import for_url, remote_path
+from sarra.transfer.pool import TransferPool
 from tests.fixtures.servers import TestCredential, http_server, https_server
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,4 @@
-"""sarra.watch under load, on real inotify: a 10,000-file burst and close-to-event latency.
+"""sarra.watch.watcher under load, on real inotify: a 10,000-file burst and close-to-event latency.
 
 Measurements are printed (run with ``-s``), never asserted: the only limits are generous
 overall waits for the events to arrive.
@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from sarra.watch import Watcher
+from sarra.watch.watcher import Watcher
 
 pytestmark = pytest.mark.integration
 

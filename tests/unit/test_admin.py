@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from sarra import admin as adm
-from sarra.errors import ConfigError, CredentialsError
-from sarra.paths import Paths
-from sarra.roles import admin as dd_admin
+from sarra.admin import command as dd_admin
+from sarra.admin import config as admin_conf
+from sarra.admin import users as adm
+from sarra.config.paths import Paths
+from sarra.core.errors import ConfigError, CredentialsError
 
 
 def allowed(regex: str, name: str) -> bool:
@@ -91,7 +92,7 @@ def write_conf(tmp_path: Path, text: str = CONF) -> Path:
 
 
 def test_load_admin_config(tmp_path):
-    cfg = adm.load_admin_config(write_conf(tmp_path))
+    cfg = admin_conf.load_admin_config(write_conf(tmp_path))
     assert cfg.cluster == "sw1" and cfg.vhost == "sw1"
     assert cfg.users == {"alice": "source", "bob": "subscriber", "feeder": "feeder"}
     assert cfg.exchanges == ["xs_alice_public"]
@@ -110,30 +111,30 @@ def test_load_admin_config(tmp_path):
 )
 def test_admin_config_errors_name_file_and_line(tmp_path, text, error):
     with pytest.raises(ConfigError) as e:
-        adm.load_admin_config(write_conf(tmp_path, text))
+        admin_conf.load_admin_config(write_conf(tmp_path, text))
     assert error in str(e.value)
 
 
 def test_set_declared_adds_and_removes_the_declare_line(tmp_path):
-    cfg = adm.load_admin_config(write_conf(tmp_path))
-    adm.set_declared(cfg, "carol", "subscriber")
-    adm.set_declared(cfg, "alice", None)
-    again = adm.load_admin_config(cfg.path)
+    cfg = admin_conf.load_admin_config(write_conf(tmp_path))
+    admin_conf.set_declared(cfg, "carol", "subscriber")
+    admin_conf.set_declared(cfg, "alice", None)
+    again = admin_conf.load_admin_config(cfg.path)
     assert again.users == {"bob": "subscriber", "carol": "subscriber", "feeder": "feeder"}
     assert "# my switch" in cfg.path.read_text()
 
 
 def test_store_credential_replaces_same_user_keeps_others_and_is_0600(tmp_path):
     path = tmp_path / "credentials.conf"
-    adm.store_credential(path, "amqp://alice:one@localhost/sw1")
-    adm.store_credential(path, "amqp://bob:two@localhost/sw1")
-    adm.store_credential(path, "amqp://alice:three@localhost/sw1")
+    admin_conf.store_credential(path, "amqp://alice:one@localhost/sw1")
+    admin_conf.store_credential(path, "amqp://bob:two@localhost/sw1")
+    admin_conf.store_credential(path, "amqp://alice:three@localhost/sw1")
     assert path.read_text().splitlines() == [
         "amqp://bob:two@localhost/sw1",
         "amqp://alice:three@localhost/sw1",
     ]
     assert path.stat().st_mode & 0o777 == 0o600
-    adm.forget_credential(path, "amqp://alice@localhost/sw1")
+    admin_conf.forget_credential(path, "amqp://alice@localhost/sw1")
     assert path.read_text() == "amqp://bob:two@localhost/sw1\n"
 
 
@@ -142,7 +143,7 @@ def test_store_credential_refuses_a_group_readable_file_with_the_fix(tmp_path):
     path.write_text("amqp://x:y@h/\n")
     path.chmod(0o644)
     with pytest.raises(CredentialsError, match=f"chmod 600 {path}"):
-        adm.store_credential(path, "amqp://alice:one@localhost/sw1")
+        admin_conf.store_credential(path, "amqp://alice:one@localhost/sw1")
 
 
 class FakeAPI:
@@ -181,7 +182,7 @@ class FakeAPI:
 
 @pytest.fixture
 def switch(tmp_path):
-    cfg = adm.load_admin_config(write_conf(tmp_path))
+    cfg = admin_conf.load_admin_config(write_conf(tmp_path))
     api = FakeAPI()
     api.put_user("root", "rootpw", "administrator")
     api.set_permissions("sw1", "root", adm.permissions_for("admin", "root"))
@@ -266,14 +267,16 @@ def test_link_records_the_switch_keeps_its_password_out_and_writes_configs(switc
     ingest = (tmp_path / "cfg/sara/ingest.conf").read_text()
     assert "declare source alice\n" in ingest and "bob" not in ingest
     assert "gateway_for sw2\n" in ingest  # alice may post -to sw2 on this switch
-    again = adm.load_admin_config(switch.cfg.path)
-    assert again.links == [adm.Link("sw2", "amqp://feeder@sw2.example.com/sw2")]
+    again = admin_conf.load_admin_config(switch.cfg.path)
+    assert again.links == [admin_conf.Link("sw2", "amqp://feeder@sw2.example.com/sw2")]
     switch.link("sw2", "amqp://feeder@sw2b.example.com/sw2", tmp_path / "cfg")
-    assert adm.load_admin_config(switch.cfg.path).links[0].url.startswith("amqp://feeder@sw2b")
+    assert (
+        admin_conf.load_admin_config(switch.cfg.path).links[0].url.startswith("amqp://feeder@sw2b")
+    )
 
 
 def test_generated_configs_load_as_sara_and_shovel_configs(switch, tmp_path):
-    from sarra.config import load
+    from sarra.config.loader import load
 
     switch.cfg.post_base_dir, switch.cfg.post_base_url = "/srv/sw1", "http://sw1.example.com/"
     switch.link("sw2", "amqp://feeder@sw2.example.com/sw2", tmp_path / "cfg" / "sarra")

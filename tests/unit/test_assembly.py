@@ -13,14 +13,14 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import pytest
 
-from sarra import partition
-from sarra.assembly import Assembler, BlockBusy, PartsState, Shape, state_path
-from sarra.delivery import Delivery
-from sarra.download import Downloader
-from sarra.errors import ChecksumMismatch
-from sarra.message import Notice
-from sarra.partition import Parts
-from sarra.progress import Progress
+from sarra.core import partition
+from sarra.core.delivery import Delivery
+from sarra.core.errors import ChecksumMismatch
+from sarra.core.message import Notice
+from sarra.core.partition import Parts
+from sarra.flow.assembly import Assembler, BlockBusy, PartsState, Shape, state_path
+from sarra.flow.download import Downloader
+from sarra.logs.progress import Progress
 from sarra.transfer import Transfer
 
 BASE = "http://server.example/"

@@ -8,9 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from sarra import message
-from sarra.posting import NoticeMaker
-from sarra.redaction import public_url
+from sarra.core import message
+from sarra.core.redaction import public_url
+from sarra.post.notices import NoticeMaker
 from tests.unit.test_sara_flow import DATA, decoded, post, setup, shovel_setup
 
 URLS = [

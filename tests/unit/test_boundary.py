@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from sarra import message
-from sarra.boundary import MAX_FAULTS
-from sarra.broker import Received
-from sarra.delivery import Delivery
-from sarra.errors import (
+from sarra.broker.connection import Received
+from sarra.core import message
+from sarra.core.delivery import Delivery
+from sarra.core.errors import (
     PERMANENT_ERRNOS,
     TRANSIENT_ERRNOS,
     HookError,
@@ -26,12 +25,13 @@ from sarra.errors import (
     oserror_class,
     oserror_text,
 )
-from sarra.flow import BrokerSource, Flow
+from sarra.flow.boundary import MAX_FAULTS
+from sarra.flow.engine import BrokerSource, Flow
+from sarra.flow.inhand import MAX_CRASHES, InHand
+from sarra.flow.parallel import WorkThreads
+from sarra.flow.retry import RetryQueue
+from sarra.flow.sinks import NoticePublisher, Reporter
 from sarra.hooks import Hook, HookSet
-from sarra.inhand import MAX_CRASHES, InHand
-from sarra.parallel import WorkThreads
-from sarra.publish import NoticePublisher, Reporter
-from sarra.retry import RetryQueue
 from tests.fixtures.fakebroker import FakeBroker
 
 
@@ -501,7 +501,7 @@ def test_a_failure_the_retry_queue_cannot_keep_pauses_the_flow_doubling(tmp_path
     flow pauses before the next batch (1 s, 2 s, 4 s... up to HOLD_MAX) instead of
     spinning on it, keeps the connection alive meanwhile, and stops pausing once an
     entry can be written again."""
-    from sarra.flow import HOLD_MAX
+    from sarra.flow.engine import HOLD_MAX
 
     b = FakeBroker()
     b.put(post("d/bad.txt"))

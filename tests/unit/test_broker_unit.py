@@ -1,4 +1,4 @@
-"""The pure pieces of sarra.broker, amqp_connect and amqp_publish: no broker, no network."""
+"""The pure pieces of sarra.broker (connection, urls, confirms): no broker, no network."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ import pika
 import pika.exceptions as pe
 import pytest
 
-from sarra import amqp_publish, broker
-from sarra.amqp_connect import backoff_delays, connection_parameters, parse_url
-from sarra.amqp_publish import ConfirmTracker
-from sarra.broker import Broker, Outgoing, Received, is_current
-from sarra.errors import AccessRefused, ConfigError, ConnectionLost
-from sarra.redaction import redact_url
+from sarra.broker import confirms
+from sarra.broker import connection as broker
+from sarra.broker.confirms import ConfirmTracker
+from sarra.broker.connection import Broker, Outgoing, Received, is_current
+from sarra.broker.urls import backoff_delays, connection_parameters, parse_url
+from sarra.core.errors import AccessRefused, ConfigError, ConnectionLost
+from sarra.core.redaction import redact_url
 
 
 @pytest.mark.parametrize(
@@ -88,7 +89,7 @@ def test_only_messages_of_the_live_generation_may_be_acked():
 
 def test_ack_of_a_message_without_a_connection_is_dropped_quietly(caplog):
     b = Broker("amqp://guest:pw@localhost/v")
-    caplog.set_level(logging.DEBUG, logger="sarra.broker")
+    caplog.set_level(logging.DEBUG, logger="sarra.broker.connection")
     b.ack(_received(1))
     b.nack(_received(1), requeue=True)
     assert "broker will redeliver" in caplog.text
@@ -160,17 +161,17 @@ def test_tracker_ignores_unknown_tags_and_abandon_returns_pending_in_order():
 
 
 def test_outgoing_becomes_persistent_text_plain_with_string_headers_and_ttl():
-    props = amqp_publish._properties(
+    props = confirms._properties(
         Outgoing("x", "k", {"n": 1, "sum": "d,0"}, b"b", expiration_ms=5000)
     )
     assert props.delivery_mode == 2 and props.content_type == "text/plain"
     assert props.headers == {"n": "1", "sum": "d,0"} and props.expiration == "5000"
-    transient = amqp_publish._properties(Outgoing("x", "k", {}, b"", persistent=False))
+    transient = confirms._properties(Outgoing("x", "k", {}, b"", persistent=False))
     assert transient.delivery_mode == 1 and transient.expiration is None
 
 
 def test_on_confirm_reads_ack_and_nack_frames():
-    pub = amqp_publish.ConfirmPublisher(SimpleNamespace(call_later=lambda *_: None), "u")
+    pub = confirms.ConfirmPublisher(SimpleNamespace(call_later=lambda *_: None), "u")
     pub._tracker.sent("a", "x", "k", b"")
     pub._tracker.sent("b", "x", "k", b"")
     nack = SimpleNamespace(method=pika.spec.Basic.Nack(delivery_tag=1))

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from sarra import checksum
-from sarra.checksum import UnknownChecksumMethod, new
+from sarra.core import checksum
+from sarra.core.checksum import UnknownChecksumMethod, new
 
 
 def pattern(size: int, mul: int, add: int) -> bytes:

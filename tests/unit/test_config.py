@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from sarra.config import MESSAGE_VARIABLES, Options, expand, find_config, load, select
-from sarra.errors import ConfigError
-from sarra.paths import Paths
+from sarra.config.loader import MESSAGE_VARIABLES, Options, expand, find_config, load, select
+from sarra.config.paths import Paths
+from sarra.core.errors import ConfigError
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "config"
 NOW = dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
@@ -194,7 +194,7 @@ def test_debug_forces_log_level_debug(paths):
 
 
 def test_option_not_used_by_the_program_is_a_warning_naming_the_line(paths, caplog):
-    with caplog.at_level(logging.WARNING, logger="sarra.config"):
+    with caplog.at_level(logging.WARNING, logger="sarra.config.loader"):
         opts = run(paths, "force_polling on\n")
     assert opts.force_polling is True
     assert "t.conf:1: option 'force_polling' is not used by dd_subscribe" in caplog.text
@@ -202,7 +202,7 @@ def test_option_not_used_by_the_program_is_a_warning_naming_the_line(paths, capl
 
 def test_default_conf_may_hold_options_of_other_programs_silently(paths, caplog):
     paths.default_conf().write_text("post_on_start on\n")
-    with caplog.at_level(logging.WARNING, logger="sarra.config"):
+    with caplog.at_level(logging.WARNING, logger="sarra.config.loader"):
         assert run(paths, "").post_on_start is True
     assert caplog.text == ""
 

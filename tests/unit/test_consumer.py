@@ -7,10 +7,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from sarra import consumer, message
-from sarra.config import load
-from sarra.delivery import Delivery
-from sarra.paths import Paths
+from sarra.config.loader import load
+from sarra.config.paths import Paths
+from sarra.core import message
+from sarra.core.delivery import Delivery
+from sarra.flow import consumer
 
 
 def delivery(rel: str) -> Delivery:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from sarra.credentials import Credentials, parse_line
-from sarra.errors import CredentialsError
-from sarra.redaction import redact, redact_url
+from sarra.config.credentials import Credentials, parse_line
+from sarra.core.errors import CredentialsError
+from sarra.core.redaction import redact, redact_url
 
 CONTENT = """\
 # comment

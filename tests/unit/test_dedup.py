@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from sarra import message
-from sarra.dedup import DedupCache, fingerprint, owner_of
+from sarra.core import message
+from sarra.flow.dedup import DedupCache, fingerprint, owner_of
 
 
 def post(rel="data/f.txt", source="alice", pubtime="20260101000000.000"):

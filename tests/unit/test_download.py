@@ -9,12 +9,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from sarra import message
-from sarra.delivery import Delivery
-from sarra.download import Downloader
-from sarra.errors import ChecksumMismatch, TransferError
-from sarra.placement import place_of, relative_target
-from sarra.progress import Progress
+from sarra.core import message
+from sarra.core.delivery import Delivery
+from sarra.core.errors import ChecksumMismatch, TransferError
+from sarra.flow.download import Downloader
+from sarra.fs.placement import place_of, relative_target
+from sarra.logs.progress import Progress
 
 BASE = "http://server/"
 
@@ -245,7 +245,7 @@ def test_link_post_makes_a_symlink_replacing_what_was_there(tmp_path):
 
 
 def test_link_post_without_link_header_is_malformed(tmp_path):
-    from sarra.errors import MessageError
+    from sarra.core.errors import MessageError
 
     dl, _t, _p = downloader(tmp_path, {})
     d = Delivery(message.new_post(BASE, "l", {"sum": "L,abc"}))

@@ -16,10 +16,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sarra.amqp_publish import _corked
-from sarra.errors import PathError
-from sarra.placement import target_path
-from sarra.timestamps import TimeFormatError, parse_time
+from sarra.broker.confirms import _corked
+from sarra.core.errors import PathError
+from sarra.core.timestamps import TimeFormatError, parse_time
+from sarra.fs.placement import target_path
 from sarra.transfer.http import HttpTransfer
 
 
@@ -151,7 +151,7 @@ def test_corked_frames_are_still_sent_when_publishing_fails_midway():
 def _maker(tmp_path, **kw):
     from types import SimpleNamespace
 
-    from sarra.posting import NoticeMaker
+    from sarra.post.notices import NoticeMaker
 
     base = dict(
         post_base_url="http://localhost:8090/", post_base_dir=str(tmp_path), sum="d",
@@ -240,7 +240,7 @@ def test_sarra_broker_imports_pika_without_asyncio_and_the_adapter_still_loads()
     import sys
 
     code = (
-        "import sys, sarra.broker, pika\n"
+        "import sys, sarra.broker.connection, pika\n"
         "assert 'asyncio' not in sys.modules, 'asyncio imported'\n"
         "from pika.adapters.blocking_connection import BlockingConnection\n"
         "import pika.adapters.asyncio_connection as real\n"

@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from sarra import options
-from sarra.fetchpolicy import FetchPolicy, Refused, is_internal, parse_address
+from sarra.config import options
+from sarra.core.fetchpolicy import FetchPolicy, Refused, is_internal, parse_address
 from sarra.transfer.netguard import Guard
 
 A = ipaddress.ip_address
@@ -197,8 +197,8 @@ def test_bad_source_hosts_lines_are_config_errors(line):
 
 
 def test_dd_admin_copies_source_hosts_into_the_ingest_config_only(tmp_path):
-    from sarra.admin import load_admin_config
-    from sarra.switchconf import ingest_config, relay_config
+    from sarra.admin.config import load_admin_config
+    from sarra.admin.switchconf import ingest_config, relay_config
 
     conf = tmp_path / "admin.conf"
     conf.write_text(
@@ -213,8 +213,8 @@ def test_dd_admin_copies_source_hosts_into_the_ingest_config_only(tmp_path):
 
 
 def test_dd_admin_refuses_a_bad_source_hosts_line(tmp_path):
-    from sarra.admin import load_admin_config
-    from sarra.errors import ConfigError
+    from sarra.admin.config import load_admin_config
+    from sarra.core.errors import ConfigError
 
     conf = tmp_path / "admin.conf"
     conf.write_text("admin amqp://root@localhost/\nsource_hosts alice\n")
@@ -231,7 +231,7 @@ class _Opts(dict):
 
 
 def _ctx(program, **options):
-    from sarra.runtime import Context
+    from sarra.flow.context import Context
 
     c = Context.__new__(Context)  # only the fields transfers()/fetch_policy() read
     c.program, c.options, c._policy, c._closers = program, _Opts(options), None, []

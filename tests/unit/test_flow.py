@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from sarra import message
-from sarra.dedup import DedupCache
-from sarra.delivery import Delivery
-from sarra.errors import ConnectionLost, PathError, TransferError
-from sarra.flow import BrokerSource, Flow
+from sarra.core import message
+from sarra.core.delivery import Delivery
+from sarra.core.errors import ConnectionLost, PathError, TransferError
+from sarra.flow.dedup import DedupCache
+from sarra.flow.engine import BrokerSource, Flow
+from sarra.flow.retry import RetryQueue
+from sarra.flow.sinks import NoticePublisher, Reporter
 from sarra.hooks import Hook, HookSet
-from sarra.publish import NoticePublisher, Reporter
-from sarra.retry import RetryQueue
 from tests.fixtures.fakebroker import FakeBroker
 
 
@@ -218,7 +218,7 @@ def test_stop_mid_batch_settles_what_is_done_and_leaves_the_rest(tmp_path):
 
 
 def test_housekeeping_saves_counters_with_the_previous_ones_for_dd_status(tmp_path):
-    from sarra.health import last_interval
+    from sarra.service.health import last_interval
 
     b = FakeBroker()
     for i in range(3):

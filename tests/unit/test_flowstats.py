@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from sarra import options
-from sarra.flowstats import Stats, interval
-from sarra.health import last_interval
+from sarra.config import options
+from sarra.flow.stats import Stats, interval
+from sarra.service.health import last_interval
 
 
 def _saves(path, stats, *times):

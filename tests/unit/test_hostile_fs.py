@@ -16,15 +16,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from sarra import message, partition
-from sarra.assembly import Assembler
-from sarra.consumer import Locator
-from sarra.delivery import Delivery
-from sarra.download import Downloader
-from sarra.errors import PathError, TransferError
-from sarra.message import Notice
-from sarra.placement import split_directory
-from sarra.safefs import typed_error
+from sarra.core import message, partition
+from sarra.core.delivery import Delivery
+from sarra.core.errors import PathError, TransferError
+from sarra.core.message import Notice
+from sarra.flow.assembly import Assembler
+from sarra.flow.consumer import Locator
+from sarra.flow.download import Downloader
+from sarra.fs.placement import split_directory
+from sarra.fs.safefs import typed_error
 
 BASE = "http://server/"
 EVIL = b"attacker bytes"

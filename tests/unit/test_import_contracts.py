@@ -40,13 +40,19 @@ def test_the_tree_keeps_every_contract(copy):
 @pytest.mark.parametrize(
     "module, line, contract",
     [
-        ("message.py", "import pika", "the pure core imports no I/O library"),
-        ("routing.py", "import requests", "the pure core imports no I/O library"),
-        ("checksum.py", "from sarra import runtime", "the pure core imports no I/O library"),
-        ("transfer/file.py", "from sarra import flow", "adapters (broker, transfer) never"),
-        ("amqp_publish.py", "from sarra.roles import sara", "adapters (broker, transfer) never"),
-        ("download.py", "import pika", "pika is imported by the broker adapter only"),
+        ("core/message.py", "import pika", "the pure core imports no I/O library"),
+        ("core/routing.py", "import requests", "the pure core imports no I/O library"),
+        ("core/checksum.py", "from sarra.flow import context", "the layers"),
+        ("config/options.py", "from sarra.broker import urls", "the layers"),
+        ("transfer/file.py", "from sarra.flow import engine", "the layers"),
+        ("broker/confirms.py", "from sarra.roles import sara", "the layers"),
+        ("service/supervisor.py", "from sarra import cli", "the layers"),
+        ("watch/scan.py", "from sarra.report import view", "the layers"),
+        ("flow/download.py", "import pika", "pika is imported by the broker adapter only"),
+        ("fs/safefs.py", "import paramiko", "network clients only in"),
+        ("post/notices.py", "import watchdog", "watchdog is imported by sarra.watch only"),
         ("roles/log.py", "from sarra.roles import subscribe", "roles do not import each other"),
+        ("flow/stats.py", "from sarra.flow import engine", "no import cycle"),
     ],
 )
 def test_a_wrong_import_breaks_its_contract(copy, module, line, contract):

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from sarra import instances as inst
-from sarra.errors import SarraError
-from sarra.instances import Instances, InstanceStatus, Pidfile, run_foreground, status_code
-from sarra.pidfile import AlreadyRunning
-from sarra.signals import SignalReceiver
+from sarra.core.errors import SarraError
+from sarra.service import instances as inst
+from sarra.service.instances import Instances, InstanceStatus, Pidfile, run_foreground, status_code
+from sarra.service.pidfile import AlreadyRunning
+from sarra.service.signals import SignalReceiver
 
 
 @dataclass
@@ -325,7 +325,7 @@ def test_a_second_start_waits_for_the_first_to_finish(fake, tmp_path):
     blocked = threading.Event()
     watcher = logging.Handler()
     watcher.emit = lambda record: "waiting for another" in record.getMessage() and blocked.set()
-    logger = logging.getLogger("sarra.instances")
+    logger = logging.getLogger("sarra.service.instances")
     old_level = logger.level
     logger.setLevel(logging.INFO)
     logger.addHandler(watcher)
@@ -451,7 +451,7 @@ def test_run_foreground_releases_the_pidfile_when_main_raises(tmp_path):
 def test_an_unreaped_zombie_counts_as_dead():
     import subprocess
 
-    from sarra.pidfile import is_zombie, pid_alive
+    from sarra.service.pidfile import is_zombie, pid_alive
     from tests.fixtures.waiting import wait_for
 
     child = subprocess.Popen(["true"])

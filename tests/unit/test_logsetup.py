@@ -8,16 +8,15 @@ import sys
 
 import pytest
 
-from sarra.errors import ConfigError
-from sarra.logsetup import (
+from sarra.core.errors import ConfigError
+from sarra.logs.setup import (
     DAEMON_FORMAT,
     RedactingFilter,
-    human_rate,
-    human_size,
     parse_level,
     redact,
     setup_logging,
 )
+from sarra.logs.units import human_rate, human_size
 
 
 @pytest.fixture
@@ -131,7 +130,7 @@ def test_redacting_filter_cleans_arguments_and_tracebacks():
 
 def test_the_installed_handler_redacts_records_from_child_loggers(clean_root, tmp_path):
     handler = daemon(tmp_path)
-    logging.getLogger("sarra.broker").warning("lost amqp://bob:hunter2@broker/")
+    logging.getLogger("sarra.broker.connection").warning("lost amqp://bob:hunter2@broker/")
     handler.flush()
     text = (tmp_path / "logs" / "dd_sara_cfg_01.log").read_text()
     assert "hunter2" not in text and "amqp://bob:***@broker/" in text

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sarra import options as optdefs
+from sarra.config import options as optdefs
 from tests.fixtures.require import require_module
 
 ROOT = Path(__file__).resolve().parents[2]

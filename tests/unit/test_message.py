@@ -1,4 +1,4 @@
-"""Unit and property tests of the v02 codec (sarra.message, sarra.timestamps)."""
+"""Unit and property tests of the v02 codec (sarra.core.message, sarra.core.timestamps)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sarra.errors import MessageError, PathError
-from sarra.message import (
+from sarra.core.errors import MessageError, PathError
+from sarra.core.message import (
     IgnoredMessage,
     Notice,
     NotV02,
@@ -30,7 +30,7 @@ from sarra.message import (
     report_topic,
     split_sum,
 )
-from sarra.timestamps import TimeFormatError
+from sarra.core.timestamps import TimeFormatError
 
 HTTP = "http://localhost:8090/"
 BODY = "20240102030405.500 http://localhost:8090/ data/small/hello.txt"
@@ -135,7 +135,7 @@ def test_post_topic_ignores_empty_components_and_uses_prefix() -> None:
 
 def test_post_topic_cuts_on_a_character_boundary_and_warns(caplog) -> None:
     path = "d/" + "€" * 300 + "/f.txt"
-    with caplog.at_level(logging.WARNING, logger="sarra.message"):
+    with caplog.at_level(logging.WARNING, logger="sarra.core.message"):
         topic = post_topic(path)
     raw = topic.encode("utf-8")
     assert len(raw) <= 253 and len(raw) >= 251

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pika.data
 import pytest
 
-from sarra.errors import MessageError
-from sarra.message import decode, encode, make_report, new_post, post_topic
+from sarra.core.errors import MessageError
+from sarra.core.message import decode, encode, make_report, new_post, post_topic
 from tests.fixtures.golden import (
     CAPTURE_2_6_BODY,
     CAPTURE_2_6_TABLE,

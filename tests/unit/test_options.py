@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from sarra import options
-from sarra.options import OPTIONS, SYNONYMS, canonical, options_for
-from sarra.paths import PROGRAMS
+from sarra.config import options
+from sarra.config.options import OPTIONS, SYNONYMS, canonical, options_for
+from sarra.config.paths import PROGRAMS
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""sarra.parallel: which batches may go to threads, and the thread runner."""
+"""sarra.flow.parallel: which batches may go to threads, and the thread runner."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
-from sarra import message
-from sarra.delivery import Delivery
-from sarra.parallel import WorkThreads, chains
+from sarra.core import message
+from sarra.core.delivery import Delivery
+from sarra.flow.parallel import WorkThreads, chains
 
 SUM = "d," + "0" * 32
 

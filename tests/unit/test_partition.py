@@ -4,9 +4,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sarra import partition
-from sarra.errors import MessageError
-from sarra.partition import Parts
+from sarra.core import partition
+from sarra.core.errors import MessageError
+from sarra.core.partition import Parts
 
 
 def test_whole_file_header_round_trips():

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from sarra.errors import ConfigError
-from sarra.paths import Paths, short_name
+from sarra.config.paths import Paths, short_name
+from sarra.core.errors import ConfigError
 
 
 def test_user_mode_honours_xdg_variables(monkeypatch, tmp_path):

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from sarra import message
-from sarra.errors import PathError
-from sarra.placement import (
+from sarra.core import message
+from sarra.core.errors import PathError
+from sarra.fs.placement import (
     expand_directory,
     inflight_path,
     message_values,

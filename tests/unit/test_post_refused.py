@@ -6,10 +6,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from sarra.errors import AccessRefused
-from sarra.flow import Flow
-from sarra.posting import NoticeMaker
-from sarra.publish import NoticePublisher
+from sarra.core.errors import AccessRefused
+from sarra.flow.engine import Flow
+from sarra.flow.sinks import NoticePublisher
+from sarra.post.notices import NoticeMaker
 from sarra.roles.post import FileSource
 from tests.fixtures.fakebroker import FakeBroker
 

@@ -8,9 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from sarra import message
-from sarra.errors import ConfigError, PathError
-from sarra.posting import NoticeMaker, walk
+from sarra.core import message
+from sarra.core.errors import ConfigError, PathError
+from sarra.post.notices import NoticeMaker, walk
 from sarra.roles.post import FileSource, _source, moved_notices
 
 

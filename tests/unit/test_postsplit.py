@@ -1,10 +1,10 @@
-"""sarra.postsplit: paths dealt to a forked helper, counts and errors brought back."""
+"""sarra.post.split: paths dealt to a forked helper, counts and errors brought back."""
 
 from __future__ import annotations
 
 import os
 
-from sarra.postsplit import split_paths
+from sarra.post.split import split_paths
 
 
 def names(n: int) -> list:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from sarra.progress import INTERVAL, Progress, format_eta, progress_line
+from sarra.logs.progress import INTERVAL, Progress, format_eta, progress_line
 
 MiB = 1 << 20
 
@@ -180,8 +180,8 @@ def test_on_a_terminal_each_piece_reads_the_clock_once_and_keeps_the_broker_aliv
 def test_a_log_line_first_blanks_the_progress_line():
     import logging
 
-    from sarra import logsetup
-    from sarra.progress import Progress
+    from sarra.logs import setup as logsetup
+    from sarra.logs.progress import Progress
 
     clock = [0.0]
     stream = io.StringIO()

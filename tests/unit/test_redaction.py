@@ -16,9 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sarra import config, logsetup
-from sarra.logsetup import RedactingFilter, SafeTextFilter, setup_logging
-from sarra.redaction import MAX_LINE, escape_controls, redact, safe_block, safe_line
+from sarra.config import loader as config
+from sarra.core.redaction import MAX_LINE, escape_controls, redact, safe_block, safe_line
+from sarra.logs import setup as logsetup
+from sarra.logs.setup import RedactingFilter, SafeTextFilter, setup_logging
 
 # the rule as a regex: the reference on small inputs (it backtracks on big ones)
 _REFERENCE = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:)[^\s/]*@")
@@ -182,7 +183,7 @@ def test_every_installed_handler_writes_one_safe_line(clean_root, tmp_path, relp
         redirect_fds=False,
     )
     assert any(isinstance(f, RedactingFilter) for f in handler.filters)
-    logging.getLogger("sarra.flow").warning("refused %s from http://u:pw@h/", relpath)
+    logging.getLogger("sarra.flow.engine").warning("refused %s from http://u:pw@h/", relpath)
     handler.flush()
     text = (tmp_path / "x.log").read_text(encoding="utf-8")
     assert text.count("\n") == 1
@@ -199,8 +200,8 @@ def test_every_installed_handler_writes_one_safe_line(clean_root, tmp_path, relp
     [("relpath", 4097), ("relpath", 100_000), ("relpath", MB), ("baseurl", 5000)],
 )
 def test_decode_refuses_fields_longer_than_a_path_can_be(field, size, hang_guard):
-    from sarra import message
-    from sarra.errors import MessageError
+    from sarra.core import message
+    from sarra.core.errors import MessageError
 
     rel = "a" * size if field == "relpath" else "d/f.txt"
     base = "http://h/" + "b" * size if field == "baseurl" else "http://h/"
@@ -211,7 +212,7 @@ def test_decode_refuses_fields_longer_than_a_path_can_be(field, size, hang_guard
 
 @pytest.mark.parametrize("rel", ["a" * 4096, "\u65e5" * 1365, "d/" + "x" * 4000])
 def test_decode_keeps_fields_up_to_the_bound(rel):
-    from sarra import message
+    from sarra.core import message
 
     body = f"20261207000000.000 http://h/ {rel}".encode()
     assert message.decode("v02.post.d", {}, body).relpath == rel

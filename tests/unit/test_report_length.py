@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from sarra import message
-from sarra.delivery import Delivery
-from sarra.flow import BrokerSource, Flow
-from sarra.message import MAX_HEADER_BYTES, cut_header, make_report
-from sarra.publish import NoticePublisher, Reporter
+from sarra.core import message
+from sarra.core.delivery import Delivery
+from sarra.core.message import MAX_HEADER_BYTES, cut_header, make_report
+from sarra.flow.engine import BrokerSource, Flow
+from sarra.flow.sinks import NoticePublisher, Reporter
 from tests.fixtures.fakebroker import FakeBroker
 
 LIMIT = MAX_HEADER_BYTES - 1

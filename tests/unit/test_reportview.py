@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from sarra import message
-from sarra import reportview as rv
+from sarra.core import message
+from sarra.report import view as rv
 
 T0 = calendar.timegm((2026, 11, 28, 22, 0, 0))
 

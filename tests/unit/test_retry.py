@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sarra.retry import RetryQueue
+from sarra.flow.retry import RetryQueue
 
 
 def test_put_due_backoff_and_remove(tmp_path):

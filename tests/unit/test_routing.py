@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from sarra import message
-from sarra.admin import permissions_for
-from sarra.routing import (
+from sarra.admin.users import permissions_for
+from sarra.core import message
+from sarra.core.routing import (
     Refused,
     Switch,
     Target,

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from sarra import message
-from sarra.posting import NoticeMaker
-from sarra.runtime import Context
+from sarra.core import message
+from sarra.flow.context import Context
+from sarra.post.notices import NoticeMaker
 
 
 class Opts(SimpleNamespace):

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from sarra import message
-from sarra.config import load
-from sarra.paths import Paths
-from sarra.progress import Progress
+from sarra.config.loader import load
+from sarra.config.paths import Paths
+from sarra.core import message
+from sarra.flow.context import Context
+from sarra.logs.progress import Progress
 from sarra.roles import sara
-from sarra.runtime import Context
 from tests.fixtures.fakebroker import FakeBroker
 
 DATA = b"hello, switch\n"

@@ -1,4 +1,4 @@
-"""``dd`` (sarra.service) against a fake OS seam: no fork, no broker, files in tmp_path."""
+"""``dd`` (sarra.service.supervisor) against a fake OS seam: no fork, no broker, in tmp_path."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from sarra import service
-from sarra.errors import ConfigError
-from sarra.health import ConfigStatus, Target, format_table, retry_backlog
-from sarra.paths import Paths
+from sarra.config.paths import Paths
+from sarra.core.errors import ConfigError
+from sarra.service import programs
+from sarra.service import supervisor as service
+from sarra.service.health import ConfigStatus, Target, format_table, retry_backlog
 
 BROKER = "amqp://feeder@localhost/"
 
@@ -123,10 +124,10 @@ def test_start_marks_the_config_wanted_and_stop_clears_it(paths):
     rig = Rig(paths)
     assert rig.svc.start(rig.targets()) == 0
     state = paths.state("subscribe", "a")
-    assert service.wanted_count(state) == 2
+    assert programs.wanted_count(state) == 2
     assert sorted(n for _, _, n in rig.os.spawned) == [1, 2]
     assert rig.svc.stop(rig.targets()) == 0
-    assert service.wanted_count(state) is None
+    assert programs.wanted_count(state) is None
     assert not rig.os.alive_pids
 
 
@@ -153,7 +154,7 @@ def test_status_table_shows_instances_queue_activity_and_retry_backlog(paths):
 
     code = rig.svc.status(rig.targets())
 
-    assert code == service.cli.EXIT_STOPPED  # b is stopped
+    assert code == programs.EXIT_STOPPED  # b is stopped
     header, row_a, row_b = rig.lines
     assert header.split()[:4] == ["program", "config", "instances", "state"]
     assert row_a.split()[:5] == ["subscribe", "a", "1/1", "running", "-"]
@@ -225,7 +226,7 @@ def test_sanity_keeps_the_started_instance_count_until_restart(paths):
 
     assert [n for _, _, n in rig.os.spawned] == [1, 1]
     rig.svc.restart(rig.targets())
-    assert service.wanted_count(paths.state("subscribe", "a")) == 3
+    assert programs.wanted_count(paths.state("subscribe", "a")) == 3
     assert sorted(n for _, _, n in rig.os.spawned[2:]) == [1, 2, 3]
 
 
@@ -264,9 +265,8 @@ def test_hung_threshold_is_never_shorter_than_two_housekeeping_intervals(paths):
 
 
 def test_program_not_available_yet_is_shown_na_and_skipped_by_start(paths, monkeypatch):
-    from sarra import cli
 
-    monkeypatch.delitem(cli.ROLES, "dd_shovel", raising=False)
+    monkeypatch.delitem(programs.ROLES, "dd_shovel", raising=False)
     add_config(paths, "shovel", "s")
     rig = Rig(paths)
     assert rig.svc.start(rig.targets()) == 1
@@ -327,7 +327,7 @@ def test_main_refuses_log_without_a_config(paths, monkeypatch, capsys):
 
 
 def test_coreutils_dd_operands_are_recognised_and_ours_are_not():
-    from sarra.service import coreutils_call
+    from sarra.service.supervisor import coreutils_call
 
     assert coreutils_call(["if=/dev/zero", "of=/tmp/x", "bs=1M", "count=1"])
     assert not coreutils_call([])

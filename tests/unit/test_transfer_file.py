@@ -7,18 +7,18 @@ from typing import Iterator
 
 import pytest
 
-from sarra.checksum import new
-from sarra.errors import TransferError
-from sarra.redaction import redact_url
+from sarra.core.checksum import new
+from sarra.core.errors import TransferError
+from sarra.core.redaction import redact_url
 from sarra.transfer import (
     Transfer,
-    TransferPool,
     _Throttle,
     for_url,
     pool_key,
     remote_path,
 )
 from sarra.transfer.file import FileTransfer
+from sarra.transfer.pool import TransferPool
 
 
 def pattern(size: int) -> bytes:

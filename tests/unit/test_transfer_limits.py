@@ -8,7 +8,7 @@ from typing import Iterator
 
 import pytest
 
-from sarra.errors import TransferError
+from sarra.core.errors import TransferError
 from sarra.transfer import Transfer
 from sarra.transfer.limits import Budget, Limits, gather
 

@@ -9,8 +9,8 @@ from typing import Iterator
 
 import pytest
 
-from sarra.checksum import new
-from sarra.errors import TransferError
+from sarra.core.checksum import new
+from sarra.core.errors import TransferError
 from sarra.transfer import Transfer
 from sarra.transfer.pipeline import prefetch, read_views
 

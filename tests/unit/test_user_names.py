@@ -8,9 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sarra import admin as adm
-from sarra import options
-from sarra.errors import ConfigError
+from sarra.admin import config as admin_conf
+from sarra.admin import users as adm
+from sarra.config import options
+from sarra.core.errors import ConfigError
 from tests.unit.test_admin import FakeAPI, write_conf
 
 VALID = ["u", "ux", "u-x", "a-b-c", "Alice2", "9", "x" * 64]
@@ -48,7 +49,7 @@ def test_declare_refuses_them(kind, name):
 
 @pytest.fixture
 def switch(tmp_path):
-    cfg = adm.load_admin_config(write_conf(tmp_path))
+    cfg = admin_conf.load_admin_config(write_conf(tmp_path))
     return adm.Admin(cfg, FakeAPI(), tmp_path / "credentials.conf")  # type: ignore[arg-type]
 
 

@@ -1,4 +1,4 @@
-"""sarra.watch against real temp directories, real inotify and real polling.
+"""sarra.watch.watcher against real temp directories, real inotify and real polling.
 
 Every semantic test runs twice: with inotify and with watchdog's polling observer at a
 short interval. Waits are generous upper bounds for events to arrive, never assertions
@@ -16,8 +16,9 @@ import tracemalloc
 
 import pytest
 
-from sarra.errors import ConfigError, SarraError
-from sarra.watch import (
+from sarra.core.errors import ConfigError, SarraError
+from sarra.watch.scan import RecentFiles, compact_stat
+from sarra.watch.watcher import (
     OPEN_AT_START,
     FileEvent,
     Watcher,
@@ -25,7 +26,6 @@ from sarra.watch import (
     WatchLimitError,
     inflight_matcher,
 )
-from sarra.watch_scan import RecentFiles, compact_stat
 from tests.fixtures.waiting import wait_for
 
 POLL = 0.25
@@ -352,7 +352,7 @@ def test_falls_back_to_polling_with_a_warning_when_inotify_is_unusable(
         raise OSError(errno.ENOSYS, "Function not implemented")
 
     monkeypatch.setattr(wi, "InotifyObserver", refuse)
-    with caplog.at_level(logging.WARNING, logger="sarra.watch"):
+    with caplog.at_level(logging.WARNING, logger="sarra.watch.watcher"):
         with Watcher([str(tmp_path)], poll_interval=POLL) as w:
             assert w.polling
             write(f"{tmp_path}/f")

@@ -10,15 +10,15 @@ from typing import Iterable, List
 import pytest
 
 from sarra import cli
-from sarra.config import load
-from sarra.errors import ConfigError, ConnectionLost
-from sarra.flow import Flow
-from sarra.paths import Paths
-from sarra.posting import NoticeMaker
-from sarra.publish import NoticePublisher
+from sarra.config.loader import load
+from sarra.config.paths import Paths
+from sarra.core.errors import ConfigError, ConnectionLost
+from sarra.flow.engine import Flow
+from sarra.flow.sinks import NoticePublisher
+from sarra.post.notices import NoticeMaker
 from sarra.roles import watch as role
-from sarra.watch import FileEvent, WatchLimitError
-from sarra.watchsource import WatchSource, mask_selector
+from sarra.watch.source import WatchSource, mask_selector
+from sarra.watch.watcher import FileEvent, WatchLimitError
 from tests.fixtures.fakebroker import FakeBroker
 
 

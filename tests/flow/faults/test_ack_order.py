@@ -1,6 +1,6 @@
 """The killed-workers variant must catch an ack that comes before the rename.
 
-A copy of ``sarra/`` is made in a temp dir and its ``sarra/flow.py`` patched so that
+A copy of ``sarra/`` is made in a temp dir and its ``sarra/flow/engine.py`` patched so that
 every message of a batch is acknowledged as soon as it is gathered (before the work),
 and never again in ``_settle``.  The killed-workers variant is run against that copy;
 it must FAIL (files lost with their messages).  ``prove_ack_order.py`` runs this test

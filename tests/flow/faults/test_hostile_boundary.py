@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Tuple
 import pika
 import pytest
 
-from sarra.message import format_time
+from sarra.core.message import format_time
 from tests.fixtures import rabbit
 from tests.fixtures.waiting import wait_for
 from tests.flow.conftest import FlowEnv
@@ -324,7 +324,7 @@ def net(rabbit, tmp_path):
 
 
 def test_dd_sara_survives_posts_it_cannot_place_and_reports_them(net, tmp_path):
-    from sarra import message
+    from sarra.core import message
     from tests.flow.test_switches import post, start_ingest, tree
 
     pub = net.tap("A", "xpublic")

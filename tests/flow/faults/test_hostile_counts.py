@@ -59,7 +59,9 @@ def test_dd_status_after_a_crash_shows_no_negative_count(flowenv, http_server):
         )
         status = fe.run("dd_subscribe", "status", "counts", check=False)
         everything = subprocess.run(
-            [sys.executable, "-m", "sarra.service", "status"], env=fe.env, capture_output=True,
+            [sys.executable, "-m", "sarra.service.supervisor", "status"],
+            env=fe.env,
+            capture_output=True,
             text=True, timeout=60, cwd=fe.root,
         )  # fmt: skip
     finally:

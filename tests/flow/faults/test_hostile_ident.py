@@ -27,7 +27,7 @@ import pika
 import pytest
 import requests
 
-from sarra.errors import AccessRefused
+from sarra.core.errors import AccessRefused
 from tests.flow.switch_net import Net
 from tests.integration.test_permissions import ROOT, Switch, post
 from tests.integration.test_permissions import switch as switch  # noqa: F401 (fixture)
@@ -286,7 +286,7 @@ HOSTILE_RELPATHS = {
     "colons": "x/" + ":" * 200_000,
     "ats": "x/" + "@" * 200_000,
     "escape sequences": "x/\x1b[2J\x1b]0;owned\x07name.txt",
-    "forged line": "x/name\n2026-12-07 00:00:00,000 [INFO] sarra.flow: forged",
+    "forged line": "x/name\n2026-12-07 00:00:00,000 [INFO] sarra.flow.engine: forged",
     "bidi": "x/\u202etxt.exe",
     "c1": "x/\x9b31mred",
 }

@@ -21,7 +21,7 @@ from typing import Iterator
 import pika
 import pytest
 
-from sarra import message
+from sarra.core import message
 from tests.fixtures.hostile_http import HostileHttp, serve_hostile
 from tests.fixtures.waiting import wait_for
 from tests.flow.switch_net import Net

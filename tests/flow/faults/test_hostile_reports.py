@@ -16,7 +16,7 @@ from typing import List
 import pika
 import pytest
 
-from sarra.message import encode_path, format_time
+from sarra.core.message import encode_path, format_time
 from tests.fixtures.waiting import wait_for
 
 pytestmark = [pytest.mark.flow, pytest.mark.integration]
