@@ -25,6 +25,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Pattern, Sequence, 
 from sarra.core import partition
 from sarra.core.errors import MessageError
 from sarra.core.message import Notice
+from sarra.core.redaction import escape_controls
 from sarra.core.timestamps import parse_time
 from sarra.logs.units import human_size
 
@@ -214,9 +215,13 @@ def format_time(t: float) -> str:
 
 
 def format_line(e: Entry) -> str:
-    """One line: time, code, file, consumer, size, duration, message."""
+    """One line: time, code, file, consumer, size, duration, message.
+
+    Control characters are escaped (``escape_controls``): every field but the time was
+    written by whoever published the report, and the line goes to a terminal.
+    """
     size = human_size(e.size) if e.size is not None else "-"
-    return (
+    return escape_controls(
         f"{format_time(e.received)} {e.code:03d} {e.relpath} {e.consumer} "
         f"{size} {human_duration(e.elapsed)} {e.message}"
     ).rstrip()
@@ -265,7 +270,8 @@ def summarize(entries: Iterable[Entry]) -> List[FileSummary]:
 
 
 def format_summary(s: FileSummary) -> List[str]:
-    """A few lines per file: the file, then switches, receivers and failures."""
+    """A few lines per file: the file, then switches, receivers and failures (control
+    characters escaped, as in :func:`format_line`)."""
     lines = [f"{s.relpath} (source {s.source or '?'}, {s.reports} reports)"]
     if s.also_as:
         lines.append(f"  also as: {', '.join(s.also_as)}")
@@ -273,7 +279,7 @@ def format_summary(s: FileSummary) -> List[str]:
     lines.append(f"  received by: {', '.join(s.received_by) or '-'}")
     for consumer, e in s.failures.items():
         lines.append(f"  FAILED at {consumer}: {e.code:03d} {e.message}")
-    return lines
+    return [escape_controls(line) for line in lines]
 
 
 # ------------------------------------------------------------------ journal

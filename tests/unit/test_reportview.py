@@ -131,3 +131,14 @@ def test_summary_follows_a_file_across_hops_by_checksum_and_name():
     assert first.received_by == ["feeder@sw1", "bob@h1"]
     assert rv.format_summary(first)[1] == "  also as: /20261128/alice/obs/a.csv"
     assert other.relpath == "/obs/other.csv"
+
+
+@pytest.mark.parametrize("field", ["text", "user", "relpath"])
+def test_lines_and_summaries_escape_what_the_report_publisher_wrote(field):
+    """A report's fields reach the terminal: an ESC sequence or a newline shows as text."""
+    hostile = {"text": "ok\x1b[2J\nforged", "user": "b\x1b]0;x\x07ob", "relpath": "/a\x9b.txt"}
+    e = rv.entry_from_notice(report(**{field: hostile[field]}), T0)
+    shown = [rv.format_line(e), *rv.format_summary(rv.summarize([e])[0])]
+    for text in shown:
+        assert not any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in text), text
+    assert any("\\x1b" in t or "\\x9b" in t for t in shown)
