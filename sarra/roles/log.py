@@ -71,8 +71,9 @@ def journal(ctx: Context) -> rv.Journal:
     return rv.Journal(ctx.state_dir / "journal.jsonl")
 
 
-def setup(ctx: Context, broker: Any) -> str:
-    """Declare and bind this config's queue, start consuming; returns the queue name.
+def setup(ctx: Context, broker: Any, consume: bool = True) -> str:
+    """Declare and bind this config's queue, start consuming (unless ``consume`` is
+    False: the ``declare`` action); returns the queue name.
 
     Raises:
         AccessRefused: the user may not read the exchange (or own the queue).
@@ -80,7 +81,13 @@ def setup(ctx: Context, broker: Any) -> str:
     q = queue(ctx)
     keys = binding_keys(ctx.options)
     consumer.setup_queue(
-        broker, ctx.options, q, exchange(ctx), keys, exchange_mode=consumer.EXISTING
+        broker,
+        ctx.options,
+        q,
+        exchange(ctx),
+        keys,
+        exchange_mode=consumer.EXISTING,
+        consume=consume,
     )
     return q
 
@@ -121,7 +128,7 @@ def run(ctx: Context, out: Optional[TextIO] = None) -> int:
 
 
 def declare(ctx: Context) -> None:
-    setup(ctx, ctx.broker(ctx.options.broker))
+    setup(ctx, ctx.broker(ctx.options.broker), consume=False)
 
 
 def cleanup(ctx: Context) -> None:

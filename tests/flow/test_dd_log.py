@@ -112,7 +112,7 @@ def test_dd_log_daemon_keeps_the_journal_while_running(switch):
 
 
 def test_a_closed_stdout_ends_dd_log_quietly_and_its_reports_stay_queued(switch):
-    assert dd_log(switch, "foreground", "mine").returncode == 0  # declares and binds
+    assert dd_log(switch, "declare", "mine").returncode == 0  # the queue, bound
     publish_reports(switch, *DELIVERIES)
     read_end, write_end = os.pipe()
     os.close(read_end)  # the reader is gone before dd_log writes anything (| head)
