@@ -20,7 +20,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Optional, Pattern, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Pattern, Sequence, Tuple
 
 from sarra.core import partition
 from sarra.core.errors import MessageError
@@ -178,6 +178,22 @@ class Filter:
     codes: Tuple[str, ...] = ()
     since: Optional[float] = None
     until: Optional[float] = None
+
+    @classmethod
+    def from_options(cls, o: Any, now: float) -> Filter:
+        """The filter dd_log's options ask for (``path_match``, ``consumer_match``,
+        ``code``, ``since``, ``until``; times relative to ``now``).
+
+        Raises:
+            ValueError: a bad ``since``/``until`` (already checked by the option converter).
+        """
+        return cls(
+            path=o.path_match,
+            consumer=o.consumer_match,
+            codes=tuple(o.code or ()),
+            since=parse_when(o.since, now) if o.since else None,
+            until=parse_when(o.until, now) if o.until else None,
+        )
 
     def __call__(self, e: Entry) -> bool:
         if self.path is not None and not self.path.search(e.relpath):

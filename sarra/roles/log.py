@@ -52,21 +52,6 @@ def binding_keys(o: Any) -> List[str]:
     return keys
 
 
-def make_filter(o: Any, now: float) -> rv.Filter:
-    """The filter the options ask for.
-
-    Raises:
-        ValueError: a bad ``since``/``until`` (already checked by the option converter).
-    """
-    return rv.Filter(
-        path=o.path_match,
-        consumer=o.consumer_match,
-        codes=tuple(o.code or ()),
-        since=rv.parse_when(o.since, now) if o.since else None,
-        until=rv.parse_when(o.until, now) if o.until else None,
-    )
-
-
 def journal(ctx: Context) -> rv.Journal:
     return rv.Journal(ctx.state_dir / "journal.jsonl")
 
@@ -111,20 +96,25 @@ def build(ctx: Context, broker: Any, printer: ReportPrinter) -> Flow:
     )
 
 
-def run(ctx: Context, out: Optional[TextIO] = None) -> int:
-    """The dd_log command: reports from the broker (or the journal) to ``out`` (stdout)."""
+def printer(ctx: Context, out: TextIO) -> ReportPrinter:
+    """The sink the options ask for: filters, summary, journal kept or not."""
     o = ctx.options
-    printer = ReportPrinter(
-        out or sys.stdout,
-        make_filter(o, time.time()),
+    return ReportPrinter(
+        out,
+        rv.Filter.from_options(o, time.time()),
         journal=journal(ctx) if o.keep_journal else None,
         summary=o.summary,
     )
-    if o.journal:
-        printer.show(journal(ctx).read())
-        printer.finish()
+
+
+def run(ctx: Context, out: Optional[TextIO] = None) -> int:
+    """The dd_log command: reports from the broker (or the journal) to ``out`` (stdout)."""
+    sink = printer(ctx, out or sys.stdout)
+    if ctx.options.journal:
+        sink.show(journal(ctx).read())
+        sink.finish()
         return 0
-    return ctx.run_flow(build(ctx, ctx.broker(o.broker), printer))
+    return ctx.run_flow(build(ctx, ctx.broker(ctx.options.broker), sink))
 
 
 def declare(ctx: Context) -> None:

@@ -13,7 +13,6 @@ from sarra.config.loader import load
 from sarra.config.paths import Paths
 from sarra.core import message
 from sarra.flow.context import Context
-from sarra.report.printer import ReportPrinter
 from sarra.roles import log
 from tests.fixtures.fakebroker import FakeBroker
 
@@ -35,13 +34,7 @@ class Rig:
         self.ctx = Context("dd_log", o, paths)
         self.broker = FakeBroker()
         self.out = out if out is not None else io.StringIO()
-        self.printer = ReportPrinter(
-            self.out,
-            log.make_filter(o, 0.0),
-            journal=log.journal(self.ctx) if o.keep_journal else None,
-            summary=o.summary,
-        )
-        self.flow = log.build(self.ctx, self.broker, self.printer)
+        self.flow = log.build(self.ctx, self.broker, log.printer(self.ctx, self.out))
 
     def lines(self) -> list:
         return self.out.getvalue().splitlines()
