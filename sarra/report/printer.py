@@ -29,12 +29,20 @@ from sarra.report.view import (
 )
 
 
-def is_report(d: Delivery) -> bool:
-    """A select step for a flow that shows reports: anything else (a post) is rejected,
-    with its reason logged by the flow, and acknowledged: it can never be shown."""
+def showable(d: Delivery) -> bool:
+    """The select step of a flow that shows reports: True for a report that makes an
+    entry and a line.  Anything else (a post) is rejected, with its reason logged by the
+    flow, and acknowledged: it can never be shown.
+
+    The entry and line are made here, and made again by the sink, so that a report they
+    fail on is settled by the flow's boundary (logged, acknowledged) instead of making
+    the sink raise, which would void the batch and stop dd_log on the same queued
+    report at every run.
+    """
     if d.notice.report is None:
         d.reject("not a v02 report")
         return False
+    format_line(entry_from_notice(d.notice, 0.0))
     return True
 
 

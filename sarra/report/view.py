@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import time
 from dataclasses import asdict, dataclass, field
@@ -33,6 +34,10 @@ log = logging.getLogger(__name__)
 
 #: ``message`` text of a report saying a switch re-announced the file (9.4).
 PUBLISHED = "Published"
+
+#: the largest size a file can have (``off_t``): a ``parts`` header announcing more is
+#: not a file's, and is not shown (a float of it would overflow)
+MAX_SIZE = 2**63 - 1
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -92,9 +97,10 @@ def _size(notice: Notice) -> Optional[int]:
     if notice.is_removal or notice.is_link or "parts" not in notice.headers:
         return None
     try:
-        return partition.parse(notice.headers["parts"]).size
+        size = partition.parse(notice.headers["parts"]).size
     except MessageError:
         return None
+    return size if size <= MAX_SIZE else None
 
 
 def entry_from_notice(notice: Notice, received: float) -> Entry:
@@ -109,6 +115,8 @@ def entry_from_notice(notice: Notice, received: float) -> Entry:
     try:
         elapsed = float(rep.elapsed)
     except ValueError:
+        elapsed = 0.0
+    if not math.isfinite(elapsed):  # "inf", "nan", "1e999": no duration to show
         elapsed = 0.0
     h = notice.headers
     return Entry(
@@ -211,7 +219,10 @@ class Filter:
 
 
 def human_duration(seconds: float) -> str:
-    """``0.0034`` -> ``3.4ms``, ``2.5`` -> ``2.5s``, ``125`` -> ``2m05s``."""
+    """``0.0034`` -> ``3.4ms``, ``2.5`` -> ``2.5s``, ``125`` -> ``2m05s``; ``-`` for no
+    duration (infinite, not a number)."""
+    if not math.isfinite(seconds):
+        return "-"
     if seconds < 0:
         return f"-{human_duration(-seconds)}"
     if seconds < 1:
@@ -236,7 +247,7 @@ def format_line(e: Entry) -> str:
     Control characters are escaped (``escape_controls``): every field but the time was
     written by whoever published the report, and the line goes to a terminal.
     """
-    size = human_size(e.size) if e.size is not None else "-"
+    size = human_size(e.size) if e.size is not None and 0 <= e.size <= MAX_SIZE else "-"
     return escape_controls(
         f"{format_time(e.received)} {e.code:03d} {e.relpath} {e.consumer} "
         f"{size} {human_duration(e.elapsed)} {e.message}"

@@ -28,7 +28,7 @@ from sarra.flow import consumer
 from sarra.flow.context import Context
 from sarra.flow.engine import BrokerSource, Flow
 from sarra.report import view as rv
-from sarra.report.printer import ReportPrinter, is_report
+from sarra.report.printer import ReportPrinter, showable
 
 PROGRAM = "dd_log"
 DEFAULTS = {"topic_prefix": "v02.report", "report_back": False, "expire": 86400.0}
@@ -86,7 +86,7 @@ def build(ctx: Context, broker: Any, printer: ReportPrinter) -> Flow:
     masks = consumer.Selector(o)
     return Flow(
         source=BrokerSource(broker),
-        select=lambda d: is_report(d) and masks(d),
+        select=lambda d: showable(d) and masks(d),
         sinks=[printer],
         batch=o.batch,
         idle=0.5,

@@ -129,3 +129,27 @@ def test_journal_replay_prints_what_the_filters_keep_without_a_broker(tmp_path):
     out = io.StringIO()
     assert log.run(Context("dd_log", o, paths), out) == 0
     assert [line.split()[3] for line in out.getvalue().splitlines()] == ["/data/b.txt"]
+
+
+def test_a_report_that_cannot_be_shown_is_settled_alone_and_dd_log_goes_on(
+    tmp_path, monkeypatch, caplog
+):
+    """Whatever fails on one report's line fails in the select step, inside the flow's
+    boundary: never in the sink, where it would stop dd_log at every run."""
+    import sarra.report.printer as printer
+
+    real = printer.format_line
+
+    def fragile(e):
+        if "bad" in e.relpath:
+            raise RuntimeError("a bug met by one report")
+        return real(e)
+
+    monkeypatch.setattr(printer, "format_line", fragile)
+    rig = Rig(tmp_path, ("idle_exit", "0"))
+    for rel in ("/data/a.txt", "/data/bad.txt", "/data/b.txt"):
+        rig.broker.put(report(rel), exchange="xr_alice")
+    rig.flow.run()
+    assert [line.split()[3] for line in rig.lines()] == ["/data/a.txt", "/data/b.txt"]
+    assert len(rig.broker.acked) == 3
+    assert any("bad.txt" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
