@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from sarra.config import options
+from sarra.config import converters
 from sarra.core.fetchpolicy import FetchPolicy, Refused, is_internal, parse_address
 from sarra.transfer.netguard import Guard
 
@@ -187,13 +187,13 @@ def test_the_guard_resolves_once_and_returns_the_checked_address():
     ],
 )
 def test_source_hosts_option_lines(line, parsed):
-    assert options.source_hosts(line) == parsed
+    assert converters.source_hosts(line) == parsed
 
 
 @pytest.mark.parametrize("line", ["alice", "alice http://x/", "alice 10.0.0.0/99", "a b/c"])
 def test_bad_source_hosts_lines_are_config_errors(line):
     with pytest.raises(ValueError):
-        options.source_hosts(line)
+        converters.source_hosts(line)
 
 
 def test_dd_admin_copies_source_hosts_into_the_ingest_config_only(tmp_path):
