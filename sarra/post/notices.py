@@ -27,16 +27,6 @@ log = logging.getLogger(__name__)
 CHUNK = 1 << 20
 
 
-def _header_options(options: Any) -> Dict[str, str]:
-    extra: Dict[str, str] = {}
-    for item in getattr(options, "header", None) or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"header {item!r}: expected key=value")
-        extra[key.strip()] = value
-    return extra
-
-
 class NoticeMaker:
     """Builds the notices for local paths according to the post options."""
 
@@ -61,7 +51,7 @@ class NoticeMaker:
         )
         if broker_user:
             self.common["source"] = broker_user
-        self.common.update(_header_options(options))
+        self.common.update(options.header)  # (name, value) pairs, checked by the converter
         self.slash = bool(getattr(options, "post_relpath_slash", False))
         self.rename = getattr(options, "rename", None)
         self._absolute = self.base_dir is None and self.base_url.lower().startswith("file:")
