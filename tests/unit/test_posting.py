@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-from types import SimpleNamespace
 
 import pytest
 
-from sarra.config.loader import load
+from sarra.config.loader import load, table_defaults
 from sarra.config.paths import Paths
 from sarra.core import message
 from sarra.core.errors import ConfigError, PathError
@@ -17,14 +16,9 @@ from sarra.roles.post import FileSource, _source, moved_notices
 
 
 def opts(tmp_path, **kw):
-    base = dict(
-        post_base_url="http://localhost:8090/", post_base_dir=str(tmp_path), sum="d",
-        blocksize=1, post_topic_prefix="v02.post", to=None, cluster=None, header=(),
-        post_relpath_slash=False, rename=None, preserve_time=True, preserve_mode=True,
-        follow_symlinks=False, remove=False, moved_from=None,
-    )  # fmt: skip
+    base = dict(post_base_url="http://localhost:8090/", post_base_dir=str(tmp_path))
     base.update(kw)
-    return SimpleNamespace(**base)
+    return table_defaults("post").replace(**base)
 
 
 def maker(tmp_path, **kw):
