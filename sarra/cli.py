@@ -176,7 +176,7 @@ def act_foreground(
     name = o.config or "_cmdline"
     _setup_logging(o, program, name, ns.instance, paths)
     pidfile = None
-    reads_journal = short_name(program) == "log" and o.get("journal")
+    reads_journal = short_name(program) == "log" and o.journal
     if config and short_name(program) != "post" and not reads_journal:
         pidfile = paths.state(program, name) / f"i{max(ns.instance, 1):02d}.pid"
         pidfile.parent.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
+from sarra.config.loader import Options
 from sarra.core.errors import ConfigError, HookError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -179,19 +180,16 @@ class HookSet:
         self.hooks: List[Hook] = list(hooks)
 
     @classmethod
-    def from_options(cls, options: Any) -> HookSet:
+    def from_options(cls, options: Options) -> HookSet:
         """Build plugins (``plugin`` lines) and scripts (``on_file``/``on_part`` lines).
 
         An ``on_message``/``on_post`` line names a plugin class for that event.
         """
         hooks: List[Hook] = []
-        for spec in _opt(options, "plugin"):
+        for spec in (*options.plugin, *options.on_message, *options.on_post):
             hooks.append(load_hook_class(spec)(options))
-        for event in ("on_message", "on_post"):
-            for spec in _opt(options, event):
-                hooks.append(load_hook_class(spec)(options))
-        for event in ("on_file", "on_part"):
-            for command in _opt(options, event):
+        for event, commands in (("on_file", options.on_file), ("on_part", options.on_part)):
+            for command in commands:
                 if _looks_like_class(command):
                     hooks.append(load_hook_class(command)(options))
                 else:
@@ -226,13 +224,6 @@ class HookSet:
             self.emit(event, *args)
         except HookError as e:
             log.error("%s", e)
-
-
-def _opt(options: Any, name: str) -> List[str]:
-    if options is None:
-        return []
-    value = getattr(options, name, None) or []
-    return [value] if isinstance(value, str) else list(value)
 
 
 def _looks_like_class(command: str) -> bool:
