@@ -4,5 +4,5 @@
 summarises per file where the data went; its ``Journal`` keeps entries on disk.
 ``printer`` is dd_log's sink in the flow: each batch journaled, then printed.
 
-May import: ``core``, ``logs``.
+May import: ``core``, ``config``, ``logs``.
 """

@@ -21,7 +21,17 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Pattern, Sequence, Tuple
+from typing import (
+    TYPE_CHECKING,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Pattern,
+    Sequence,
+    Tuple,
+)
 
 from sarra.core import partition
 from sarra.core.errors import MessageError
@@ -29,6 +39,9 @@ from sarra.core.message import Notice
 from sarra.core.redaction import escape_controls
 from sarra.core.timestamps import parse_time
 from sarra.logs.units import human_size
+
+if TYPE_CHECKING:
+    from sarra.config.loader import Options
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +201,7 @@ class Filter:
     until: Optional[float] = None
 
     @classmethod
-    def from_options(cls, o: Any, now: float) -> Filter:
+    def from_options(cls, o: Options, now: float) -> Filter:
         """The filter dd_log's options ask for (``path_match``, ``consumer_match``,
         ``code``, ``since``, ``until``; times relative to ``now``).
 
@@ -198,7 +211,7 @@ class Filter:
         return cls(
             path=o.path_match,
             consumer=o.consumer_match,
-            codes=tuple(o.code or ()),
+            codes=tuple(o.code),
             since=parse_when(o.since, now) if o.since else None,
             until=parse_when(o.until, now) if o.until else None,
         )

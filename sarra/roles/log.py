@@ -24,6 +24,7 @@ import time
 from typing import Any, List, Optional, TextIO
 
 from sarra.config.credentials import broker_user
+from sarra.config.loader import Options
 from sarra.flow import consumer
 from sarra.flow.context import Context
 from sarra.flow.engine import BrokerSource, Flow
@@ -43,9 +44,9 @@ def exchange(ctx: Context) -> str:
     return ctx.options.exchange or f"xr_{broker_user(ctx.options.broker)}"
 
 
-def binding_keys(o: Any) -> List[str]:
+def binding_keys(o: Options) -> List[str]:
     """``<topic_prefix>.<subtopic>``, plus the 2015 ``v02.log.<subtopic>`` for reports."""
-    prefix = o.topic_prefix or "v02.report"
+    prefix = o.topic_prefix
     keys = consumer.topic_keys(prefix, o.subtopic)
     if prefix == "v02.report":
         keys += consumer.topic_keys("v02.log", o.subtopic)
