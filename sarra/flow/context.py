@@ -86,7 +86,7 @@ class Context:
 
         b = Broker(
             self.credentials.resolve(url),
-            heartbeat=int(o.heartbeat or 60),
+            heartbeat=int(o.heartbeat),  # 0: off, as the table says
             prefetch=o.prefetch,
             name=f"{self.program}/{self.config}",
             stop=stop,
