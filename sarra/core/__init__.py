@@ -1,8 +1,8 @@
 """The pure core: what a notice is and the rules about it, with no I/O.
 
-The v02 codec (``message``), checksums, the partition of large files into blocks,
-timestamps, routing rules of a switch, fetch policy (which hosts a notice may name),
-URL redaction, the error hierarchy and ``Delivery`` (one message in hand with its local
+The notice model (``notice``), the v02 codec (``v02``) behind one facade (``message``),
+checksums, the partition of large files into blocks, timestamps, routing rules of a
+switch, fetch policy (which hosts a notice may name), URL redaction, the error hierarchy and ``Delivery`` (one message in hand with its local
 state).  Everything here is a pure function or a small value class, so it is tested
 without a broker, a server or a disk.
 

@@ -135,7 +135,7 @@ def test_post_topic_ignores_empty_components_and_uses_prefix() -> None:
 
 def test_post_topic_cuts_on_a_character_boundary_and_warns(caplog) -> None:
     path = "d/" + "€" * 300 + "/f.txt"
-    with caplog.at_level(logging.WARNING, logger="sarra.core.message"):
+    with caplog.at_level(logging.WARNING, logger="sarra.core.notice"):
         topic = post_topic(path)
     raw = topic.encode("utf-8")
     assert len(raw) <= 253 and len(raw) >= 251
