@@ -14,6 +14,7 @@ whichever format it came in, so that nothing downstream needs to know the format
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import re
 import time
@@ -49,12 +50,29 @@ class IgnoredMessage(MessageError):
 
 @dataclass(frozen=True)
 class Report:
-    """The four report fields after relpath (9.2). ``elapsed`` is kept as on the wire."""
+    """The four report fields after relpath (9.2). ``elapsed`` is kept as on the wire.
+
+    ``completed`` is v03's ``timeCompleted`` (a timestamp, written without the ``T``);
+    v02 has no place for it.  sr3's reports name neither host, user nor elapsed time:
+    those are then empty.
+    """
 
     code: int
     host: str
     user: str
     elapsed: str
+    completed: str = field(default="", compare=False)
+
+
+@functools.lru_cache(maxsize=1024)
+def _say_left_out(name: str) -> None:
+    """Log, once per field name and process, that v02 output leaves a field out."""
+    log.info("v02 cannot carry %r: left out of v02 notices (said once)", name[:80])
+
+
+def _without(headers: Mapping[str, str], names: Any) -> dict[str, str]:
+    gone = set(names)
+    return {k: v for k, v in headers.items() if k not in gone}
 
 
 def _freeze(headers: Mapping[str, str] | None) -> Mapping[str, str]:
@@ -67,10 +85,13 @@ def _freeze(headers: Mapping[str, str] | None) -> Mapping[str, str]:
 
 @dataclass(frozen=True)
 class Notice:
-    """One decoded v02 message (a post or a report), immutable.
+    """One decoded message (a post or a report), in v02 terms whatever format it came in.
 
     ``relpath`` is decoded (``%20`` -> space, ``%23`` -> ``#``), leading ``/`` as received.
     ``topic`` is the routing key as received (decode) or as it will be sent (new_post).
+    ``headers`` are text: the v02 headers, and v03 fields whose value is text.
+    ``extra`` holds the v03 fields whose value is not text (``content``, ``geometry``,
+    numbers, lists ...): name -> the value as JSON text, kept verbatim for v03 output.
     """
 
     kind: str
@@ -80,6 +101,7 @@ class Notice:
     headers: Mapping[str, str] = field(default_factory=dict, hash=False)
     topic: str = ""
     report: Report | None = None
+    extra: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if self.kind not in ("post", "report"):
@@ -87,6 +109,7 @@ class Notice:
         if (self.kind == "report") != (self.report is not None):
             raise ValueError("a report notice needs report fields, a post must have none")
         object.__setattr__(self, "headers", _freeze(self.headers))
+        object.__setattr__(self, "extra", _freeze(self.extra))
 
     def replace(self, **changes: Any) -> Notice:
         """Return a copy with some fields changed (``dataclasses.replace``)."""
@@ -108,12 +131,14 @@ class Notice:
         return dataclasses.replace(self, headers=headers)
 
     def relayable(self) -> Notice:
-        """Copy without the v03/legacy headers that :func:`encode` refuses (5.12, 5.14)."""
+        """Copy without what v02 output refuses (5.12, 5.14): v03 and legacy headers, and
+        the ``extra`` v03 values.  Each name left out is said once in the log."""
         dropped = sorted(FORBIDDEN_HEADERS.intersection(self.headers))
-        if not dropped:
+        if not dropped and not self.extra:
             return self
-        log.debug("dropping headers not allowed in v02 output: %s", ", ".join(dropped))
-        return self.with_headers(dict.fromkeys(dropped))
+        for name in [*dropped, *self.extra]:
+            _say_left_out(name)
+        return dataclasses.replace(self, headers=_without(self.headers, dropped), extra={})
 
     @property
     def sum_method(self) -> str | None:
@@ -167,16 +192,19 @@ def decode_path(path: str) -> str:
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
-def check_name(relpath: str) -> None:
-    """Refuse names v02 cannot carry (4.4, 17.7).
+def check_name(relpath: str, *, v02: bool = True) -> None:
+    """Refuse names that cannot be posted (4.4, 17.7).
+
+    ``v02=False`` (a name posted in v03 only) allows the literal ``%20``/``%23`` that
+    v02 cannot carry: JSON carries every character.
 
     Raises:
-        PathError: empty, contains a literal ``%20``/``%23``, a control character
+        PathError: empty, contains a literal ``%20``/``%23`` (v02), a control character
             (0x00-0x1F, 0x7F) or text that is not valid Unicode (lone surrogates).
     """
     if not relpath:
         raise PathError("empty path cannot be posted")
-    for bad in ("%20", "%23"):
+    for bad in ("%20", "%23") if v02 else ():
         if bad in relpath:
             raise PathError(f"{relpath!r}: contains a literal {bad!r}, which v02 cannot carry")
     control = _CONTROL.search(relpath)
@@ -201,6 +229,10 @@ def join_url(baseurl: str, relpath: str) -> str:
 
 
 def _escape_topic(topic: str) -> str:
+    """v02 topics escape ' ' and '#'; v03 ones only '#', as sr3 writes them (a space is
+    legal in a routing key; '#' would be a wildcard in a binding key made from it)."""
+    if topic.startswith("v03"):
+        return topic.replace("#", "%23")
     return topic.replace(" ", "%20").replace("#", "%23")
 
 
@@ -209,6 +241,8 @@ def cut_topic(topic: str, limit: int = MAX_TOPIC_BYTES) -> str:
 
     Logs a warning when it cuts.
     """
+    if len(topic) * 4 <= limit:
+        return topic
     raw = topic.encode("utf-8")
     if len(raw) <= limit:
         return topic
@@ -225,7 +259,8 @@ def cut_topic(topic: str, limit: int = MAX_TOPIC_BYTES) -> str:
 def post_topic(relpath: str, prefix: str = "v02.post") -> str:
     """Routing key for a post of un-encoded ``relpath`` (3.2): prefix + directories.
 
-    The file name is never part of it; ' ' and '#' become ``%20``/``%23``; cut to 253 bytes.
+    The file name is never part of it; '#' becomes ``%23`` and, in v02 topics, ' '
+    becomes ``%20``; cut to 253 bytes.
     """
     dirs = [part for part in relpath.split("/") if part][:-1]
     return cut_topic(_escape_topic(".".join([prefix, *dirs])))
@@ -235,12 +270,18 @@ def report_topic(topic: str) -> str:
     """Report topic for a post topic (3.9): the type word becomes ``report``.
 
     ``v02.post.data.small`` -> ``v02.report.data.small``; ``v02.post`` -> ``v02.report``.
-    Raw spaces/``#`` (v2, sr3) are escaped and the result is cut to 253 bytes.
+    v03 topics have no type word by default (sr3 posts on ``v03.<dirs>``): ``report`` is
+    put after ``v03`` (``v03.data`` and ``v03.post.data`` -> ``v03.report.data``), as
+    sr_post(7) names them.  The result is escaped as its version wants and cut to 253
+    bytes.
 
     Raises:
-        MessageError: the topic does not start with ``v02.<type>``.
+        MessageError: the topic starts with neither ``v02.<type>`` nor ``v03``.
     """
     words = topic.split(".", 2)
+    if words[0] == "v03":
+        rest = words[2:] if len(words) > 1 and words[1] in ("post", "report") else words[1:]
+        return cut_topic(_escape_topic(".".join(["v03", "report", *rest])))
     if len(words) < 2 or words[0] != "v02" or not words[1]:
         raise MessageError(f"cannot derive a report topic from {topic!r}: not a v02 topic")
     return cut_topic(_escape_topic(".".join(["v02", "report", *words[2:]])))
@@ -306,7 +347,8 @@ def make_report(
     """Build the report answering ``post`` (9.2, 9.3, 3.9).
 
     Copies every post header except the v03/legacy ones encode refuses, adds
-    ``message``; topic ``v02.report.<same dirs>``; elapsed formatted ``%.6f``.  Every
+    ``message``; topic ``v02.report.<same dirs>`` (``v03.report...`` for a v03 post);
+    elapsed formatted ``%.6f``; completed now (v03's ``timeCompleted``).  Every
     header value past the v02 limit (the reason, or a long header of a v03 post) is
     cut with :func:`cut_header`: a report is never dropped for its length.
 
@@ -317,8 +359,8 @@ def make_report(
         raise MessageError("make_report needs a post, got a report")
     if not 100 <= int(code) <= 999:
         raise MessageError(f"report code {code!r} is not a 3-digit status")
-    headers = {k: cut_header(v) for k, v in post.relayable().headers.items()}
+    headers = {k: cut_header(v) for k, v in post.headers.items() if k not in FORBIDDEN_HEADERS}
     headers["message"] = cut_header(message)
     topic = report_topic(post.topic or post_topic(post.relpath))
-    report = Report(int(code), host, user, f"{elapsed:.6f}")
+    report = Report(int(code), host, user, f"{elapsed:.6f}", format_time(time.time()))
     return Notice("report", post.pubtime, post.baseurl, post.relpath, headers, topic, report)

@@ -188,7 +188,7 @@ def _wire_topic(notice: Notice) -> str:
 
 
 def _wire_headers(headers: Mapping[str, str], strict: bool = True) -> dict[str, str]:
-    forbidden = sorted(FORBIDDEN_HEADERS.intersection(headers))
+    forbidden = sorted(FORBIDDEN_HEADERS.intersection(headers)) if strict else []
     if forbidden:
         raise MessageError(
             f"cannot encode: header {forbidden[0]!r} is a v03 or legacy field that v02 "
@@ -206,13 +206,13 @@ def _wire_headers(headers: Mapping[str, str], strict: bool = True) -> dict[str, 
 
 def _round_trips(relpath: str) -> bool:
     """True when ``decode`` gives ``relpath`` back from the body ``encode`` writes (it
-    splits the body at spaces only, which ``encode_path`` escapes, and drops one final
-    newline)."""
+    splits the body at spaces only, which ``encode_path`` escapes, and keeps its first
+    line only)."""
     try:
         relpath.encode("utf-8")
     except UnicodeEncodeError:
         return False
-    return bool(relpath) and not relpath.endswith("\n")
+    return bool(relpath) and "\n" not in relpath
 
 
 def encode(notice: Notice, *, strict: bool = True) -> Encoded:
@@ -220,14 +220,20 @@ def encode(notice: Notice, *, strict: bool = True) -> Encoded:
 
     ``strict=False`` is for local storage (the retry queue), never for the wire: it
     keeps what ``decode`` took from another program (a header of 253 bytes or more, a
-    control character in the relpath), so that a message received can always be kept
-    for its retry and decoded back the same.
+    v03 or legacy header, a control character in the relpath), so that a message
+    received can always be kept for its retry and decoded back the same.
 
     Raises:
-        MessageError: a header is a v03/legacy field or is >= 253 UTF-8 bytes; pubtime is
-            not a v02 timestamp; baseurl/report fields empty or containing white space;
-            relpath cannot be carried (17.7); topic type does not match the kind.
+        MessageError: a header is a v03/legacy field or is >= 253 UTF-8 bytes (strict);
+            the notice has ``extra`` v03 values; pubtime is not a v02 timestamp;
+            baseurl/report fields empty or containing white space; relpath cannot be
+            carried (17.7); topic type does not match the kind.
     """
+    if notice.extra:
+        raise MessageError(
+            f"cannot encode: v03 field {next(iter(notice.extra))!r} has no v02 form "
+            "(use Notice.relayable())"
+        )
     try:
         check_name(notice.relpath)
     except PathError as e:
