@@ -4,7 +4,8 @@ Owns the v03 wire format of sr_post(7) as metpx-sr3 3.3.1 writes it: one JSON ob
 per message (``content_type`` ``application/json``), no AMQP headers, topics
 ``v03.<dirs>``.  A decoded notice is written in v02 terms (``sum``, ``parts``, ``link``,
 ``oldname``...), so nothing downstream knows which format came in; the field-by-field
-mapping and every decision where v03 differs from v02 are in ``doc/v03.rst``.
+mapping and every decision where v03 differs from v02 are in ``doc/v03.rst``, the
+decoding handler of each field in ``sarra.core.v03fields``.
 
 Decisions recorded here:
 
