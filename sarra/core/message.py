@@ -10,7 +10,7 @@ asked for, :func:`encode_local` (the retry queue) by what can carry the notice w
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Union
 
 from sarra.core import v02, v03
@@ -40,6 +40,7 @@ from sarra.core.notice import (
 )
 from sarra.core.timestamps import format_time, format_time_ns, parse_time
 from sarra.core.v02 import NotV02
+from sarra.core.v03 import inline_content_of, inline_data
 
 #: the wire formats, and the topic prefix each posts on by default (sr3 posts v03 on
 #: ``v03.<dirs>``, without a type word)
@@ -74,6 +75,22 @@ def prefix_for(fmt: str, configured: str | None = None) -> str:
     if configured and configured.split(".", 1)[0] == fmt:
         return configured
     return DEFAULT_PREFIX[fmt]
+
+
+def post_formats(
+    formats: Sequence[str] | None, topic_prefix: str | None = None
+) -> list[tuple[str, str]]:
+    """(format, topic prefix) of each format a producer posts in.
+
+    ``formats`` is the ``post_format`` option; unset, it is the version of
+    ``topic_prefix`` when that is ``v03``-something (as sr3 decides), else ``v02``.  Each
+    format posts on ``topic_prefix`` when it is of its version, else on its default.
+    """
+    chosen = list(formats or ())
+    if not chosen:
+        version = (topic_prefix or "").split(".", 1)[0]
+        chosen = [version if version in FORMATS else "v02"]
+    return [(fmt, prefix_for(fmt, topic_prefix)) for fmt in dict.fromkeys(chosen)]
 
 
 def _in_format(notice: Notice, fmt: str, prefix: str | None) -> Notice:
@@ -145,10 +162,13 @@ __all__ = [
     "format_of",
     "format_time",
     "format_time_ns",
+    "inline_content_of",
+    "inline_data",
     "join_url",
     "make_report",
     "new_post",
     "parse_time",
+    "post_formats",
     "post_topic",
     "prefix_for",
     "report_topic",

@@ -316,15 +316,18 @@ def new_post(
     headers: Mapping[str, str],
     pubtime: str | None = None,
     topic_prefix: str = "v02.post",
+    *,
+    v02: bool = True,
 ) -> Notice:
     """Build a post for un-encoded ``relpath``; the topic is derived per 3.2.
 
-    ``pubtime`` defaults to now (``YYYYMMDDHHMMSS.fff``).
+    ``pubtime`` defaults to now (``YYYYMMDDHHMMSS.fff``); ``v02=False`` for a post
+    made for v03 only (see :func:`check_name`).
 
     Raises:
         PathError: the name cannot be carried (17.7).
     """
-    check_name(relpath)
+    check_name(relpath, v02=v02)
     stamp = pubtime if pubtime is not None else format_time(time.time())
     return Notice("post", stamp, baseurl, relpath, headers, post_topic(relpath, topic_prefix))
 

@@ -29,8 +29,10 @@ Decisions recorded here:
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
+import mimetypes
 from collections.abc import Mapping
 from typing import Any, Union
 
@@ -300,6 +302,56 @@ class _Body:
             if value:
                 out[key] = value
         return out
+
+
+# --------------------------------------------------------------------------- content
+
+
+def inline_content_of(data: bytes, encoding: str = "guess", name: str = "") -> str:
+    """The ``content`` field for a file's bytes, as JSON text (``Notice.extra``).
+
+    ``encoding``: ``text`` writes UTF-8 when the bytes are UTF-8, ``binary`` always
+    base64, ``guess`` UTF-8 when the bytes are UTF-8 and ``name`` looks like text to
+    ``mimetypes`` (sr3's ``inlineEncoding``; sr3 3.3.1 swaps text and binary, which
+    receivers cannot tell: both are valid content).
+    """
+    text = None
+    if encoding != "binary":
+        guessed = mimetypes.guess_type(name)[0] or ""
+        if encoding == "text" or guessed.startswith("text"):
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                text = None
+    if text is None:
+        return json.dumps({"encoding": "base64", "value": base64.b64encode(data).decode()})
+    return json.dumps({"encoding": "utf-8", "value": text})
+
+
+def inline_data(notice: Notice) -> bytes | None:
+    """The file's bytes carried inline by ``notice`` (v03 ``content``), None if none.
+
+    Raises:
+        MessageError: a ``content`` that is not ``{"encoding": "utf-8"|"base64",
+            "value": <text>}`` with a value of that encoding.
+    """
+    text = notice.extra.get("content")
+    if text is None:
+        return None
+    content = json.loads(text)
+    value = content.get("value") if isinstance(content, dict) else None
+    encoding = content.get("encoding") if isinstance(content, dict) else None
+    if not isinstance(value, str) or encoding not in ("utf-8", "base64"):
+        raise bad("content is not {encoding: utf-8|base64, value: text}", content)
+    if encoding == "utf-8":
+        return value.encode("utf-8")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise bad("content value is not base64", value[:80]) from None
+
+
+# --------------------------------------------------------------------------- encode rules
 
 
 def _check_relpath(relpath: str, strict: bool) -> None:

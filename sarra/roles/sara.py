@@ -28,7 +28,7 @@ import socket
 from typing import Any, List
 
 from sarra.config.credentials import broker_user
-from sarra.core import routing
+from sarra.core import message, routing
 from sarra.core.delivery import OK, Delivery
 from sarra.core.errors import ConfigError
 from sarra.core.message import Notice, post_topic
@@ -154,7 +154,11 @@ def build(ctx: Context, broker: Any, post_broker: Any, assembler: Any = None) ->
         source=BrokerSource(broker),
         select=Gate(o, sw),
         work=Repost(o, download),
-        publisher=NoticePublisher(post_broker, o.post_exchange),
+        publisher=NoticePublisher(
+            post_broker,
+            o.post_exchange,
+            formats=message.post_formats(o.post_format, o.post_topic_prefix),
+        ),
         dedup=ctx.dedup_cache(),
         dedup_basis=o.suppress_basis or "path",
         reporter=reporter,
