@@ -30,6 +30,7 @@ def _outgoing(exchange: str, encoded: message.Encoded, ref: Any = None) -> Any:
         routing_key=encoded.topic,
         headers=encoded.headers,
         body=encoded.body,
+        content_type=encoded.content_type,  # sr3 tells v03 from v02 by it
         ref=ref,
     )
 

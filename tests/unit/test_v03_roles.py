@@ -252,3 +252,9 @@ def test_a_v03_only_switch_takes_names_v02_could_not_announce(tmp_path):
         reports = [json.loads(o.body)["report"]["code"] for o in b.published
                    if o.exchange == "xreport"]  # fmt: skip
         assert reports == [code or 201]
+
+
+def test_v03_posts_go_out_as_application_json_which_sr3_tells_them_by() -> None:
+    broker = FakeBroker()
+    NoticePublisher(broker, "x", formats=message.post_formats(("v02", "v03"))).publish([ok(post())])
+    assert [o.content_type for o in broker.published] == ["text/plain", "application/json"]
