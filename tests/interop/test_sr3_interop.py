@@ -247,3 +247,40 @@ def sr3_reads(lab: Lab, messages: List[Captured]) -> bool:
     results: Dict[int, bool] = dict(enumerate(json.loads(x) for x in proc.stdout.split()))
     assert len(results) == len(messages) and all(results.values()), proc.stdout
     return True
+
+
+# --------------------------------------------------------------- a mixed switch
+
+
+def test_a_mixed_exchange_delivers_every_file_once_to_both_generations(lab: Lab) -> None:
+    """dd_post posting v02 and sr3_post posting v03 on one exchange; dd_subscribe and sr3
+    subscribe each bound to both prefixes: every file arrives once at each."""
+    v2_files = {f"mix/v2/f{i}.txt": f"from dd_post {i}\n".encode() for i in range(3)}
+    v3_files = {f"mix/v3/g{i}.bin": pattern(1000 + i, 3, i) for i in range(3)}
+    files = {**v2_files, **v3_files}
+    sources = {write(lab.data / rel, data): rel for rel, data in files.items()}
+    dl_dd, dl_sr3 = lab.root / "dl_dd", lab.root / "dl_sr3"
+    dd_subscriber(lab, dl_dd, "v02.post,v03")
+    sr3_subscriber(lab, dl_sr3, "topicPrefix v02.post\nsubtopic #\ntopicPrefix v03\nsubtopic #\n")
+    sr3_poster(lab)
+    lab.dd_post(*[s for s, rel in sources.items() if rel in v2_files])
+    for src in [s for s, rel in sources.items() if rel in v3_files]:
+        lab.run("v2", "sr3_post", "-c", "lab", str(src))
+    wait_identical({s: dl_dd / rel for s, rel in sources.items()}, 30, "dd_subscribe (mixed)")
+    wait_identical({s: dl_sr3 / rel for s, rel in sources.items()}, SR3_WAIT, "sr3 (mixed)")
+
+    def dd_reports() -> Dict[str, int]:
+        counts: Dict[str, int] = {}
+        for m in lab.capture.drain():
+            n = None
+            if m.topic.startswith(("v02.report", "v03.report")):
+                n = json.loads(m.body)["relPath"] if m.body.startswith("{") else m.fields[2]
+            if n is not None:
+                counts[n.lstrip("/")] = counts.get(n.lstrip("/"), 0) + 1
+        return counts
+
+    wait_for(lambda: set(dd_reports()) >= set(files), 20, "dd_subscribe's reports")
+    assert dd_reports() == dict.fromkeys(files, 1)  # each file fetched and reported once
+    log = (lab.root / "v2_sr3_1.log").read_text(errors="replace")
+    for rel in files:
+        assert log.count(f"downloaded ok: {dl_sr3 / rel} ") == 1, log[-3000:]
