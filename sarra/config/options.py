@@ -23,8 +23,10 @@ from sarra.config.converters import (
     declare,
     duration,
     events,
+    formats,
     header,
     inflight,
+    inline_encoding,
     integer,
     log_level,
     octal,
@@ -90,7 +92,13 @@ _ROWS = (
     # -- consuming
     _O("broker", amqp_url, None, "broker to consume from: amqp[s]://user@host[:port]/", CONS),
     _O("exchange", string, None, "exchange to bind to (default: set by the program)", CONS),
-    _O("topic_prefix", string, "v02.post", "first words of the binding key", CONS),
+    _O(
+        "topic_prefix",
+        string,
+        "v02.post",
+        "first words of the binding key; several bind one queue: v02.post,v03",
+        CONS,
+    ),
     _M("subtopic", string, "binding key after topic_prefix (repeatable)", CONS),
     _O("queue_name", string, None, "queue name (default: q_<user>.<program>.<config>...)", CONS),
     _O("durable", boolean, True, "declare the queue durable", CONS),
@@ -192,6 +200,17 @@ _ROWS = (
     _O("post_base_url", url, None, "URL that downloaders fetch relative paths from", POST),
     _O("post_base_dir", string, None, "local directory that post_base_url maps to", POST),
     _O("post_topic_prefix", string, "v02.post", "first words of posted topics", POST),
+    _O(
+        "post_format",
+        formats,
+        (),
+        "v02, v03 or v02,v03: formats posted (default: post_topic_prefix's, else v02)",
+        POST,
+    ),
+    _O("inline", boolean, False, "put small files' bytes in v03 posts (content)", SRC),
+    _O("inline_max", size, 4096, "largest file put inline (bytes)", SRC),
+    _O("inline_encoding", inline_encoding, "guess", "inline text as utf-8: guess|text|binary", SRC),
+    _O("inline_only", boolean, False, "post only files small enough to put inline", SRC),
     _O("post_subtopic", string, None, "post with this topic, not the file's directories", POST),
     _O("post_relpath_slash", boolean, False, "post relpaths with a leading / (v2 style)", POST),
     _O("events", events, ("create", "delete", "link", "modify"), "file events to post", SRC),
@@ -278,6 +297,12 @@ SYNONYMS: Mapping[str, str] = MappingProxyType(
         "logdays": "log_backups",
         "logrotate": "log_backups",
         "logrotate_interval": "log_rotate",
+        # sr3 spellings (canonical() compares lower case)
+        "topicprefix": "topic_prefix",
+        "post_topicprefix": "post_topic_prefix",
+        "inlinebytemax": "inline_max",
+        "inlineencoding": "inline_encoding",
+        "inlineonly": "inline_only",
     }
 )
 

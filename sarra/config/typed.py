@@ -24,7 +24,7 @@ class OptionValues:
     broker: Optional[str]
     #: exchange to bind to (default: set by the program)
     exchange: Optional[str]
-    #: first words of the binding key
+    #: first words of the binding key; several bind one queue: v02.post,v03
     topic_prefix: str
     #: binding key after topic_prefix (repeatable)
     subtopic: Tuple[str, ...]
@@ -134,6 +134,16 @@ class OptionValues:
     post_base_dir: Optional[str]
     #: first words of posted topics
     post_topic_prefix: str
+    #: v02, v03 or v02,v03: formats posted (default: post_topic_prefix's, else v02)
+    post_format: Tuple[str, ...]
+    #: put small files' bytes in v03 posts (content)
+    inline: bool
+    #: largest file put inline (bytes)
+    inline_max: int
+    #: inline text as utf-8: guess|text|binary
+    inline_encoding: str
+    #: post only files small enough to put inline
+    inline_only: bool
     #: post with this topic, not the file's directories
     post_subtopic: Optional[str]
     #: post relpaths with a leading / (v2 style)

@@ -11,8 +11,9 @@ links out of the tree, files created ``O_EXCL|O_NOFOLLOW``, mode and times set t
 the fd, existing names replaced only by rename), so no link a notice planted can
 redirect a write.  An ``L`` notice makes a link only if its target stays in the tree
 (``link_absolute_targets`` lets a trusted upstream make absolute ones).  ``file:`` URLs
-are read only below ``file_sources``.  A filesystem error becomes a ``PathError`` or a
-``TransferError`` (permanent or not by errno), never a raw ``OSError``.
+are read only below ``file_sources``.  Inline bytes (v03 ``content``) that match the
+notice are written without a fetch (``sarra.flow.inline``).  A filesystem error becomes a
+``PathError`` or a ``TransferError`` (permanent or not by errno), never a raw ``OSError``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from sarra.core import checksum, partition
 from sarra.core.delivery import Delivery
 from sarra.core.errors import ChecksumMismatch, MessageError, PathError, TransferError
 from sarra.core.message import Notice, parse_time, split_sum
+from sarra.flow.inline import inline_transfer
 from sarra.fs.safefs import (
     NEW_FILE,
     PATH_MAX,
@@ -186,7 +188,7 @@ class Downloader:
         tmp = inflight_place(target, self.o.inflight)
         dir_fd = self.dirs.open(target.root, target.dir)
         tmp_fd = dir_fd if tmp.dir == target.dir else self.dirs.open(tmp.root, tmp.dir)
-        transfer = self.transfers.get(n.baseurl)
+        transfer = inline_transfer(n) or self.transfers.get(n.baseurl)
         expected = parts.size if parts is not None else None
         with open_inflight(tmp_fd, tmp.name) as f:
             self.progress.start(target.name, expected)

@@ -432,7 +432,7 @@ class Flow:
                 self.retry.remove(d.retry)
             return True
         try:
-            wire = message.encode(d.notice, strict=False)  # as received: local storage
+            wire = message.encode_local(d.notice)  # as received: v02, or v03 if need be
             kept = self.retry.put(
                 wire.topic,
                 wire.headers,

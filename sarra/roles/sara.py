@@ -29,7 +29,7 @@ from typing import Any, List
 
 from sarra.config.credentials import broker_user
 from sarra.config.loader import Options, required
-from sarra.core import routing
+from sarra.core import message, routing
 from sarra.core.delivery import OK, Delivery
 from sarra.core.errors import ConfigError
 from sarra.core.message import Notice, post_topic
@@ -158,7 +158,11 @@ def build(ctx: Context, broker: Any, post_broker: Any, assembler: Any = None) ->
         source=BrokerSource(broker),
         select=Gate(o, sw),
         work=Repost(o, download),
-        publisher=NoticePublisher(post_broker, post_exchange),
+        publisher=NoticePublisher(
+            post_broker,
+            post_exchange,
+            formats=message.post_formats(o.post_format, o.post_topic_prefix),
+        ),
         dedup=ctx.dedup_cache(),
         dedup_basis=o.suppress_basis,
         reporter=reporter,

@@ -6,6 +6,7 @@ from typing import Any, Optional
 
 from sarra.config.credentials import broker_user
 from sarra.config.loader import required
+from sarra.core import message
 from sarra.flow import consumer
 from sarra.flow.context import Context
 from sarra.flow.engine import BrokerSource, Flow
@@ -39,7 +40,8 @@ def build(ctx: Context, broker: Any, assembler: Optional[Any] = None) -> Flow:
     if o.post_broker and o.post_exchange:
         post_broker = ctx.broker(o.post_broker, "post_broker")
         post_broker.declare_exchange(o.post_exchange)
-        publisher = NoticePublisher(post_broker, o.post_exchange)
+        formats = message.post_formats(o.post_format, o.post_topic_prefix)
+        publisher = NoticePublisher(post_broker, o.post_exchange, formats=formats)
     return Flow(
         source=BrokerSource(broker),
         select=consumer.Selector(o),

@@ -11,6 +11,7 @@ import logging
 
 from sarra.config.credentials import broker_user
 from sarra.config.loader import Options
+from sarra.core import message
 from sarra.core.errors import ConfigError
 from sarra.flow.context import Context
 from sarra.flow.engine import Flow
@@ -83,7 +84,9 @@ def run(ctx: Context) -> int:
         )
         flow = Flow(
             source=source,
-            publisher=NoticePublisher(broker, exchange),
+            publisher=NoticePublisher(
+                broker, exchange, formats=message.post_formats(o.post_format, o.post_topic_prefix)
+            ),
             hooks=HookSet.from_options(o),
             batch=o.batch,
             idle=1.0,
