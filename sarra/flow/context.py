@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 from sarra.config.credentials import Credentials
 from sarra.config.paths import Paths
 from sarra.core.delivery import Delivery
-from sarra.core.errors import ConfigError, HookError
+from sarra.core.errors import ConfigError, SarraError
 from sarra.core.redaction import redact_url
 from sarra.hooks import HookSet
 from sarra.logs.progress import Progress
@@ -173,6 +173,19 @@ class Context:
 
         self.broker(self.options.broker).delete_queue(queue)
         forget_state(self.state_dir)
+
+    def hooks(self, locate: Optional[Callable[[Delivery], None]] = None) -> HookSet:
+        """The plugins the config names, found in ``<config_dir>/plugins`` and among
+        sarra's (``sarra.hooks.loading``); ``locate`` tells the plugins that read or change
+        where a file goes (roles that download pass their ``Locator``).
+
+        Raises:
+            ConfigError: a plugin cannot be found or built (``file:line``).
+        """
+        from sarra.hooks.loading import build, plugin_dirs
+
+        dirs = plugin_dirs(self.paths)
+        return HookSet(build(self.options, plugin_dirs=dirs, locate=locate, instance=self.instance))
 
     def downloader(
         self, broker: Any, hooks: HookSet, locate: Callable[[Delivery], None], assembler: Any = None
@@ -349,7 +362,7 @@ def file_hooks(hooks: HookSet, lock: Any = None) -> Callable[[Delivery], None]:
             human_size(size),
             human_rate(size, d.elapsed),
         )
-        if not hooks.hooks:
+        if not hooks.has("on_file"):
             return
         try:
             if lock is None:
@@ -357,7 +370,7 @@ def file_hooks(hooks: HookSet, lock: Any = None) -> Callable[[Delivery], None]:
             else:
                 with lock:
                     hooks.emit("on_file", d)
-        except HookError as e:
+        except SarraError as e:  # a HookError, or a path a plugin's view refused
             log.error("%s (file %s is in place)", e, d.local_path)
 
     return run

@@ -132,7 +132,8 @@ class Downloader:
         )
 
     def __call__(self, d: Delivery) -> None:
-        self.locate(d)
+        if d.place is None:  # else an on_message plugin placed it (sarra.hooks.placing)
+            self.locate(d)
         method, _ = split_sum(d.notice.headers.get("sum", ""))
         try:
             if method == "R":

@@ -25,7 +25,6 @@ from sarra.flow import consumer
 from sarra.flow.context import Context
 from sarra.flow.engine import BrokerSource, Flow
 from sarra.flow.sinks import NoticePublisher
-from sarra.hooks import HookSet
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +133,7 @@ def build(ctx: Context, broker: Any, post_broker: Any) -> Flow:
         select=select,
         work=None,
         publisher=publisher,
-        hooks=HookSet.from_options(o),
+        hooks=ctx.hooks(),
         retry=ctx.retry_queue(),  # an unconfirmed copy is retried, never dropped
         batch=o.batch,
         housekeeping=o.housekeeping,
