@@ -302,8 +302,8 @@ def _module(spec: Spec) -> Any:
     install_sr3()
     try:
         if spec.kind == "import":
-            if spec.directory and spec.directory not in sys.path:
-                sys.path.insert(0, spec.directory)  # as sr3 puts its plugin dir on the path
+            if spec.directory:
+                _from_directory(spec.target, spec.directory)
             return importlib.import_module(spec.target)
         path = Path(spec.target)
         name = f"sarra_plugin_{path.stem}_{abs(hash(str(path.resolve())))}"
@@ -320,6 +320,20 @@ def _module(spec: Spec) -> Any:
         raise
     except Exception as e:  # noqa: BLE001 - user code: any failure is a config error
         raise ConfigError(f"cannot load: {e!r}") from e
+
+
+def _from_directory(module: str, directory: str) -> None:
+    """Import ``module`` from the plugin directory ``directory`` (first on ``sys.path``,
+    as sr3 puts its plugin directory there), not a module of that name met before."""
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    top = module.split(".")[0]
+    known = sys.modules.get(top)
+    where = str(getattr(known, "__file__", "") or "")
+    if known is not None and not where.startswith(directory.rstrip("/") + "/"):
+        for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
+            del sys.modules[name]
+    importlib.invalidate_caches()
 
 
 def _class(spec: Spec) -> type:

@@ -269,11 +269,11 @@ def adapt(name: str, cls: type, host: Host, options: SR3Options, lock: threading
     """
     refused = [e for e in REFUSED if callable(getattr(cls, e, None))]
     if refused:
-        raise ConfigError(f"callback {name}: {refused[0]} is not supported (sarra does it itself)")
+        raise ConfigError(f"{refused[0]} is not supported (sarra does it itself)")
     try:
         callback = cls(options)
     except ConfigError:
         raise
     except Exception as e:  # noqa: BLE001 - user code: any failure is a config error
-        raise ConfigError(f"callback {name} cannot be built: {e!r}") from e
+        raise ConfigError(f"cannot be built: {e!r}") from e
     return SR3Hook(name, callback, host, lock)

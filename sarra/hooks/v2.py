@@ -199,7 +199,7 @@ def _entry_points(option: str, parent: Parent, ns: Dict[str, Any], name: str) ->
     if isinstance(cls_name, str) and cls_name:
         cls = ns.get(cls_name)
         if not isinstance(cls, type):
-            raise ConfigError(f"v2 plugin {name}: self.plugin names no class {cls_name!r}")
+            raise ConfigError(f"self.plugin names no class {cls_name!r}")
         instance = cls(parent)
         for entry in (*ENTRY_POINTS, *REFUSED):
             if entry in vars(cls):
@@ -231,12 +231,10 @@ def load(path: Path, option: str, name: str, parent: Parent) -> List[Hook]:
     except ConfigError:
         raise
     except Exception as e:  # noqa: BLE001 - user code: any failure is a config error
-        raise ConfigError(f"v2 plugin {name} ({path}) cannot be loaded: {e!r}") from e
+        raise ConfigError(f"{path} cannot be loaded: {e!r}") from e
     refused = sorted(set(found) & set(REFUSED))
     if refused:
-        raise ConfigError(
-            f"v2 plugin {name}: {refused[0]} is not supported (sarra does its transfers itself)"
-        )
+        raise ConfigError(f"{refused[0]} is not supported (sarra does its transfers itself)")
     if not found:
-        raise ConfigError(f"v2 plugin {name} ({path}) sets neither self.{option} nor self.plugin")
+        raise ConfigError(f"{path} sets neither self.{option} nor self.plugin")
     return [V2Hook(name, entry, fn, parent) for entry, fn in found.items()]
