@@ -11,6 +11,7 @@ import time
 from typing import TYPE_CHECKING, Optional
 
 import sarra
+from sarra.core.message import encode_path, join_url
 from sarra.core.timestamps import parse_time
 from sarra.hooks.base import Host
 from sarra.hooks.builtin.base import Builtin
@@ -22,6 +23,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def _lag(notice: Notice) -> float:
     return time.time() - parse_time(notice.pubtime)
+
+
+def _url(notice: Notice) -> str:
+    """The URL as on the wire (``%20``, ``%23``), as v2's plugins logged it."""
+    return join_url(notice.baseurl, encode_path(notice.relpath))
 
 
 def _headers(notice: Notice) -> str:
@@ -36,7 +42,7 @@ class MsgLog(Builtin):
         self.log.info(
             "msg_log received: %s %s topic=%s lag=%.3g %s",
             n.pubtime,
-            n.url,
+            _url(n),
             n.topic,
             _lag(n),
             _headers(n),
@@ -56,7 +62,7 @@ class PostLog(Builtin):
 
     def on_post(self, d: Delivery) -> None:
         n = d.post_notice if d.post_notice is not None else d.notice
-        self.log.info("post_log notice=%s %s headers=%s", n.pubtime, n.url, _headers(n))
+        self.log.info("post_log notice=%s %s headers=%s", n.pubtime, _url(n), _headers(n))
 
 
 class HbLog(Builtin):
@@ -107,7 +113,7 @@ class Log(Builtin):
 
     def on_message(self, d: Delivery) -> Optional[bool]:
         self.accepted += 1
-        self.log.info("accepted: (lag: %.2f) %s", _lag(d.notice), d.notice.url)
+        self.log.info("accepted: (lag: %.2f) %s", _lag(d.notice), _url(d.notice))
         return True
 
     def on_file(self, d: Delivery) -> None:
@@ -117,7 +123,7 @@ class Log(Builtin):
     def on_post(self, d: Delivery) -> None:
         self.posted += 1
         n = d.post_notice if d.post_notice is not None else d.notice
-        self.log.info("posted: %s", n.url)
+        self.log.info("posted: %s", _url(n))
 
     def on_housekeeping(self) -> None:
         self.log.info(
