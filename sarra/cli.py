@@ -185,6 +185,8 @@ def act_foreground(
     def main(receiver: Any) -> int:
         ctx = programs.context(program, o, paths, ns.instance, lambda: receiver.stop_requested)
         try:
+            if o.hook_lines:
+                ctx.hooks()  # every plugin built (and its options checked) before connecting
             if short_name(program) == "post":
                 return int(programs.role(program).run(ctx, ns.words))
             return int(programs.role(program).run(ctx))

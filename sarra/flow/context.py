@@ -48,6 +48,7 @@ class Context:
         self.credentials = Credentials.load(paths.credentials_file())
         self._closers: list = []
         self._policy: Any = None
+        self._hooks: Optional[HookSet] = None
 
     @property
     def config(self) -> str:
@@ -176,16 +177,21 @@ class Context:
 
     def hooks(self, locate: Optional[Callable[[Delivery], None]] = None) -> HookSet:
         """The plugins the config names, found in ``<config_dir>/plugins`` and among
-        sarra's (``sarra.hooks.loading``); ``locate`` tells the plugins that read or change
-        where a file goes (roles that download pass their ``Locator``).
+        sarra's (``sarra.hooks.loading``), built once; ``locate`` tells the plugins that
+        read or change where a file goes (roles that download pass their ``Locator``).
 
         Raises:
             ConfigError: a plugin cannot be found or built (``file:line``).
         """
-        from sarra.hooks.loading import build, plugin_dirs
+        from sarra.hooks.loading import load, plugin_dirs
 
-        dirs = plugin_dirs(self.paths)
-        return HookSet(build(self.options, plugin_dirs=dirs, locate=locate, instance=self.instance))
+        hooks = getattr(self, "_hooks", None)
+        if hooks is None:  # built once per process: ``foreground`` builds them first
+            dirs = plugin_dirs(self.paths)
+            hooks = self._hooks = load(self.options, plugin_dirs=dirs, instance=self.instance)
+        if locate is not None:
+            hooks.place_with(locate)
+        return hooks
 
     def downloader(
         self, broker: Any, hooks: HookSet, locate: Callable[[Delivery], None], assembler: Any = None

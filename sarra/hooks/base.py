@@ -100,13 +100,21 @@ class Host:
 
 
 class HookSet:
-    """The hooks of one flow, in configuration order."""
+    """The hooks of one flow, in configuration order; ``host`` is what they share
+    (``sarra.hooks.loading.load``), None for hooks built by hand."""
 
-    def __init__(self, hooks: Sequence[Hook] = ()) -> None:
+    def __init__(self, hooks: Sequence[Hook] = (), host: Optional[Host] = None) -> None:
         self.hooks: List[Hook] = list(hooks)
+        self.host = host
         self._by_event: Dict[str, Tuple[Hook, ...]] = {
             event: tuple(h for h in self.hooks if h.handles(event)) for event in EVENTS
         }
+
+    def place_with(self, locate: Callable[[Delivery], None]) -> None:
+        """Tell the plugins where files go (a role that downloads, before its flow runs):
+        they read and change ``new_dir``/``new_file`` through it."""
+        if self.host is not None:
+            self.host.locate = locate
 
     def has(self, event: str) -> bool:
         """True when some hook handles ``event``."""

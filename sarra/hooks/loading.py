@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Tuple
 
 from sarra.core.errors import ConfigError
 from sarra.hooks import builtin
-from sarra.hooks.base import Hook, Host
+from sarra.hooks.base import Hook, HookSet, Host
 from sarra.hooks.script import ScriptHook
 from sarra.hooks.settings import Settings
 
@@ -358,6 +358,23 @@ def _class(spec: Spec) -> type:
     raise ConfigError("no plugin class found (a Hook subclass or an sr3 callback class)")
 
 
+def load(
+    options: Any,
+    *,
+    plugin_dirs: Sequence[Any] = (),
+    locate: Optional[Callable[[Delivery], None]] = None,
+    instance: int = 1,
+) -> HookSet:
+    """Every plugin the config names, built, in the order they run.
+
+    Raises:
+        ConfigError: a plugin cannot be found, loaded or built, or an option no plugin
+            declares (``file:line``).
+    """
+    host = Host(options, Settings(getattr(options, "extras", ())), locate, instance)
+    return HookSet(_build(options, plugin_dirs, host), host)
+
+
 def build(
     options: Any,
     *,
@@ -365,14 +382,16 @@ def build(
     locate: Optional[Callable[[Delivery], None]] = None,
     instance: int = 1,
 ) -> List[Hook]:
-    """Load and build every plugin the config names, in the order they run.
+    """The hooks of :func:`load`, as a list.
 
     Raises:
-        ConfigError: a plugin cannot be found, loaded or built, or an option no plugin
-            declares (``file:line``).
+        ConfigError: as :func:`load`.
     """
+    return load(options, plugin_dirs=plugin_dirs, locate=locate, instance=instance).hooks
+
+
+def _build(options: Any, plugin_dirs: Sequence[Any], host: Host) -> List[Hook]:
     specs = resolve(options, plugin_dirs)
-    host = Host(options, Settings(getattr(options, "extras", ())), locate, instance)
     shared = _Build(host)
     hooks: List[Hook] = []
     for spec in specs:

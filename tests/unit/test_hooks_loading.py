@@ -80,12 +80,12 @@ def test_plugin_options_are_kept_only_for_configs_that_name_plugins(tmp_path):
         config(tmp_path, "msg_skip_threshold 10\n")
 
 
-def test_a_plugin_that_cannot_be_found_stops_foreground_at_once_with_exit_2(tmp_path):
+def dd_subscribe(tmp_path, action, text):
+    """``dd_subscribe <action> p`` with config ``p`` holding ``text``, whose broker cannot
+    be reached (TEST-NET-1): what is checked is checked before any connection."""
     d = tmp_path / "config" / "sarra" / "subscribe"
-    d.mkdir(parents=True)
-    conf = d / "p.conf"
-    # an unreachable broker: the check comes before any connection
-    conf.write_text("broker amqp://u@192.0.2.1/\naccept .*\non_message msg_nowhere\n")
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "p.conf").write_text(f"broker amqp://u@192.0.2.1/\n{text}")
     env = dict(
         os.environ,
         PYTHONPATH=str(REPO),
@@ -93,19 +93,35 @@ def test_a_plugin_that_cannot_be_found_stops_foreground_at_once_with_exit_2(tmp_
         XDG_CACHE_HOME=str(tmp_path / "cache"),
         HOME=str(tmp_path),
     )
+    return subprocess.run(
+        [sys.executable, "-m", "sarra.cli", "dd_subscribe", action, "p"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_plugin_that_cannot_be_found_stops_foreground_at_once_with_exit_2(tmp_path):
+    conf = tmp_path / "config" / "sarra" / "subscribe" / "p.conf"
     for action in ("foreground", "start"):
-        done = subprocess.run(
-            [sys.executable, "-m", "sarra.cli", "dd_subscribe", action, "p"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        done = dd_subscribe(tmp_path, action, "accept .*\non_message msg_nowhere\n")
         assert done.returncode == 2, done.stderr
         assert done.stderr.strip().splitlines() == [
             f"dd_subscribe: error: {conf}:3: on_message msg_nowhere: no plugin named "
             f"'msg_nowhere' (looked in {tmp_path}/config/sarra/plugins and the built-in plugins)"
         ]
+
+
+def test_an_option_no_plugin_declares_stops_foreground_before_connecting(tmp_path):
+    conf = tmp_path / "config" / "sarra" / "subscribe" / "p.conf"
+    done = dd_subscribe(tmp_path, "foreground", "on_message msg_log\nmsg_dleay 30\n")
+    assert done.returncode == 2, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last == (
+        f"dd_subscribe: error: {conf}:3: unknown option 'msg_dleay' (no plugin declares it)"
+    )
+    assert "connect" not in done.stderr and "Traceback" not in done.stderr
 
 
 # ---------------------------------------------------------------- built-in plugins
