@@ -89,8 +89,12 @@ def _now() -> str:
 
 
 def _identity(value: str) -> Dict[str, Any]:
-    """``sum`` -> ``identity`` or ``fileOp`` (sr3's import of v02)."""
-    method, digest = split_sum(value)
+    """``sum`` -> ``identity`` or ``fileOp`` (sr3's import of v02); nothing for a
+    ``sum`` too broken to say anything."""
+    try:
+        method, digest = split_sum(value)
+    except MessageError:
+        return {}
     if method == "R":
         return {"fileOp": {"remove": ""}}
     if method in ("m", "r"):
@@ -121,7 +125,7 @@ def build(
     m = Message()
     h = notice.headers
     for key, value in h.items():
-        if key not in ("sum", "parts"):
+        if _editable(key):
             m[key] = timev2tov3str(value) if key in _TIMES and len(value) > 8 else value
     m.update(
         pubTime=timev2tov3str(notice.pubtime),
@@ -167,9 +171,16 @@ def _sizes(m: Message, parts: Optional[str]) -> None:
         }
 
 
+def _editable(key: str) -> bool:
+    """True for the headers a callback sees as keys of their own (not ``sum``/``parts``,
+    shown as ``identity``/``size``; nor a header named like a field, which only a
+    hostile sender writes, kept as it came)."""
+    return key not in ("sum", "parts") and key not in FIELDS and not key.startswith("_")
+
+
 def _as_header(key: str, value: Any, before: Mapping[str, str]) -> Optional[str]:
     """The header text of a message key after the callback, or None: not a header."""
-    if key.startswith("_") or key in FIELDS:
+    if not _editable(key):
         return None
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         return None
@@ -185,7 +196,7 @@ def notice_after(m: Mapping[str, Any], notice: Notice) -> Notice:
     from sarra.hooks.placing import with_headers
 
     before = dict(notice.headers)
-    after: Dict[str, str] = {k: v for k, v in before.items() if k in ("sum", "parts")}
+    after: Dict[str, str] = {k: v for k, v in before.items() if not _editable(k)}
     for key, value in m.items():
         text = _as_header(str(key), value, before)
         if text is not None:

@@ -23,7 +23,7 @@ from typing import Any, Dict, Optional, Tuple
 
 from sarra.core import partition
 from sarra.core.errors import MessageError
-from sarra.core.message import Notice, decode_path, encode_path, format_time, join_url, split_sum
+from sarra.core.message import Notice, decode_path, encode_path, format_time, join_url
 from sarra.core.timestamps import parse_time
 
 
@@ -45,6 +45,9 @@ class V2Message:
         self.pubtime = notice.pubtime
         self.baseurl = notice.baseurl
         self.relpath = encode_path(notice.relpath)
+        #: the URL fields as given: a plugin changed them only if they differ (decoding
+        #: the relpath back is not enough: a name may hold a literal ``%20``)
+        self._given = (self.pubtime, self.baseurl, self.relpath)
         self.topic = notice.topic
         self.exchange = exchange
         self.topic_prefix = topic_prefix
@@ -68,10 +71,13 @@ class V2Message:
         """The fields v2 computed from the notice line and the headers."""
         self.notice = f"{self.pubtime} {self.baseurl} {self.relpath}"
         self.urlstr = join_url(self.baseurl, decode_path(self.relpath))
-        self.url = urllib.parse.urlparse(self.urlstr)
+        try:
+            self.url = urllib.parse.urlparse(self.urlstr)
+        except ValueError:  # a hostile URL (``http://[::1/``): the plugin sees no parts
+            self.url = urllib.parse.urlparse("")
         self.set_hdrstr()
         self.sumstr = self.headers.get("sum", "")
-        self.sumflg, self.checksum = split_sum(self.sumstr) if self.sumstr else ("", "")
+        self.sumflg, _, self.checksum = str(self.sumstr).partition(",")
         self.partstr = self.headers.get("parts", "")
         self.to_clusters = self.headers.get("to_clusters", "")
         self.partflg = self.partstr[:1]
@@ -128,8 +134,10 @@ class V2Message:
         from sarra.hooks.placing import with_headers
 
         n = self._notice
-        relpath = decode_path(self.relpath) if isinstance(self.relpath, str) else n.relpath
-        if (self.baseurl, relpath, self.pubtime) != (n.baseurl, n.relpath, n.pubtime):
+        if (self.pubtime, self.baseurl, self.relpath) != self._given:
+            relpath = (
+                decode_path(str(self.relpath)) if self.relpath != self._given[2] else n.relpath
+            )
             n = n.replace(baseurl=str(self.baseurl), relpath=relpath, pubtime=str(self.pubtime))
         return with_headers(n, self._notice.headers, self.headers)
 

@@ -9,10 +9,14 @@ import base64
 import logging
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sarra.core.delivery import FAILED, OK, REJECTED
 from sarra.core.errors import ConfigError, HookError
-from sarra.hooks.sr3msg import build, notice_after
+from sarra.core.message import Notice
+from sarra.hooks.sr3msg import FIELDS, build, notice_after
+from sarra.hooks.v2msg import V2Message
 from tests.fixtures.plugins import delivery, hooks, notice, write_plugin
 
 RENAMER = """
@@ -235,3 +239,32 @@ def test_header_keys_changed_by_a_callback_go_back_and_v03_fields_do_not():
     assert after.headers["new_header"] == "v" and "source" not in after.headers
     assert after.headers["sum"] == n.headers["sum"] and after.headers["parts"] == n.headers["parts"]
     assert after.headers["mtime"] == "20250101120000.5" and "flag" not in after.headers
+
+
+# ---------------------------------------------------------------- any notice at all
+_text = st.text(st.characters(exclude_categories=("Cs",)), max_size=30)
+_keys = st.one_of(
+    _text.filter(bool),
+    st.sampled_from(["sum", "parts", "mtime", "atime", "link", "oldname", "rename", "source"]),
+    st.sampled_from(sorted(FIELDS) + ["_deleteOnPost", "_isRetry"]),
+)
+_values = st.one_of(
+    _text,
+    st.sampled_from(["d,zz", "R,", "L,x", "z,q", "1,14", "i,a,b,c,d", "20250101", "x" * 300]),
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(
+    headers=st.dictionaries(_keys, _values, max_size=6),
+    rel=_text,
+    base=st.one_of(_text, st.sampled_from(["http://[::1/", "sftp://u@h:99999/", ""])),
+)
+def test_any_notice_goes_through_both_plugin_views_and_comes_back_unchanged(headers, rel, base):
+    n = Notice("post", "20250101000000.000", base, rel, headers, "v02.post.x")
+    v2 = V2Message(n, "/d", "f", exchange="xpublic")
+    assert isinstance(v2.hdrstr, str) and v2.get_elapse() > 0
+    assert v2.notice_after() == n and v2.moved() is None
+    m = build(n, "/d", "f", exchange="xpublic", report=(201, "ok"))
+    assert isinstance(m.dumps(), str) and isinstance(m.getIDStr(), str)
+    assert notice_after(m, n) == n
