@@ -177,7 +177,7 @@ def act_foreground(
     name = o.config or "_cmdline"
     _setup_logging(o, program, name, ns.instance, paths)
     pidfile = None
-    reads_journal = short_name(program) == "log" and o.get("journal")
+    reads_journal = short_name(program) == "log" and o.journal
     if config and short_name(program) != "post" and not reads_journal:
         pidfile = paths.state(program, name) / f"i{max(ns.instance, 1):02d}.pid"
         pidfile.parent.mkdir(parents=True, exist_ok=True)
@@ -303,8 +303,25 @@ def main(program: str, argv: Optional[Sequence[str]] = None) -> int:
         print(f"{program}: error: {e}", file=sys.stderr)
         log.debug("details", exc_info=True)
         return EXIT_FAILURE
+    except BrokenPipeError:
+        # the reader of our output left (``dd_log --follow foreground | head``): what was
+        # not shown was not acknowledged either; nothing more to say to a closed pipe
+        log.debug("output closed", exc_info=True)
+        _quiet_stdout()
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         return EXIT_FAILURE
+
+
+def _quiet_stdout() -> None:
+    """Point fd 1 at /dev/null: the interpreter's last flush of stdout at exit would
+    meet the closed pipe again and print a second error."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout replaced by an object without a file (tests)
+        pass
 
 
 def entry(program: str) -> Callable[[], None]:

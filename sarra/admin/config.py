@@ -17,7 +17,7 @@ from typing import Dict, List, Optional
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from sarra.broker.urls import parse_url
-from sarra.config import options as optdefs
+from sarra.config import converters
 from sarra.config.credentials import Credentials, parse_line
 from sarra.core.errors import ConfigError
 
@@ -76,7 +76,7 @@ def parse_link(value: str) -> Link:
     words = value.split()
     if len(words) != 2:
         raise ValueError(f"bad link {value!r} (expected: link <cluster> <amqp url>)")
-    return Link(words[0], optdefs.amqp_url(words[1]))
+    return Link(words[0], converters.amqp_url(words[1]))
 
 
 _SETTINGS = ("cluster", "admin", "feeder", "api", "post_base_dir", "post_base_url")
@@ -101,16 +101,16 @@ def load_admin_config(path: Path) -> AdminConfig:
         where, value = f"{path}:{number}", value.strip()
         try:
             if name in ("admin", "feeder"):
-                value = optdefs.amqp_url(value)
+                value = converters.amqp_url(value)
             if name in _SETTINGS:
                 setattr(cfg, name, value)
             elif name == "link":
                 cfg.links.append(parse_link(value))
             elif name == "source_hosts":
-                optdefs.source_hosts(value)  # checked here, written to the ingest config
+                converters.source_hosts(value)  # checked here, written to the ingest config
                 cfg.source_hosts.append(value)
             elif name == "declare":
-                kind, who = optdefs.declare(value)
+                kind, who = converters.declare(value)
                 if kind == "exchange":
                     cfg.exchanges.append(who)
                 elif kind in ROLES:

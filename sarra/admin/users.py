@@ -52,7 +52,7 @@ from sarra.admin.config import (
 )
 from sarra.admin.switchconf import write_configs
 from sarra.broker.urls import parse_url
-from sarra.config import options as optdefs
+from sarra.config import converters
 from sarra.config.credentials import Credentials
 from sarra.core.errors import AccessRefused, BrokerError, ConfigError
 from sarra.core.redaction import public_url, redact_url
@@ -225,7 +225,7 @@ class Admin:
             ConfigError: bad name or role.  AccessRefused, BrokerError: the API refused.
         """
         try:
-            optdefs.user_name(name)
+            converters.user_name(name)
         except ValueError as e:
             raise ConfigError(str(e)) from None
         perms = permissions_for(role, name)

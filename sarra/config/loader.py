@@ -35,12 +35,26 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Dict, List, Mapping, Pattern, Sequence, Set, Tuple, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Dict,
+    List,
+    Mapping,
+    Optional,
+    Pattern,
+    Sequence,
+    Set,
+    Tuple,
+    TypeVar,
+    Union,
+)
 from urllib.parse import unquote
 
 from sarra.config.credentials import broker_user
 from sarra.config.options import HOOK_OPTIONS, OPTIONS, canonical
 from sarra.config.paths import Paths, config_stem, short_name
+from sarra.config.typed import OptionValues
 from sarra.core.errors import ConfigError
 from sarra.core.redaction import redact
 
@@ -54,6 +68,7 @@ SCOPE = ("directory", "mirror", "strip", "flatten")
 #: one config line kept as written: (option name, value, "file:line")
 Line = Tuple[str, str, str]
 COMMAND_LINE = "command line"
+T = TypeVar("T")
 _VARIABLE = re.compile(r"\$\{([^}]*)\}")
 
 
@@ -105,13 +120,16 @@ def _redact(value: Any) -> Any:
     return redact(value) if isinstance(value, str) else value
 
 
-class Options:
+class Options(OptionValues):
     """The resolved options of one program and config: read-only, passed explicitly.
 
-    ``opts.broker`` reads an option; ``masks``, ``program`` (short name), ``config``
-    (name, or None) and ``config_path`` (Path, or None) describe where it came from.
-    ``hook_lines``: the plugin lines (``on_message``, ``callback``...) in file order;
-    ``extras``: the lines of options no row knows, for the plugins that declare them.
+    ``opts.broker`` reads an option: every option of the table is there (its default
+    unless set), typed by :class:`~sarra.config.typed.OptionValues`, so a misspelt name is
+    a mypy error and no caller repeats a default.  ``masks``, ``program`` (short name),
+    ``config`` (name, or None) and ``config_path`` (Path, or None) describe where it came
+    from.  ``hook_lines``: the plugin lines (``on_message``, ``callback``...) in file
+    order; ``extras``: the lines of options no row knows, for the plugins that declare
+    them.
     """
 
     __slots__ = (
@@ -124,6 +142,14 @@ class Options:
         "hook_lines",
         "extras",
     )
+    _values: Mapping[str, Any]
+    _set_by: Mapping[str, str]
+    masks: Tuple[Mask, ...]
+    program: str
+    config: str | None
+    config_path: Path | None
+    hook_lines: Tuple[Line, ...]
+    extras: Tuple[Line, ...]
 
     def __init__(
         self,
@@ -151,13 +177,15 @@ class Options:
         args = (dict(self._values), dict(self._set_by), self.masks, self.program, self.config)
         return (Options, args + (self.config_path, self.hook_lines, self.extras))
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        try:
-            return self._values[name]
-        except KeyError:
-            raise AttributeError(f"no option {name!r}") from None
+    if not TYPE_CHECKING:  # mypy reads the declared options of OptionValues instead
+
+        def __getattr__(self, name: str) -> Any:
+            if name.startswith("_"):
+                raise AttributeError(name)
+            try:
+                return self._values[name]
+            except KeyError:
+                raise AttributeError(f"no option {name!r}") from None
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"Options are read-only (cannot set {name!r}); use replace()")
@@ -173,7 +201,11 @@ class Options:
         return [(name, self._values[name]) for name in self._set_by]
 
     def get(self, name: str, default: Any = None) -> Any:
-        """The value of option ``name``, or ``default`` when there is no such option."""
+        """The value of option ``name``, or ``default`` when there is no such option.
+
+        For a name held in a variable (plugins); code that knows the name reads the typed
+        attribute (``o.timeout``), which is always there.
+        """
         return self._values.get(name, default)
 
     def is_set(self, name: str) -> bool:
@@ -212,6 +244,32 @@ class Options:
             self.hook_lines,
             self.extras,
         )
+
+
+def required(value: Optional[T], name: str) -> T:
+    """``value`` (an option read as ``o.<name>``), refusing None.
+
+    For an option whose table default is None but which a role's ``DEFAULTS`` always set
+    (subscribe's ``exchange``, sara's ``post_exchange``): mypy then knows it is there, and
+    a role that lost its default fails with a clear message, not deep in a library.
+
+    Raises:
+        ConfigError: ``value`` is None.
+    """
+    if value is None:
+        raise ConfigError(f"option {name!r} is required")
+    return value
+
+
+def table_defaults(program: str = "", config: str | None = None) -> Options:
+    """Every option at its table default, nothing read from any file.
+
+    ``load`` starts from the same values; with :meth:`Options.replace`, this builds the
+    options of a test or a tool that has no config file (``replace`` refuses a name that
+    is not an option, so a fake cannot drift from the table).
+    """
+    values = {name: opt.default for name, opt in OPTIONS.items()}
+    return Options(values, {}, (), short_name(program) if program else "", config)
 
 
 class _Loader:
@@ -253,7 +311,7 @@ class _Loader:
         return self.environ.get(name)
 
     def broker_user(self) -> str:
-        user = broker_user(self.values.get("broker"), default="")
+        user = broker_user(self.values["broker"], default="")
         if not user:
             raise ConfigError("${BROKER_USER} used before a broker with a user name is set")
         return unquote(user)
@@ -366,7 +424,7 @@ class _Loader:
         self.read_file(target, where)
 
     def finish(self, config_path: Path | None) -> Options:
-        if self.values.get("debug"):
+        if self.values["debug"]:
             self.values["log_level"] = "debug"
         masks = []
         for pattern, accept, scope, inherited, where in self.pending:

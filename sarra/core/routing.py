@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Sequence, Tuple
+from typing import Mapping, Optional, Protocol, Sequence, Tuple
 from urllib.parse import urlsplit
 
 from sarra.core import partition
@@ -37,6 +37,26 @@ _HEX = re.compile(r"^[0-9a-f]+$")
 _SUM_LENGTHS = {"d": 32, "s": 128}
 _SUM_METHODS = frozenset("d s n 0 z L R m r".split())
 REPORT_EXCHANGE = "xreport"
+
+
+class SwitchOptions(Protocol):
+    """The options :meth:`Switch.from_options` reads: ``sarra.config.loader.Options``
+    has them all (the core imports no config; mypy checks the match at each caller)."""
+
+    @property
+    def declare(self) -> Tuple[Tuple[str, str], ...]: ...
+    @property
+    def to(self) -> Optional[Tuple[str, ...]]: ...
+    @property
+    def cluster(self) -> Optional[str]: ...
+    @property
+    def cluster_aliases(self) -> Tuple[str, ...]: ...
+    @property
+    def gateway_for(self) -> Tuple[str, ...]: ...
+    @property
+    def post_base_url(self) -> Optional[str]: ...
+    @property
+    def report_route(self) -> Tuple[Tuple[str, str], ...]: ...
 
 
 class Refused(SarraError):
@@ -83,19 +103,18 @@ class Switch:
 
     @classmethod
     def from_options(
-        cls, o: Any, broker_host: str = "localhost", hosts: Sequence[str] = ()
+        cls, o: SwitchOptions, broker_host: str = "localhost", hosts: Sequence[str] = ()
     ) -> Switch:
-        declared = list(getattr(o, "declare", ()) or ())
-        to = getattr(o, "to", None) or ()
+        declared = o.declare
         return cls(
-            cluster=getattr(o, "cluster", None) or broker_host,
-            aliases=tuple(getattr(o, "cluster_aliases", ()) or ()),
-            gateway_for=tuple(getattr(o, "gateway_for", ()) or ()),
+            cluster=o.cluster or broker_host,
+            aliases=o.cluster_aliases,
+            gateway_for=o.gateway_for,
             sources=tuple(n for k, n in declared if k == "source"),
             subscribers=tuple(n for k, n in declared if k == "subscriber"),
-            default_to=tuple(to),
-            base_url=public_url(getattr(o, "post_base_url", None) or ""),  # as published
-            report_routes=dict(getattr(o, "report_route", ()) or ()),
+            default_to=o.to or (),
+            base_url=public_url(o.post_base_url or ""),  # as published
+            report_routes=dict(o.report_route),
             hosts=tuple(dict.fromkeys(h for h in (broker_host, *hosts) if h)),
         )
 

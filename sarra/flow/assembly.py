@@ -62,6 +62,7 @@ import shutil
 import stat
 from typing import Any, Callable, Optional, Tuple
 
+from sarra.config.loader import Options
 from sarra.core import checksum, partition
 from sarra.core.delivery import Delivery
 from sarra.core.errors import (
@@ -118,7 +119,7 @@ class Assembler:
 
     def __init__(
         self,
-        options: Any,
+        options: Options,
         *,
         transfers: Any,
         progress: Optional[Progress] = None,
@@ -131,8 +132,8 @@ class Assembler:
         self.after_part = after_part
         self.after_file = after_file
         self.dirs = Dirs()
-        self.inplace = bool(getattr(options, "inplace", True))
-        inflight = getattr(options, "inflight", ".tmp")
+        self.inplace = options.inplace
+        inflight = options.inflight
         self.inflight = inflight if isinstance(inflight, str) and inflight != "NONE" else ".tmp"
 
     def block(self, d: Delivery, parts: Parts) -> None:
@@ -273,8 +274,8 @@ class Assembler:
         apply_metadata(
             fd,
             d.notice,
-            preserve_time=getattr(self.o, "preserve_time", True),
-            preserve_mode=getattr(self.o, "preserve_mode", True),
+            preserve_time=self.o.preserve_time,
+            preserve_mode=self.o.preserve_mode,
         )
         os.fsync(fd)
         os.replace(tmp.name, target.name, src_dir_fd=tmp.fd, dst_dir_fd=target.fd)
@@ -358,7 +359,7 @@ class Assembler:
         return sum_at(spot.fd, spot.name, method, offset, parts.length) == value
 
     def _mode(self) -> int:
-        return int(getattr(self.o, "chmod", 0o644) or 0o644)
+        return self.o.chmod or 0o644
 
     def _run(self, hook: Callable[[Delivery], None], d: Delivery) -> None:
         try:

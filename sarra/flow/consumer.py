@@ -18,19 +18,20 @@ from pathlib import Path
 from typing import Any, List, Optional, Sequence, Union
 
 from sarra.config.credentials import broker_user
+from sarra.config.loader import Mask, Options
 from sarra.core.delivery import Delivery
 from sarra.fs.placement import message_values, place_of, relative_target, split_directory
 
 log = logging.getLogger(__name__)
 
 
-def queue_name(options: Any, program: str, state_dir: Path, *, random_suffix: bool) -> str:
+def queue_name(options: Options, program: str, state_dir: Path, *, random_suffix: bool) -> str:
     """The configured queue name, or the remembered one, or a new one (then saved).
 
     The name is remembered per broker user, so two users running the same one-shot
     command (config ``_cmdline``) never share a queue.
     """
-    if getattr(options, "queue_name", None):
+    if options.queue_name:
         return options.queue_name
     user = broker_user(options.broker)
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -39,7 +40,7 @@ def queue_name(options: Any, program: str, state_dir: Path, *, random_suffix: bo
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         if saved.exists() and saved.read_text().strip():
             return saved.read_text().strip()
-        config = getattr(options, "config", None) or "_cmdline"
+        config = options.config or "_cmdline"
         name = f"q_{user}.{program}.{config}"
         if random_suffix:
             rnd = random.SystemRandom()
@@ -50,10 +51,10 @@ def queue_name(options: Any, program: str, state_dir: Path, *, random_suffix: bo
         return name
 
 
-def remembered_queue(options: Any, state_dir: Path) -> Optional[str]:
+def remembered_queue(options: Options, state_dir: Path) -> Optional[str]:
     """The configured queue, or the one remembered for this broker user, without making one."""
-    if getattr(options, "queue_name", None):
-        return str(options.queue_name)
+    if options.queue_name:
+        return options.queue_name
     try:
         saved = state_dir / f"queue_name.{broker_user(options.broker)}"
         return saved.read_text().strip() or None
@@ -66,9 +67,9 @@ def topic_keys(prefix: str, subtopics: Optional[Sequence[str]]) -> List[str]:
     return [f"{prefix}.{s}" for s in (list(subtopics or ()) or ["#"])]
 
 
-def bindings(options: Any, default_prefix: str = "v02.post") -> List[str]:
-    """The binding keys of ``topic_prefix`` (else ``default_prefix``) and ``subtopic``."""
-    return topic_keys(getattr(options, "topic_prefix", None) or default_prefix, options.subtopic)
+def bindings(options: Options) -> List[str]:
+    """The binding keys of ``topic_prefix`` and ``subtopic``."""
+    return topic_keys(options.topic_prefix, options.subtopic)
 
 
 #: how :func:`setup_queue` treats the exchanges it binds on
@@ -79,7 +80,7 @@ EXISTING = "existing"  # dd_log reads xr_<user>, made by dd_admin: never declare
 
 def setup_queue(
     broker: Any,
-    options: Any,
+    options: Options,
     queue: str,
     exchanges: Union[str, Sequence[str]],
     keys: Optional[Sequence[str]] = None,
@@ -104,9 +105,9 @@ def setup_queue(
                 broker.declare_exchange(name)
     broker.declare_queue(
         queue,
-        durable=getattr(options, "durable", True),
-        expire_s=getattr(options, "expire", None) or None,
-        message_ttl_s=getattr(options, "message_ttl", None) or None,
+        durable=options.durable,
+        expire_s=options.expire or None,
+        message_ttl_s=options.message_ttl or None,
     )
     for name in names:
         if exchange_mode == DECLARE:
@@ -124,11 +125,9 @@ class Selector:
     kept on the delivery for placement.
     """
 
-    def __init__(self, options: Any) -> None:
-        self.masks = list(getattr(options, "masks", ()) or ())
-        self.accept_unmatch = bool(getattr(options, "accept_unmatch", False)) or not any(
-            m.accept for m in self.masks
-        )
+    def __init__(self, options: Options) -> None:
+        self.masks = list(options.masks)
+        self.accept_unmatch = options.accept_unmatch or not any(m.accept for m in self.masks)
 
     def __call__(self, d: Delivery) -> bool:
         url = d.notice.url
@@ -144,13 +143,13 @@ class Locator:
     placement options.  The tree root is the part of ``directory`` before any
     per-message variable; the writer (``sarra.fs.safefs``) never leaves it."""
 
-    def __init__(self, options: Any, extra_values: Optional[dict] = None) -> None:
+    def __init__(self, options: Options, extra_values: Optional[dict] = None) -> None:
         self.o = options
         self.extra = extra_values or {}
 
     def __call__(self, d: Delivery) -> None:
-        src = d.mask if d.mask is not None else self.o
-        directory = str(getattr(src, "directory", None) or ".")
+        src: Union[Mask, Options] = d.mask if d.mask is not None else self.o
+        directory = src.directory or "."
         below = ""
         if "~" in directory:
             directory = os.path.expanduser(directory)
@@ -158,9 +157,9 @@ class Locator:
             directory, below = split_directory(directory, message_values(d.notice, self.extra))
         rel = relative_target(
             d.notice,
-            mirror=bool(getattr(src, "mirror", False)),
-            strip=getattr(src, "strip", 0) or 0,
-            flatten=getattr(src, "flatten", "/") or "/",
+            mirror=src.mirror,
+            strip=src.strip,
+            flatten=src.flatten,
         )
         place = place_of(directory, f"{below}/{rel}" if below else rel)
         d.place = place

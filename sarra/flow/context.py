@@ -15,6 +15,7 @@ from typing import Any, Callable, Optional
 from urllib.parse import urlparse
 
 from sarra.config.credentials import Credentials
+from sarra.config.loader import Options
 from sarra.config.paths import Paths
 from sarra.core.delivery import Delivery
 from sarra.core.errors import ConfigError, SarraError
@@ -32,7 +33,7 @@ class Context:
     def __init__(
         self,
         program: str,
-        options: Any,
+        options: Options,
         paths: Paths,
         *,
         instance: int = 1,
@@ -52,7 +53,7 @@ class Context:
 
     @property
     def config(self) -> str:
-        return getattr(self.options, "config", None) or "_cmdline"
+        return self.options.config or "_cmdline"
 
     @property
     def state_dir(self) -> Path:
@@ -86,12 +87,12 @@ class Context:
 
         b = Broker(
             self.credentials.resolve(url),
-            heartbeat=int(o.heartbeat or 60),
-            prefetch=int(o.prefetch or 25),
+            heartbeat=int(o.heartbeat),  # 0: off, as the table says
+            prefetch=o.prefetch,
             name=f"{self.program}/{self.config}",
             stop=stop,
-            tls_ca=o.get("broker_ca"),
-            tls_verify=o.get("broker_tls_verify", True) is not False,
+            tls_ca=o.broker_ca,
+            tls_verify=o.broker_tls_verify,
         )
         try:
             b.connect()
@@ -164,7 +165,7 @@ class Context:
     def reset_queue(self, broker: Any, queue: str) -> None:
         """``reset``: the first instance deletes the queue (and what it holds) at start,
         so it is declared afresh; the others must not delete what it already receives."""
-        if self.options.get("reset") and self.instance == 1:
+        if self.options.reset and self.instance == 1:
             log.warning("reset: deleting queue %s and its messages", queue)
             broker.delete_queue(queue)
 
@@ -225,7 +226,7 @@ class Context:
         ``Flow(threads=...)``; None with ``threads 1``.  The threads never touch the
         broker (heartbeats come from the flow's thread) nor draw progress on the
         terminal; their ``on_file`` hooks run one at a time."""
-        n = int(self.options.get("threads") or 1)
+        n = self.options.threads
         if n <= 1:
             return None
         from sarra.flow.download import Downloader
@@ -249,21 +250,15 @@ class Context:
     def transfers(self) -> Any:
         """A transfer pool with the download limits of the options and, where one
         applies, the SSRF policy (see :meth:`fetch_policy`)."""
-        from sarra.transfer.limits import DEFAULT_MAX_SIZE, DEFAULT_MIN_RATE, Limits
+        from sarra.transfer.limits import Limits
         from sarra.transfer.pool import TransferPool
 
         o = self.options
-        max_size = o.get("download_max_size")
-        min_rate = o.get("timeout_min_rate")
-        limits = Limits(
-            max_size=DEFAULT_MAX_SIZE if max_size is None else int(max_size),
-            min_rate=DEFAULT_MIN_RATE if min_rate is None else int(min_rate),
-            stop=self.stop,
-        )
+        limits = Limits(max_size=o.download_max_size, min_rate=o.timeout_min_rate, stop=self.stop)
         pool = TransferPool(
             credentials=self.credentials.lookup,
             timeout=float(o.timeout or 30),
-            options={"redirect_hosts": tuple(o.get("redirect_hosts") or ())},
+            options={"redirect_hosts": o.redirect_hosts},
             limits=limits,
             policy=self.fetch_policy(),
         )
@@ -275,8 +270,8 @@ class Context:
         posts (``source_from_exchange``), else only where ``source_hosts`` is set (a
         subscriber fetching from its own network is legitimate).  None: no policy."""
         o = self.options
-        lines = tuple(o.get("source_hosts") or ())
-        ingest = self.program == "sara" and bool(o.get("source_from_exchange"))
+        lines = o.source_hosts
+        ingest = self.program == "sara" and o.source_from_exchange
         if not lines and not ingest:
             return None
         if self._policy is None:

@@ -24,6 +24,7 @@ import os
 import stat
 from typing import Any, Callable, List, Optional, Tuple
 
+from sarra.config.loader import Options
 from sarra.core import checksum, partition
 from sarra.core.delivery import Delivery
 from sarra.core.errors import ChecksumMismatch, MessageError, PathError, TransferError
@@ -111,7 +112,7 @@ class Downloader:
 
     def __init__(
         self,
-        options: Any,
+        options: Options,
         *,
         locate: Callable[[Delivery], None],
         transfers: Any,
@@ -127,9 +128,7 @@ class Downloader:
         self.assembler = assembler
         self.dirs = Dirs()
         self._bases: dict[str, str] = {}  # baseurl -> server directory (remote_base)
-        self.events = set(
-            getattr(options, "events", None) or ("create", "delete", "link", "modify")
-        )
+        self.events = set(options.events)
 
     def __call__(self, d: Delivery) -> None:
         if d.place is None:  # else an on_message plugin placed it (sarra.hooks.placing)
@@ -172,7 +171,7 @@ class Downloader:
 
     def _already_current(self, d: Delivery, target: Place, parts: Any) -> bool:
         """``overwrite False``: skip when the local file already has the announced sum."""
-        if getattr(self.o, "overwrite", True):
+        if self.o.overwrite:
             return False
         if self._has_announced_sum(d, target, parts):
             d.ok(304, "not modified3")
@@ -185,7 +184,7 @@ class Downloader:
         method, value = split_sum(n.headers.get("sum", ""))
         algo = method if method in VERIFIABLE else (value if method == "z" else None)
         sums = [checksum.new(algo)] if algo in VERIFIABLE else []
-        tmp = inflight_place(target, getattr(self.o, "inflight", ".tmp"))
+        tmp = inflight_place(target, self.o.inflight)
         dir_fd = self.dirs.open(target.root, target.dir)
         tmp_fd = dir_fd if tmp.dir == target.dir else self.dirs.open(tmp.root, tmp.dir)
         transfer = self.transfers.get(n.baseurl)
@@ -202,15 +201,15 @@ class Downloader:
                     limit=expected,  # never more than announced; no size: download_max_size
                     sums=sums,
                     progress=self.progress.add,
-                    throttle=int(getattr(self.o, "throttle", 0) or 0),
+                    throttle=self.o.throttle,
                 )
                 f.flush()
                 self._verify(d, got, expected, sums)
                 apply_metadata(
                     f.fileno(),
                     d.notice,
-                    preserve_time=getattr(self.o, "preserve_time", True),
-                    preserve_mode=getattr(self.o, "preserve_mode", True),
+                    preserve_time=self.o.preserve_time,
+                    preserve_mode=self.o.preserve_mode,
                 )
             except BaseException:
                 remove_name(tmp_fd, tmp.name)
@@ -379,7 +378,7 @@ class Downloader:
         if "\0" in link or len(link.encode("utf-8", "surrogateescape")) >= PATH_MAX:
             raise PathError(f"unusable link target {link[:80]!r}")
         if link.startswith("/"):
-            if getattr(self.o, "link_absolute_targets", False):
+            if self.o.link_absolute_targets:
                 return
             raise PathError(f"absolute link target refused: {link[:200]!r}")
         if not resolves_inside(place.root, place.dir_parts, link):

@@ -2,7 +2,8 @@
 
 ``Flow`` knows nothing of pika, HTTP or files: it is composed by a role from a
 *source* (the broker, or local files), a *work* step (download, or nothing), a
-*publisher* (downstream posts) and a *reporter* (report messages back to sources).
+*publisher* (downstream posts), a *reporter* (report messages back to sources) and
+other *sinks* (dd_log's printer: each batch, whole, before it is acknowledged).
 
 The rule that keeps messages from being lost lives in ``_settle``: a broker message is
 acknowledged only once its outcome is durable: file in place *and* downstream post
@@ -69,7 +70,12 @@ class Flow:
 
     ``select(delivery)`` returns False to reject a message (accept/reject masks);
     ``work(delivery)`` sets the outcome or raises (any ``Exception``: ``sarra.flow.boundary``
-    maps it to an outcome).
+    maps it to an outcome).  Each of ``sinks`` is handed every batch, whole, once its
+    outcomes are decided and before any of it is acknowledged; a sink that raises voids
+    the batch (nothing of it acknowledged: the broker keeps it) and ends the run, since
+    what it could not keep (stdout closed, disk full) must not be acknowledged.
+    ``idle_exit``: stop once the source gave nothing for that many seconds (one-shot
+    consumers: dd_log without ``follow``); None runs until a stop is requested.
     """
 
     def __init__(
@@ -80,6 +86,7 @@ class Flow:
         work: Optional[Callable[[Delivery], None]] = None,
         publisher: Optional[Sink] = None,
         reporter: Optional[Sink] = None,
+        sinks: Sequence[Sink] = (),
         hooks: Optional[HookSet] = None,
         retry: Optional[RetryQueue] = None,
         dedup: Optional[DedupCache] = None,
@@ -87,6 +94,7 @@ class Flow:
         batch: int = 100,
         idle: float = 1.0,
         housekeeping: float = 300.0,
+        idle_exit: Optional[float] = None,
         stop: Callable[[], bool] = lambda: False,
         threads: Optional[WorkThreads] = None,
     ) -> None:
@@ -95,12 +103,14 @@ class Flow:
         self.work = work
         self.publisher = publisher
         self.reporter = reporter
+        self.sinks = list(sinks)
         self.hooks = hooks or HookSet()
         self.retry = retry
         self.dedup = dedup
         self.dedup_basis = dedup_basis
         self.batch = batch
         self.idle = idle
+        self.idle_exit = idle_exit
         self.housekeeping_every = housekeeping
         self.stop = stop
         #: the work step of batches of whole files on several threads (``threads``)
@@ -115,15 +125,18 @@ class Flow:
         self.hold = 0.0
         self._next_hold = 1.0
         self.sleep: Callable[[float], None] = time.sleep
+        self.clock: Callable[[], float] = time.monotonic
 
     # ------------------------------------------------------------------ run loop
     def run(self) -> int:
-        """Loop until a stop is requested or a one-shot source is exhausted.
+        """Loop until a stop is requested, a one-shot source is exhausted or the source
+        was idle for ``idle_exit`` seconds.
 
         Returns the number of deliveries that ended FAILED.
         """
         self.hooks.safe_emit("on_start")
-        next_housekeeping = time.monotonic() + self.housekeeping_every
+        last_input = self.clock()
+        next_housekeeping = last_input + self.housekeeping_every
         ended = False
         try:
             while not self.stop():
@@ -137,11 +150,15 @@ class Flow:
                     continue
                 if getattr(self.source, "done", False) and handled == 0:
                     break
+                if handled:
+                    last_input = self.clock()
+                elif self.idle_exit is not None and self.clock() - last_input >= self.idle_exit:
+                    break
                 if self.hold:
                     self._pause()
-                if time.monotonic() >= next_housekeeping:
+                if self.clock() >= next_housekeeping:
                     self._safe_housekeeping()
-                    next_housekeeping = time.monotonic() + self.housekeeping_every
+                    next_housekeeping = self.clock() + self.housekeeping_every
             ended = True
         finally:
             if ended:  # not when an error is on its way out: it is the one to report
@@ -166,8 +183,8 @@ class Flow:
                 keepalive()
 
     def _finish_sinks(self) -> None:
-        """Wait for what the publisher and reporter still expect confirms for."""
-        for sink in (self.publisher, self.reporter):
+        """Wait for what the sinks still expect (confirms, dd_log's summary)."""
+        for sink in [self.publisher, self.reporter, *self.sinks]:
             finish = getattr(sink, "finish", None)
             if finish is None:
                 continue
@@ -181,6 +198,7 @@ class Flow:
 
         Raises:
             ConnectionLost: the batch is void; nothing of it was acknowledged.
+            Exception: whatever a sink raised (see ``sinks``); the batch is void too.
         """
         batch = self._gather()
         if not batch:
@@ -202,7 +220,9 @@ class Flow:
             self._post(batch)
             if self.reporter is not None:
                 self._report(batch)
-        except ConnectionLost:
+            for sink in self.sinks:
+                sink.publish(batch)
+        except Exception:  # nothing of the batch is acknowledged: the broker keeps it
             self._abandon(batch)
             raise
         self._complete_claims(batch)
@@ -216,23 +236,10 @@ class Flow:
     def _gather(self) -> List[Delivery]:
         batch: List[Delivery] = []
         if self.retry is not None:
-            batch.extend(self._due_retries(max(1, self.batch // 2)))
+            batch.extend(self.retry.deliveries(max(1, self.batch // 2)))
         timeout = 0.0 if batch else self.idle
         batch.extend(self.source.gather(self.batch - len(batch), timeout))
         return batch
-
-    def _due_retries(self, n: int) -> List[Delivery]:
-        out = []
-        assert self.retry is not None
-        for entry in self.retry.due(n):
-            try:
-                notice = message.decode(entry.topic, entry.headers, entry.body)
-            except MessageError as e:
-                log.error("retry queue: dropping undecodable entry: %s", e)
-                self.retry.remove(entry)
-                continue
-            out.append(Delivery(notice, retry=entry, attempts=entry.attempts, faults=entry.faults))
-        return out
 
     def _leave(self, batch: List[Delivery], left: Sequence[Delivery]) -> List[Delivery]:
         """Stop requested: the deliveries not started stay unacknowledged (or in the retry
@@ -277,26 +284,8 @@ class Flow:
         self._end(d)
 
     def _begin(self, d: Delivery) -> bool:
-        """Mark ``d`` in hand; False (and ``d`` given up) if it was in hand at
-        ``MAX_CRASHES`` consecutive crashes of the process: it would kill this one too."""
-        if self.inhand is None:
-            return True
-        try:
-            crashes = self.inhand.begin(d)
-        except Exception as e:  # noqa: BLE001 - the marker never decides on its own
-            log.debug("in-hand marker of %s: %r", d.describe(), e)
-            return True
-        if crashes < self.inhand.max_crashes:
-            if crashes:
-                log.warning(
-                    "%s was in hand when the process died (%d time(s)): trying again",
-                    d.describe(),
-                    crashes,
-                )
-            return True
-        self._end(d)
-        d.fail(f"given up: in hand at {crashes} consecutive crashes of the process", 500, True)
-        return False
+        """Mark ``d`` in hand; False if it was given up (``InHand.take``)."""
+        return self.inhand is None or self.inhand.take(d)
 
     def _end(self, d: Delivery) -> None:
         if self.inhand is not None:

@@ -99,6 +99,30 @@ class InHand:
         self._write(f"{key} {n}".encode().ljust(_WIDTH - 1) + b"\n")
         return n
 
+    def take(self, d: Delivery) -> bool:
+        """Mark ``d`` in hand before the code that may kill the process runs on it.
+
+        Returns False, with ``d`` given up (failed for good, unmarked), if it was in hand
+        at ``max_crashes`` consecutive crashes: it would kill this process too.  A marker
+        that cannot be written decides nothing: ``d`` is worked as before.
+        """
+        try:
+            crashes = self.begin(d)
+        except Exception as e:  # noqa: BLE001 - the marker never decides on its own
+            log.debug("in-hand marker of %s: %r", d.describe(), e)
+            return True
+        if crashes < self.max_crashes:
+            if crashes:
+                log.warning(
+                    "%s was in hand when the process died (%d time(s)): trying again",
+                    d.describe(),
+                    crashes,
+                )
+            return True
+        self.end(d)
+        d.fail(f"given up: in hand at {crashes} consecutive crashes of the process", 500, True)
+        return False
+
     def end(self, d: Delivery) -> None:
         """``d`` left the code that may kill the process: blank this thread's marker."""
         if key_of(d):

@@ -19,6 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional
 
+from sarra.core import message
+from sarra.core.delivery import Delivery
+from sarra.core.errors import MessageError
+
 log = logging.getLogger(__name__)
 
 
@@ -152,6 +156,20 @@ class RetryQueue:
         if len(out) > max_count:
             self._next_due = now
         return out[:max_count]
+
+    def deliveries(self, max_count: int) -> List[Delivery]:
+        """The due entries (:meth:`due`) as deliveries; an entry that no longer decodes is
+        dropped with one error line: it could never be worked."""
+        out = []
+        for entry in self.due(max_count):
+            try:
+                notice = message.decode(entry.topic, entry.headers, entry.body)
+            except MessageError as e:
+                log.error("retry queue: dropping undecodable entry: %s", e)
+                self.remove(entry)
+                continue
+            out.append(Delivery(notice, retry=entry, attempts=entry.attempts, faults=entry.faults))
+        return out
 
     def __len__(self) -> int:
         return sum(1 for _ in self.dir.glob("*.json"))

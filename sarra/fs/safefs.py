@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, List, Optional, Tuple
 
+from sarra.config.loader import Options
 from sarra.core.errors import PathError, TransferError
 
 NAME_MAX = 255
@@ -375,7 +376,7 @@ def typed_error(e: OSError, relpath: str) -> Exception:
     return TransferError(f"local write of {what}", permanent=False, code=499)
 
 
-def check_file_source(options: Any, baseurl: str, relpath: str) -> None:
+def check_file_source(options: Options, baseurl: str, relpath: str) -> None:
     """A ``file:`` notice from a broker reads this host's disk: only below one of the
     configured ``file_sources`` directories.
 
@@ -387,7 +388,7 @@ def check_file_source(options: Any, baseurl: str, relpath: str) -> None:
     from sarra.transfer import remote_path
 
     path = os.path.normpath(remote_path(baseurl, relpath))
-    for top in getattr(options, "file_sources", None) or ():
+    for top in options.file_sources:
         top = os.path.normpath(os.path.expanduser(top))
         inside = path == top or path.startswith(top.rstrip("/") + "/")
         if not inside:

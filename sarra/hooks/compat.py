@@ -67,7 +67,7 @@ def natural_time(seconds: float) -> str:
 
 def duration_to_seconds(value: Any, default: Optional[float] = None) -> float:
     """sr3's ``durationToSeconds``: ``30``, ``5m``, ``1h``... as seconds."""
-    from sarra.config.options import duration
+    from sarra.config.converters import duration
 
     if isinstance(value, (int, float)):
         return float(value)

@@ -24,7 +24,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
-from sarra.config import options as table
+from sarra.config import converters as table
 from sarra.core.errors import ConfigError, PathError
 from sarra.hooks.base import Hook, Host
 from sarra.hooks.placing import defer, location, move_to

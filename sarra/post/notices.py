@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
+from sarra.config.loader import Options
 from sarra.core import checksum, message, partition
 from sarra.core.errors import ConfigError, PathError
 from sarra.core.message import Notice
@@ -27,43 +28,29 @@ log = logging.getLogger(__name__)
 CHUNK = 1 << 20
 
 
-def _header_options(options: Any) -> Dict[str, str]:
-    extra: Dict[str, str] = {}
-    for item in getattr(options, "header", None) or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"header {item!r}: expected key=value")
-        extra[key.strip()] = value
-    return extra
-
-
 class NoticeMaker:
     """Builds the notices for local paths according to the post options."""
 
-    def __init__(self, options: Any, *, broker_user: str = "", broker_host: str = "") -> None:
+    def __init__(self, options: Options, *, broker_user: str = "", broker_host: str = "") -> None:
         self.o = options
         if not options.post_base_url:
             raise ConfigError("post_base_url (-u) is required to post")
         self.base_url = public_url(options.post_base_url, "post_base_url (-u)")
-        base_dir = getattr(options, "post_base_dir", None)
+        base_dir = options.post_base_dir
         self.base_dir = os.path.abspath(base_dir) if base_dir else None
-        self.sum = getattr(options, "sum", None) or "d"
-        self.blocksize = getattr(options, "blocksize", 1)
-        self.prefix = getattr(options, "post_topic_prefix", None) or "v02.post"
-        self.subtopic = getattr(options, "post_subtopic", None)
-        to = getattr(options, "to", None)
+        self.sum = options.sum
+        self.blocksize = options.blocksize
+        self.prefix = options.post_topic_prefix
+        self.subtopic = options.post_subtopic
+        to = options.to
         self.common: Dict[str, str] = {}
-        self.common["to_clusters"] = (
-            ",".join(to) if isinstance(to, (list, tuple)) else (to or broker_host or "localhost")
-        )
-        self.common["from_cluster"] = (
-            getattr(options, "cluster", None) or broker_host or ("localhost")
-        )
+        self.common["to_clusters"] = ",".join(to) if to is not None else broker_host or "localhost"
+        self.common["from_cluster"] = options.cluster or broker_host or "localhost"
         if broker_user:
             self.common["source"] = broker_user
-        self.common.update(_header_options(options))
-        self.slash = bool(getattr(options, "post_relpath_slash", False))
-        self.rename = getattr(options, "rename", None)
+        self.common.update(options.header)  # (name, value) pairs, checked by the converter
+        self.slash = options.post_relpath_slash
+        self.rename = options.rename
         self._absolute = self.base_dir is None and self.base_url.lower().startswith("file:")
 
     # ---------------------------------------------------------------- paths
@@ -111,7 +98,7 @@ class NoticeMaker:
         extra = extra or {}
         st = os.lstat(path)  # one stat call decides (per-file cost counts at 2,000 files)
         if stat.S_ISLNK(st.st_mode):
-            if not getattr(self.o, "follow_symlinks", False):
+            if not self.o.follow_symlinks:
                 return [self.link(path, extra)]
             try:
                 st = os.stat(path)
@@ -138,10 +125,10 @@ class NoticeMaker:
 
     def file(self, path: str, extra: Dict[str, str], st: os.stat_result) -> List[Notice]:
         meta = dict(extra)
-        if getattr(self.o, "preserve_time", True):
+        if self.o.preserve_time:
             meta["mtime"] = message.format_time_ns(st.st_mtime_ns)
             meta["atime"] = message.format_time_ns(st.st_atime_ns)
-        if getattr(self.o, "preserve_mode", True):
+        if self.o.preserve_mode:
             meta["mode"] = format(st.st_mode & 0o7777, "o")
         blocks = partition.plan(st.st_size, self.blocksize)
         sums = list(self._block_sums(path, blocks))

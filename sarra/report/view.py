@@ -15,23 +15,42 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Optional, Pattern, Sequence, Tuple
+from typing import (
+    TYPE_CHECKING,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Pattern,
+    Sequence,
+    Tuple,
+)
 
 from sarra.core import partition
 from sarra.core.errors import MessageError
 from sarra.core.message import Notice
+from sarra.core.redaction import escape_controls
 from sarra.core.timestamps import parse_time
 from sarra.logs.units import human_size
+
+if TYPE_CHECKING:
+    from sarra.config.loader import Options
 
 log = logging.getLogger(__name__)
 
 #: ``message`` text of a report saying a switch re-announced the file (9.4).
 PUBLISHED = "Published"
+
+#: the largest size a file can have (``off_t``): a ``parts`` header announcing more is
+#: not a file's, and is not shown (a float of it would overflow)
+MAX_SIZE = 2**63 - 1
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -91,9 +110,10 @@ def _size(notice: Notice) -> Optional[int]:
     if notice.is_removal or notice.is_link or "parts" not in notice.headers:
         return None
     try:
-        return partition.parse(notice.headers["parts"]).size
+        size = partition.parse(notice.headers["parts"]).size
     except MessageError:
         return None
+    return size if size <= MAX_SIZE else None
 
 
 def entry_from_notice(notice: Notice, received: float) -> Entry:
@@ -108,6 +128,8 @@ def entry_from_notice(notice: Notice, received: float) -> Entry:
     try:
         elapsed = float(rep.elapsed)
     except ValueError:
+        elapsed = 0.0
+    if not math.isfinite(elapsed):  # "inf", "nan", "1e999": no duration to show
         elapsed = 0.0
     h = notice.headers
     return Entry(
@@ -178,6 +200,22 @@ class Filter:
     since: Optional[float] = None
     until: Optional[float] = None
 
+    @classmethod
+    def from_options(cls, o: Options, now: float) -> Filter:
+        """The filter dd_log's options ask for (``path_match``, ``consumer_match``,
+        ``code``, ``since``, ``until``; times relative to ``now``).
+
+        Raises:
+            ValueError: a bad ``since``/``until`` (already checked by the option converter).
+        """
+        return cls(
+            path=o.path_match,
+            consumer=o.consumer_match,
+            codes=tuple(o.code),
+            since=parse_when(o.since, now) if o.since else None,
+            until=parse_when(o.until, now) if o.until else None,
+        )
+
     def __call__(self, e: Entry) -> bool:
         if self.path is not None and not self.path.search(e.relpath):
             return False
@@ -194,7 +232,10 @@ class Filter:
 
 
 def human_duration(seconds: float) -> str:
-    """``0.0034`` -> ``3.4ms``, ``2.5`` -> ``2.5s``, ``125`` -> ``2m05s``."""
+    """``0.0034`` -> ``3.4ms``, ``2.5`` -> ``2.5s``, ``125`` -> ``2m05s``; ``-`` for no
+    duration (infinite, not a number)."""
+    if not math.isfinite(seconds):
+        return "-"
     if seconds < 0:
         return f"-{human_duration(-seconds)}"
     if seconds < 1:
@@ -214,9 +255,13 @@ def format_time(t: float) -> str:
 
 
 def format_line(e: Entry) -> str:
-    """One line: time, code, file, consumer, size, duration, message."""
-    size = human_size(e.size) if e.size is not None else "-"
-    return (
+    """One line: time, code, file, consumer, size, duration, message.
+
+    Control characters are escaped (``escape_controls``): every field but the time was
+    written by whoever published the report, and the line goes to a terminal.
+    """
+    size = human_size(e.size) if e.size is not None and 0 <= e.size <= MAX_SIZE else "-"
+    return escape_controls(
         f"{format_time(e.received)} {e.code:03d} {e.relpath} {e.consumer} "
         f"{size} {human_duration(e.elapsed)} {e.message}"
     ).rstrip()
@@ -265,7 +310,8 @@ def summarize(entries: Iterable[Entry]) -> List[FileSummary]:
 
 
 def format_summary(s: FileSummary) -> List[str]:
-    """A few lines per file: the file, then switches, receivers and failures."""
+    """A few lines per file: the file, then switches, receivers and failures (control
+    characters escaped, as in :func:`format_line`)."""
     lines = [f"{s.relpath} (source {s.source or '?'}, {s.reports} reports)"]
     if s.also_as:
         lines.append(f"  also as: {', '.join(s.also_as)}")
@@ -273,7 +319,7 @@ def format_summary(s: FileSummary) -> List[str]:
     lines.append(f"  received by: {', '.join(s.received_by) or '-'}")
     for consumer, e in s.failures.items():
         lines.append(f"  FAILED at {consumer}: {e.code:03d} {e.message}")
-    return lines
+    return [escape_controls(line) for line in lines]
 
 
 # ------------------------------------------------------------------ journal

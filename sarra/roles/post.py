@@ -23,6 +23,7 @@ import sys
 from typing import Callable, Dict, Iterable, Iterator, List, Sequence
 
 from sarra.config.credentials import broker_user
+from sarra.config.loader import Options
 from sarra.core.delivery import FAILED, Delivery
 from sarra.core.errors import ConfigError, ConnectionLost, PathError
 from sarra.core.message import Notice
@@ -150,11 +151,11 @@ def moved_notices(maker: NoticeMaker, old: str, new: str, follow: bool) -> Itera
     yield maker.removal(old, {"newname": maker.relpath(new)})
 
 
-def _source(o: object, targets: Iterable[str], maker: NoticeMaker) -> FileSource:
-    follow = bool(getattr(o, "follow_symlinks", False))
-    if getattr(o, "remove", False):
+def _source(o: Options, targets: Iterable[str], maker: NoticeMaker) -> FileSource:
+    follow = o.follow_symlinks
+    if o.remove:
         return FileSource(targets, maker, follow, lambda p: [maker.removal(p)], walk_dirs=False)
-    old = getattr(o, "moved_from", None)
+    old = o.moved_from
     if old:
         names = list(targets)
         if len(names) != 1:
@@ -174,7 +175,7 @@ def stdin_paths() -> Iterator[str]:
 
 def run(ctx: Context, paths: Sequence[str] = ()) -> int:
     o = ctx.options
-    targets: Iterable[str] = list(paths) + list(o.path or ())
+    targets: Iterable[str] = list(paths) + list(o.path)
     if o.pipe:
         targets = stdin_paths()
     elif not targets:

@@ -28,6 +28,7 @@ import socket
 from typing import Any, List
 
 from sarra.config.credentials import broker_user
+from sarra.config.loader import Options, required
 from sarra.core import routing
 from sarra.core.delivery import OK, Delivery
 from sarra.core.errors import ConfigError
@@ -58,7 +59,7 @@ def queue(ctx: Context) -> str:
     return consumer.queue_name(ctx.options, PROGRAM, ctx.state_dir, random_suffix=False)
 
 
-def exchanges(o: Any) -> List[str]:
+def exchanges(o: Options) -> List[str]:
     """Exchanges to consume: ``exchange``, else every declared source's ``xs_<source>``.
 
     Raises:
@@ -66,7 +67,7 @@ def exchanges(o: Any) -> List[str]:
     """
     if o.exchange:
         return [o.exchange]
-    names = [f"xs_{n}" for kind, n in (o.declare or ()) if kind == "source"]
+    names = [f"xs_{n}" for kind, n in o.declare if kind == "source"]
     if not names:
         raise ConfigError("dd_sara: set exchange, or declare source <user> lines")
     return names
@@ -75,7 +76,7 @@ def exchanges(o: Any) -> List[str]:
 class Gate:
     """The select step: validation (ingest or relay), then accept/reject masks."""
 
-    def __init__(self, o: Any, sw: routing.Switch) -> None:
+    def __init__(self, o: Options, sw: routing.Switch) -> None:
         self.validate = bool(o.source_from_exchange)
         self.sw = sw
         self.masks = consumer.Selector(o)
@@ -101,11 +102,12 @@ class Gate:
 class Repost:
     """Work step: download with ``Downloader``, then build the re-announcement."""
 
-    def __init__(self, o: Any, download: Downloader) -> None:
+    def __init__(self, o: Options, download: Downloader) -> None:
         self.download = download
-        self.base_url = public_url(o.post_base_url, "post_base_url")  # never publish a password
-        self.base_dir = os.path.abspath(os.path.expanduser(o.post_base_dir))
-        self.prefix = o.post_topic_prefix or "v02.post"
+        base_url, base_dir = required(o.post_base_url, "post_base_url"), o.post_base_dir
+        self.base_url = public_url(base_url, "post_base_url")  # never publish a password
+        self.base_dir = os.path.abspath(os.path.expanduser(required(base_dir, "post_base_dir")))
+        self.prefix = o.post_topic_prefix
 
     def __call__(self, d: Delivery) -> None:
         # the SSRF policy of the pool applies to the source of this notice (set on ingest)
@@ -144,19 +146,21 @@ def build(ctx: Context, broker: Any, post_broker: Any, assembler: Any = None) ->
     locate = consumer.Locator(o, {"PBD": base_dir})
     hooks = ctx.hooks(locate)
     download = ctx.downloader(broker, hooks, locate, assembler)
-    post_broker.declare_exchange(o.post_exchange)
+    post_exchange = required(o.post_exchange, "post_exchange")
+    post_broker.declare_exchange(post_exchange)
     reporter = None
     if o.report_back:
         user = broker_user(o.post_broker or o.broker)
-        post_broker.declare_exchange(o.report_exchange)
-        reporter = Reporter(post_broker, o.report_exchange, user)
+        report_exchange = required(o.report_exchange, "report_exchange")
+        post_broker.declare_exchange(report_exchange)
+        reporter = Reporter(post_broker, report_exchange, user)
     return Flow(
         source=BrokerSource(broker),
         select=Gate(o, sw),
         work=Repost(o, download),
-        publisher=NoticePublisher(post_broker, o.post_exchange),
+        publisher=NoticePublisher(post_broker, post_exchange),
         dedup=ctx.dedup_cache(),
-        dedup_basis=o.suppress_basis or "path",
+        dedup_basis=o.suppress_basis,
         reporter=reporter,
         hooks=hooks,
         retry=ctx.retry_queue(),

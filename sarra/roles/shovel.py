@@ -18,6 +18,7 @@ import logging
 from collections import defaultdict
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+from sarra.config.loader import Options
 from sarra.core import routing
 from sarra.core.delivery import Delivery
 from sarra.core.errors import ConfigError
@@ -36,14 +37,14 @@ def queue(ctx: Context) -> str:
     return consumer.queue_name(ctx.options, PROGRAM, ctx.state_dir, random_suffix=False)
 
 
-def consumed(o: Any) -> List[str]:
+def consumed(o: Options) -> List[str]:
     """Exchanges the shovel reads.
 
     Raises:
         ConfigError: a plain shovel without ``exchange``.
     """
     if o.report_router:
-        users = [n for kind, n in (o.declare or ()) if kind in ("source", "subscriber")]
+        users = [n for kind, n in o.declare if kind in ("source", "subscriber")]
         return [f"xs_{u}" for u in users] + [routing.REPORT_EXCHANGE]
     if not o.exchange:
         raise ConfigError("dd_shovel: set exchange (or report_router on)")
@@ -53,7 +54,7 @@ def consumed(o: Any) -> List[str]:
 class ReportGate:
     """Select step of the report router: remembers each accepted report's next hop."""
 
-    def __init__(self, o: Any, sw: routing.Switch) -> None:
+    def __init__(self, o: Options, sw: routing.Switch) -> None:
         self.sw = sw
         self.masks = consumer.Selector(o)
         self.targets: Dict[int, routing.Target] = {}
@@ -104,9 +105,9 @@ class RoutedPublisher:
             NoticePublisher(self._broker(url), lambda d: targets[id(d)].exchange).publish(ds)
 
 
-def binding_keys(o: Any) -> List[str]:
+def binding_keys(o: Options) -> List[str]:
     """A report router reads ``v02.report`` whatever ``topic_prefix`` says."""
-    prefix = "v02.report" if o.report_router else (o.topic_prefix or "v02.post")
+    prefix = "v02.report" if o.report_router else o.topic_prefix
     return consumer.topic_keys(prefix, o.subtopic)
 
 

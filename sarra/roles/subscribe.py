@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from sarra.config.credentials import broker_user
+from sarra.config.loader import required
 from sarra.flow import consumer
 from sarra.flow.context import Context
 from sarra.flow.engine import BrokerSource, Flow
@@ -27,7 +28,7 @@ def build(ctx: Context, broker: Any, assembler: Optional[Any] = None) -> Flow:
     """The subscriber's flow on a connected ``broker`` (consumed, reported to)."""
     o = ctx.options
     ctx.reset_queue(broker, queue(ctx))
-    consumer.setup_queue(broker, o, queue(ctx), o.exchange)
+    consumer.setup_queue(broker, o, queue(ctx), required(o.exchange, "exchange"))
     locate = consumer.Locator(o)
     hooks = ctx.hooks(locate)
     work = ctx.downloader(broker, hooks, locate, assembler)
@@ -62,7 +63,8 @@ def run(ctx: Context) -> int:
 
 def declare(ctx: Context) -> None:
     broker = ctx.broker(ctx.options.broker)
-    consumer.setup_queue(broker, ctx.options, queue(ctx), ctx.options.exchange, consume=False)
+    exchange = required(ctx.options.exchange, "exchange")
+    consumer.setup_queue(broker, ctx.options, queue(ctx), exchange, consume=False)
 
 
 def cleanup(ctx: Context) -> None:

@@ -8,9 +8,9 @@ to ``post_exchange`` (default ``xs_<post_broker user>``).  Nothing is consumed.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from sarra.config.credentials import broker_user
+from sarra.config.loader import Options
 from sarra.core.errors import ConfigError
 from sarra.flow.context import Context
 from sarra.flow.engine import Flow
@@ -31,13 +31,13 @@ def post_exchange(ctx: Context) -> str:
     return f"{exchange}_{o.post_exchange_suffix}" if o.post_exchange_suffix else exchange
 
 
-def make_watcher(options: Any) -> Watcher:
+def make_watcher(options: Options) -> Watcher:
     """The watcher for ``path``; ``inflight`` as a number is a minimum age in seconds.
 
     Raises:
         ConfigError: no ``path`` configured, or an ``inflight`` the watcher cannot use.
     """
-    paths = list(options.path or ())
+    paths = list(options.path)
     if not paths:
         raise ConfigError("nothing to watch: add 'path DIRECTORY' to the configuration")
     inflight = options.inflight

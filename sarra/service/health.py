@@ -123,8 +123,8 @@ def hung_after(o: Options) -> float:
     ``HUNG_HEARTBEATS`` heartbeats, but never less than two housekeeping intervals: an
     idle instance only writes to its log at housekeeping.
     """
-    heartbeat = float(getattr(o, "heartbeat", 0) or 60.0)
-    housekeeping = float(getattr(o, "housekeeping", 0) or 0.0)
+    heartbeat = o.heartbeat or 60.0
+    housekeeping = o.housekeeping
     return max(HUNG_HEARTBEATS * heartbeat, 2 * housekeeping)
 
 

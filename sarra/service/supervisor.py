@@ -218,7 +218,7 @@ class Service:
         for row in rows:
             o = self.options(row.target)
             q = queue_of(o, self.state_dir(row.target))
-            url = getattr(o, "broker", None)
+            url = o.broker
             keys.append((url, q) if url and q else None)
             if url and q:
                 asks.setdefault(url, []).append(q)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Sequence, Set
 
+from sarra.config.loader import Options
 from sarra.core.delivery import FAILED, OK, Delivery
 from sarra.core.errors import PathError
 from sarra.core.message import Notice
@@ -51,13 +52,13 @@ class _Kept:
     attempts: int
 
 
-def mask_selector(options: Any) -> Callable[[str], bool]:
+def mask_selector(options: Options) -> Callable[[str], bool]:
     """Accept/reject masks on local paths, first match decides (v2 sr_watch semantics).
 
     With no mask matching: ``accept_unmatch``, or True when no mask accepts anything.
     """
-    masks = list(getattr(options, "masks", ()) or ())
-    unmatched = bool(getattr(options, "accept_unmatch", False)) or not any(m.accept for m in masks)
+    masks = options.masks
+    unmatched = options.accept_unmatch or not any(m.accept for m in masks)
 
     def accepted(path: str) -> bool:
         for mask in masks:

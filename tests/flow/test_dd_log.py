@@ -8,6 +8,7 @@ delivery) is in ``test_admin_guide.py``.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -108,3 +109,21 @@ def test_dd_log_daemon_keeps_the_journal_while_running(switch):
         assert dd_log(switch, "status", "mine").returncode == 0
     finally:
         assert dd_log(switch, "stop", "mine").returncode == 0
+
+
+def test_a_closed_stdout_ends_dd_log_quietly_and_its_reports_stay_queued(switch):
+    assert dd_log(switch, "declare", "mine").returncode == 0  # the queue, bound
+    publish_reports(switch, *DELIVERIES)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before dd_log writes anything (| head)
+    cmd = [sys.executable, "-m", "sarra.cli", "dd_log", "--follow", "foreground", "mine"]
+    try:
+        proc = subprocess.Popen(cmd, env=switch.env, stdout=write_end, stderr=subprocess.PIPE)
+    finally:
+        os.close(write_end)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert b"Traceback" not in err and b"Exception ignored" not in err, err
+    again = dd_log(switch, "foreground", "mine")
+    assert again.returncode == 0, again.stderr
+    assert len(again.stdout.splitlines()) == 4  # none was acknowledged unseen

@@ -8,11 +8,11 @@ import os
 import random
 import threading
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import pytest
 
+from sarra.config.loader import table_defaults
 from sarra.core import partition
 from sarra.core.delivery import Delivery
 from sarra.core.errors import ChecksumMismatch
@@ -66,7 +66,7 @@ class Pool:
 def options(**kw: Any) -> Any:
     base = dict(inplace=True, inflight=".tmp", preserve_time=True, preserve_mode=True, chmod=0o644)
     base.update(kw)
-    return SimpleNamespace(**base)
+    return table_defaults("subscribe").replace(**base)
 
 
 def content(size: int, seed: int = 1) -> bytes:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
+from sarra.config.loader import Options, table_defaults
 from sarra.core import message
 from sarra.core.redaction import public_url
 from sarra.post.notices import NoticeMaker
@@ -36,13 +36,8 @@ def test_public_url_keeps_urls_without_password(url, caplog):
     assert not caplog.records
 
 
-def opts(tmp_path: Path, url: str) -> SimpleNamespace:
-    return SimpleNamespace(
-        post_base_url=url, post_base_dir=str(tmp_path), sum="d", blocksize=1,
-        post_topic_prefix="v02.post", to=None, cluster=None, header=(),
-        post_relpath_slash=False, rename=None, preserve_time=True, preserve_mode=True,
-        follow_symlinks=False, remove=False, moved_from=None,
-    )  # fmt: skip
+def opts(tmp_path: Path, url: str) -> Options:
+    return table_defaults("post").replace(post_base_url=url, post_base_dir=str(tmp_path))
 
 
 @pytest.mark.parametrize("url, public", URLS[:5])

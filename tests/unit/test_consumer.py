@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import re
-from types import SimpleNamespace
 
 import pytest
 
-from sarra.config.loader import load
+from sarra.config.loader import load, table_defaults
 from sarra.config.paths import Paths
 from sarra.core import message
 from sarra.core.delivery import Delivery
@@ -23,23 +22,27 @@ def opts(tmp_path, *pairs):
     return load("dd_subscribe", None, list(pairs), Paths.under(tmp_path))
 
 
+def fake(**values):
+    return table_defaults("subscribe", "c1").replace(**values)
+
+
 def test_queue_name_is_made_once_and_remembered(tmp_path):
-    o = SimpleNamespace(queue_name=None, broker="amqp://alice@h/", config="c1")
+    o = fake(broker="amqp://alice@h/")
     first = consumer.queue_name(o, "dd_subscribe", tmp_path, random_suffix=True)
     assert re.fullmatch(r"q_alice\.dd_subscribe\.c1\.\d{8}\.\d{8}", first)
     assert consumer.queue_name(o, "dd_subscribe", tmp_path, random_suffix=True) == first
 
 
 def test_configured_queue_name_wins(tmp_path):
-    o = SimpleNamespace(queue_name="q_mine", broker="amqp://alice@h/", config="c1")
+    o = fake(queue_name="q_mine", broker="amqp://alice@h/")
     assert consumer.queue_name(o, "dd_subscribe", tmp_path, random_suffix=True) == "q_mine"
     assert not (tmp_path / "queue_name").exists()
 
 
 def test_every_subtopic_is_bound_under_the_prefix():
-    o = SimpleNamespace(topic_prefix="v02.post", subtopic=("a.#", "b.*"))
+    o = fake(topic_prefix="v02.post", subtopic=("a.#", "b.*"))
     assert consumer.bindings(o) == ["v02.post.a.#", "v02.post.b.*"]
-    assert consumer.bindings(SimpleNamespace(topic_prefix=None, subtopic=())) == ["v02.post.#"]
+    assert consumer.bindings(fake()) == ["v02.post.#"]
 
 
 class Recorder:
@@ -54,8 +57,7 @@ class Recorder:
 
 def test_setup_queue_declares_binds_every_subtopic_and_consumes():
     b = Recorder()
-    o = SimpleNamespace(durable=True, expire=300.0, message_ttl=None, topic_prefix="v02.post",
-                        subtopic=("x.#", "y.#"))  # fmt: skip
+    o = fake(durable=True, expire=300.0, message_ttl=None, subtopic=("x.#", "y.#"))
     consumer.setup_queue(b, o, "q_t", "xs_guest")
     assert b.calls == [
         ("declare_exchange", ("xs_guest",), {"passive": True}),  # missing here (None)...
@@ -70,8 +72,7 @@ def test_setup_queue_declares_binds_every_subtopic_and_consumes():
 def test_an_existing_exchange_is_not_declared_again():
     b = Recorder()
     b.declare_exchange = lambda *a, **kw: b.calls.append(("declare_exchange", a, kw)) or True
-    o = SimpleNamespace(durable=True, expire=None, message_ttl=None, topic_prefix=None,
-                        subtopic=())  # fmt: skip
+    o = fake(durable=True, expire=None, message_ttl=None, subtopic=())
     consumer.setup_queue(b, o, "q_t", "xpublic")
     assert [c for c in b.calls if c[0] == "declare_exchange"] == [
         ("declare_exchange", ("xpublic",), {"passive": True})
@@ -85,7 +86,7 @@ OPTS = dict(durable=False, expire=60.0, message_ttl=5.0, topic_prefix="v02.post"
 @pytest.mark.parametrize("names", [["xs_a"], ["xs_a", "xs_b"], ["xs_a", "xs_b", "xs_c"]])
 def test_a_switch_declares_each_exchange_it_binds_on(names):
     b = Recorder()
-    o = SimpleNamespace(**OPTS)
+    o = fake(**OPTS)
     consumer.setup_queue(b, o, "q_s", names, exchange_mode=consumer.DECLARE, consume=False)
     queue = ("declare_queue", ("q_s",), {"durable": False, "expire_s": 60.0, "message_ttl_s": 5.0})
     assert b.calls[0] == queue
@@ -97,7 +98,7 @@ def test_a_switch_declares_each_exchange_it_binds_on(names):
 @pytest.mark.parametrize("keys", [["v02.report.#"], ["v02.report.x", "v02.log.x"]])
 def test_an_existing_exchange_is_only_bound_with_the_keys_given(keys):
     b = Recorder()
-    o = SimpleNamespace(**OPTS)
+    o = fake(**OPTS)
     consumer.setup_queue(b, o, "q_l", "xr_u", keys, exchange_mode=consumer.EXISTING)
     assert [c[0] for c in b.calls] == ["declare_queue", *["bind"] * len(keys), "consume"]
     assert [c[1][2] for c in b.calls if c[0] == "bind"] == keys

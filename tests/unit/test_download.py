@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
+from sarra.config.loader import table_defaults
 from sarra.core import message
 from sarra.core.delivery import Delivery
 from sarra.core.errors import ChecksumMismatch, TransferError
@@ -65,9 +65,7 @@ class Recorder(Progress):
 
 
 def downloader(tmp_path, files, **opts):
-    o = SimpleNamespace(inflight=".tmp", overwrite=True, preserve_time=True, preserve_mode=True,
-                        events=("create", "delete", "link", "modify"), throttle=0)  # fmt: skip
-    o.__dict__.update(opts)
+    o = table_defaults("subscribe").replace(**opts)
     transfer = FakeTransfer(files)
     placed = []
 

@@ -149,18 +149,13 @@ def test_corked_frames_are_still_sent_when_publishing_fails_midway():
 
 
 def _maker(tmp_path, **kw):
-    from types import SimpleNamespace
-
+    from sarra.config.loader import table_defaults
     from sarra.post.notices import NoticeMaker
 
-    base = dict(
-        post_base_url="http://localhost:8090/", post_base_dir=str(tmp_path), sum="d",
-        blocksize=1, post_topic_prefix="v02.post", to=None, cluster=None, header=(),
-        post_relpath_slash=False, rename=None, preserve_time=True, preserve_mode=True,
-        follow_symlinks=False,
-    )  # fmt: skip
+    base = dict(post_base_url="http://localhost:8090/", post_base_dir=str(tmp_path))
     base.update(kw)
-    return NoticeMaker(SimpleNamespace(**base), broker_user="guest", broker_host="localhost")
+    o = table_defaults("post").replace(**base)
+    return NoticeMaker(o, broker_user="guest", broker_host="localhost")
 
 
 def test_post_of_a_followed_link_announces_the_target_file(tmp_path):

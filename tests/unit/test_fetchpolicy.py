@@ -7,7 +7,8 @@ import logging
 
 import pytest
 
-from sarra.config import options
+from sarra.config import converters
+from sarra.config.loader import table_defaults
 from sarra.core.fetchpolicy import FetchPolicy, Refused, is_internal, parse_address
 from sarra.transfer.netguard import Guard
 
@@ -187,13 +188,13 @@ def test_the_guard_resolves_once_and_returns_the_checked_address():
     ],
 )
 def test_source_hosts_option_lines(line, parsed):
-    assert options.source_hosts(line) == parsed
+    assert converters.source_hosts(line) == parsed
 
 
 @pytest.mark.parametrize("line", ["alice", "alice http://x/", "alice 10.0.0.0/99", "a b/c"])
 def test_bad_source_hosts_lines_are_config_errors(line):
     with pytest.raises(ValueError):
-        options.source_hosts(line)
+        converters.source_hosts(line)
 
 
 def test_dd_admin_copies_source_hosts_into_the_ingest_config_only(tmp_path):
@@ -222,19 +223,12 @@ def test_dd_admin_refuses_a_bad_source_hosts_line(tmp_path):
         load_admin_config(conf)
 
 
-class _Opts(dict):
-    def get(self, name, default=None):  # what Context reads of Options
-        return dict.get(self, name, default)
-
-    def __getattr__(self, name):
-        return self.get(name)
-
-
 def _ctx(program, **options):
     from sarra.flow.context import Context
 
     c = Context.__new__(Context)  # only the fields transfers()/fetch_policy() read
-    c.program, c.options, c._policy, c._closers = program, _Opts(options), None, []
+    c.program, c._policy, c._closers = program, None, []
+    c.options = table_defaults(program).replace(**options)
     c.stop = lambda: False
     c.credentials = type("C", (), {"lookup": staticmethod(lambda url: None)})()
     return c

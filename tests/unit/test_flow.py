@@ -230,3 +230,81 @@ def test_housekeeping_saves_counters_with_the_previous_ones_for_dd_status(tmp_pa
     flow.housekeeping()
     msgs, nbytes, span = last_interval(tmp_path)
     assert msgs == 3 and nbytes == 0 and span >= 0
+
+
+class Recorder:
+    """A sink that is no publisher: records each batch and what was acked before it."""
+
+    def __init__(self, broker, fail=None):
+        self.broker, self.fail = broker, fail
+        self.batches, self.acked_before, self.finished = [], [], 0
+
+    def publish(self, batch):
+        self.acked_before.append(len(self.broker.acked))
+        if self.fail is not None:
+            raise self.fail
+        self.batches.append([(d.notice.relpath, d.outcome) for d in batch])
+
+    def finish(self):
+        self.finished += 1
+
+
+def test_a_sink_sees_the_whole_batch_with_outcomes_before_any_ack():
+    b = FakeBroker()
+    for rel in ("data/keep.txt", "data/drop.txt"):
+        b.put(post(rel))
+    sink = Recorder(b)
+    flow = Flow(source=BrokerSource(b), select=lambda d: "keep" in d.notice.relpath, sinks=[sink])
+    assert flow.run_once() == 2
+    assert sink.batches == [[("data/keep.txt", "ok"), ("data/drop.txt", "rejected")]]
+    assert sink.acked_before == [0] and len(b.acked) == 2
+
+
+def test_a_sink_that_raises_voids_the_batch_and_ends_the_run():
+    b = FakeBroker()
+    for i in range(3):
+        b.put(post(f"data/f{i}.txt"))
+    sink = Recorder(b, fail=BrokenPipeError(32, "Broken pipe"))
+    flow = Flow(source=BrokerSource(b), sinks=[sink], idle=0.0)
+    with pytest.raises(BrokenPipeError):
+        flow.run()
+    assert not b.acked and not b.nacked  # the broker keeps them for the next run
+    assert sink.finished == 0  # not at an error: that error is the one to report
+
+
+def test_idle_exit_stops_the_run_once_the_source_gave_nothing_for_that_long():
+    b = FakeBroker()
+    for i in range(3):
+        b.put(post(f"data/f{i}.txt"))
+    now = [0.0]
+    gets = []
+    late = post("data/late.txt")
+
+    def get(max_count, timeout):
+        gets.append(now[0])
+        now[0] += 1.0  # each gather waits one (fake) second
+        if now[0] == 5.0:  # one more message, four seconds into the idle time
+            b.put(late)
+        return FakeBroker.get(b, max_count, timeout)
+
+    b.get = get
+    sink = Recorder(b)
+    flow = Flow(source=BrokerSource(b), sinks=[sink], batch=2, idle_exit=6.0)
+    flow.clock = lambda: now[0]
+    flow.run()
+    assert [rel for batch in sink.batches for rel, _ in batch] == [
+        "data/f0.txt", "data/f1.txt", "data/f2.txt", "data/late.txt",
+    ]  # fmt: skip
+    assert len(b.acked) == 4
+    assert gets[-1] == 10.0  # the late message started the six idle seconds again
+    assert sink.finished == 1
+
+
+def test_without_idle_exit_an_idle_source_does_not_end_the_run():
+    b = FakeBroker()
+    calls = []
+    flow = Flow(source=BrokerSource(b), idle=0.0, stop=lambda: len(calls) > 50)
+    flow.clock = lambda: calls.append(1) or 1e9 * len(calls)  # ages pass between gathers
+    flow.housekeeping_every = float("inf")
+    assert flow.run() == 0
+    assert len(calls) > 50  # only the stop request ended it

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from sarra.config.loader import table_defaults
 from sarra.core import message, partition
 from sarra.core.delivery import Delivery
 from sarra.core.errors import PathError, TransferError
@@ -78,13 +79,7 @@ def untouched(w) -> None:
 
 
 def options(tree, **kw):
-    o = SimpleNamespace(
-        directory=str(tree), mirror=True, strip=0, flatten="/", inflight=".tmp",
-        overwrite=True, preserve_time=True, preserve_mode=True, throttle=0,
-        events=("create", "delete", "link", "modify"), masks=(), inplace=True, chmod=0o644,
-    )  # fmt: skip
-    o.__dict__.update(kw)
-    return o
+    return table_defaults("subscribe").replace(**{"directory": str(tree), "mirror": True, **kw})
 
 
 def downloader(tree, transfer=None, **kw):

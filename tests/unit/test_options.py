@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from sarra.config import options
+from sarra.config import converters
 from sarra.config.options import OPTIONS, SYNONYMS, canonical, options_for
 from sarra.config.paths import PROGRAMS
 
@@ -17,21 +17,21 @@ from sarra.config.paths import PROGRAMS
      ("No", False), ("off", False), ("0", False), (" on ", True)],
 )  # fmt: skip
 def test_boolean_accepts_v2_words_in_any_case(text, expected):
-    assert options.boolean(text) is expected
+    assert converters.boolean(text) is expected
 
 
 @pytest.mark.parametrize("text", ["maybe", "", "2", "y"])
 def test_boolean_rejects_other_words_quoting_them(text):
     with pytest.raises(ValueError, match=re.escape(repr(text))):
-        options.boolean(text)
+        converters.boolean(text)
 
 
 def test_integer_good_and_bad():
-    assert options.integer(" 25 ") == 25
-    assert options.integer("-3") == -3
+    assert converters.integer(" 25 ") == 25
+    assert converters.integer("-3") == -3
     for bad in ("2.5", "ten", "", "0x10"):
         with pytest.raises(ValueError, match=re.escape(repr(bad))):
-            options.integer(bad)
+            converters.integer(bad)
 
 
 @pytest.mark.parametrize(
@@ -41,13 +41,13 @@ def test_integer_good_and_bad():
      ("1KiB", 1024), ("512b", 512), ("4 K", 4096)],
 )  # fmt: skip
 def test_size_reads_binary_multiples(text, expected):
-    assert options.size(text) == expected
+    assert converters.size(text) == expected
 
 
 @pytest.mark.parametrize("text", ["10X", "", "-1", "K", "1.2.3M", "10 megs"])
 def test_size_rejects_garbage_quoting_it(text):
     with pytest.raises(ValueError, match=re.escape(repr(text))):
-        options.size(text)
+        converters.size(text)
 
 
 @pytest.mark.parametrize(
@@ -56,22 +56,22 @@ def test_size_rejects_garbage_quoting_it(text):
      ("1w", 604800.0), ("0", 0.0), (".5", 0.5), ("10S", 10.0)],
 )  # fmt: skip
 def test_duration_reads_seconds_minutes_hours_days(text, expected):
-    assert options.duration(text) == expected
+    assert converters.duration(text) == expected
 
 
 @pytest.mark.parametrize("text", ["5 minutes", "", "-3", "m", "1h30m", "soon"])
 def test_duration_rejects_garbage_quoting_it(text):
     with pytest.raises(ValueError, match=re.escape(repr(text))):
-        options.duration(text)
+        converters.duration(text)
 
 
 def test_octal_reads_file_modes():
-    assert options.octal("644") == 0o644
-    assert options.octal("0755") == 0o755
-    assert options.octal("0o600") == 0o600
+    assert converters.octal("644") == 0o644
+    assert converters.octal("0755") == 0o755
+    assert converters.octal("0o600") == 0o600
     for bad in ("9", "rw-r--r--", ""):
         with pytest.raises(ValueError, match=re.escape(repr(bad))):
-            options.octal(bad)
+            converters.octal(bad)
 
 
 @pytest.mark.parametrize(
@@ -79,51 +79,51 @@ def test_octal_reads_file_modes():
     ["http://localhost:8090/", "amqp://guest@localhost/", "sftp://u@h//abs", "file:///tmp/x"],
 )
 def test_url_accepts_scheme_and_host(text):
-    assert options.url(text) == text
+    assert converters.url(text) == text
 
 
 @pytest.mark.parametrize("text", ["localhost", "http://", "http://h:99999/", "/tmp/x"])
 def test_url_rejects_what_has_no_scheme_or_host(text):
     with pytest.raises(ValueError, match="not a URL"):
-        options.url(text)
+        converters.url(text)
 
 
 def test_url_error_never_shows_the_password():
     with pytest.raises(ValueError) as info:
-        options.url("amqp://bob:s3cret@:99999/")
+        converters.url("amqp://bob:s3cret@:99999/")
     assert "s3cret" not in str(info.value)
     assert "bob:***@" in str(info.value)
 
 
 def test_amqp_url_refuses_other_schemes():
-    assert options.amqp_url("amqps://u@broker:5671/") == "amqps://u@broker:5671/"
+    assert converters.amqp_url("amqps://u@broker:5671/") == "amqps://u@broker:5671/"
     with pytest.raises(ValueError, match="not a broker URL"):
-        options.amqp_url("http://broker/")
+        converters.amqp_url("http://broker/")
 
 
 def test_choice_is_case_insensitive_and_lists_the_choices():
-    level = options.choice("info", "debug")
+    level = converters.choice("info", "debug")
     assert level("INFO") == "info"
     with pytest.raises(ValueError, match=r"'loud' is not one of info, debug"):
         level("loud")
 
 
 def test_regex_compiles_and_bad_pattern_error_quotes_it():
-    assert options.regex(r".*\.txt").match("a.txt")
+    assert converters.regex(r".*\.txt").match("a.txt")
     with pytest.raises(ValueError, match=re.escape("'[a-'")):
-        options.regex("[a-")
+        converters.regex("[a-")
 
 
 def test_string_list_splits_on_commas_and_drops_blanks():
-    assert options.string_list("a, b,,c ") == ("a", "b", "c")
-    assert options.string_list("") == ()
+    assert converters.string_list("a, b,,c ") == ("a", "b", "c")
+    assert converters.string_list("") == ()
 
 
 def test_strip_is_a_count_or_a_regex():
-    assert options.strip_value("2") == 2
-    assert options.strip_value("^/data/").pattern == "^/data/"
+    assert converters.strip_value("2") == 2
+    assert converters.strip_value("^/data/").pattern == "^/data/"
     with pytest.raises(ValueError, match="bad regular expression"):
-        options.strip_value("(")
+        converters.strip_value("(")
 
 
 @pytest.mark.parametrize(
@@ -132,13 +132,13 @@ def test_strip_is_a_count_or_a_regex():
      ("10", 10.0), ("1.5", 1.5), ("5m", 300.0)],
 )  # fmt: skip
 def test_inflight_forms(text, expected):
-    assert options.inflight(text) == expected
+    assert converters.inflight(text) == expected
 
 
 @pytest.mark.parametrize("text", ["", "a/b/c"])
 def test_inflight_rejects_nested_directories_and_empty(text):
     with pytest.raises(ValueError, match=re.escape(repr(text))):
-        options.inflight(text)
+        converters.inflight(text)
 
 
 @pytest.mark.parametrize(
@@ -147,49 +147,49 @@ def test_inflight_rejects_nested_directories_and_empty(text):
      ("z", "z,d")],
 )  # fmt: skip
 def test_sum_flags(text, expected):
-    assert options.sum_flag(text) == expected
+    assert converters.sum_flag(text) == expected
 
 
 @pytest.mark.parametrize("text", ["md5", "L", "z,n", ""])
 def test_sum_rejects_unknown_flags(text):
     with pytest.raises(ValueError, match=re.escape(repr(text))):
-        options.sum_flag(text)
+        converters.sum_flag(text)
 
 
 def test_suppress_duplicates_takes_on_off_or_a_duration():
-    assert options.suppress("on") == 300.0
-    assert options.suppress("off") == 0.0
-    assert options.suppress("10m") == 600.0
+    assert converters.suppress("on") == 300.0
+    assert converters.suppress("off") == 0.0
+    assert converters.suppress("10m") == 600.0
     with pytest.raises(ValueError, match="'often'"):
-        options.suppress("often")
+        converters.suppress("often")
 
 
 def test_events_normalise_v2_spellings_and_refuse_others():
-    assert options.events("created,deleted, linked,modified") == (
+    assert converters.events("created,deleted, linked,modified") == (
         "create",
         "delete",
         "link",
         "modify",
     )
-    assert options.events("modify,modify") == ("modify",)
+    assert converters.events("modify,modify") == ("modify",)
     with pytest.raises(ValueError, match="'create,explode'"):
-        options.events("create,explode")
+        converters.events("create,explode")
 
 
 def test_header_needs_name_equals_value():
-    assert options.header("flow=exp13") == ("flow", "exp13")
-    assert options.header("a= b=c") == ("a", "b=c")
+    assert converters.header("flow=exp13") == ("flow", "exp13")
+    assert converters.header("a= b=c") == ("a", "b=c")
     with pytest.raises(ValueError, match="'noequals'"):
-        options.header("noequals")
+        converters.header("noequals")
 
 
 def test_declare_reads_kind_and_name():
-    assert options.declare("source alice") == ("source", "alice")
-    assert options.declare("Exchange xs_foo") == ("exchange", "xs_foo")
+    assert converters.declare("source alice") == ("source", "alice")
+    assert converters.declare("Exchange xs_foo") == ("exchange", "xs_foo")
     with pytest.raises(ValueError, match="'wizard merlin'"):
-        options.declare("wizard merlin")
+        converters.declare("wizard merlin")
     with pytest.raises(ValueError, match="'source'"):
-        options.declare("source")
+        converters.declare("source")
 
 
 def test_every_option_has_a_one_line_help_and_a_canonical_name():

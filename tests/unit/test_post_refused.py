@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 
+from sarra.config.loader import table_defaults
 from sarra.core.errors import AccessRefused
 from sarra.flow.engine import Flow
 from sarra.flow.sinks import NoticePublisher
@@ -43,12 +42,7 @@ class RefusingBroker(FakeBroker):
 
 
 def opts(tmp_path):
-    return SimpleNamespace(
-        post_base_url="http://h/", post_base_dir=str(tmp_path), sum="d", blocksize=1,
-        post_topic_prefix="v02.post", to=None, cluster=None, header=(),
-        post_relpath_slash=False, rename=None, preserve_time=True, preserve_mode=True,
-        follow_symlinks=False, remove=False, moved_from=None,
-    )  # fmt: skip
+    return table_defaults("post").replace(post_base_url="http://h/", post_base_dir=str(tmp_path))
 
 
 def run_post(tmp_path, broker, exchange, n, batch=3, window=5000):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-from types import SimpleNamespace
 
 import pytest
 
+from sarra.config.loader import load, table_defaults
+from sarra.config.paths import Paths
 from sarra.core import message
 from sarra.core.errors import ConfigError, PathError
 from sarra.post.notices import NoticeMaker, walk
@@ -15,14 +16,9 @@ from sarra.roles.post import FileSource, _source, moved_notices
 
 
 def opts(tmp_path, **kw):
-    base = dict(
-        post_base_url="http://localhost:8090/", post_base_dir=str(tmp_path), sum="d",
-        blocksize=1, post_topic_prefix="v02.post", to=None, cluster=None, header=(),
-        post_relpath_slash=False, rename=None, preserve_time=True, preserve_mode=True,
-        follow_symlinks=False, remove=False, moved_from=None,
-    )  # fmt: skip
+    base = dict(post_base_url="http://localhost:8090/", post_base_dir=str(tmp_path))
     base.update(kw)
-    return SimpleNamespace(**base)
+    return table_defaults("post").replace(**base)
 
 
 def maker(tmp_path, **kw):
@@ -48,6 +44,17 @@ def test_file_post_has_sum_parts_times_mode_and_routing_headers(tmp_path):
     assert h["mode"] == "640"
     assert h["mtime"] == message.format_time_ns(os.stat(f).st_mtime_ns)
     assert (h["to_clusters"], h["from_cluster"], h["source"]) == ("localhost",) * 2 + ("guest",)
+
+
+def test_header_lines_are_added_to_every_post(tmp_path):
+    """Regression: the (name, value) pairs of ``header`` were read as "name=value" text,
+    so any ``header`` line crashed dd_post (found when options became typed)."""
+    f = tmp_path / "f.txt"
+    f.write_text("x")
+    pairs = [("-u", "http://h/"), ("-pbd", str(tmp_path)), ("-header", "a=b"), ("header", "c=d e")]
+    o = load("dd_post", None, pairs, Paths.under(tmp_path / "conf"))
+    for n in [*NoticeMaker(o).for_path(str(f)), NoticeMaker(o).removal(str(f))]:
+        assert (n.headers["a"], n.headers["c"]) == ("b", "d e")
 
 
 def test_blocks_are_announced_one_notice_each_with_the_block_sum(tmp_path):

@@ -131,3 +131,32 @@ def test_summary_follows_a_file_across_hops_by_checksum_and_name():
     assert first.received_by == ["feeder@sw1", "bob@h1"]
     assert rv.format_summary(first)[1] == "  also as: /20261128/alice/obs/a.csv"
     assert other.relpath == "/obs/other.csv"
+
+
+@pytest.mark.parametrize("field", ["text", "user", "relpath"])
+def test_lines_and_summaries_escape_what_the_report_publisher_wrote(field):
+    """A report's fields reach the terminal: an ESC sequence or a newline shows as text."""
+    hostile = {"text": "ok\x1b[2J\nforged", "user": "b\x1b]0;x\x07ob", "relpath": "/a\x9b.txt"}
+    e = rv.entry_from_notice(report(**{field: hostile[field]}), T0)
+    shown = [rv.format_line(e), *rv.format_summary(rv.summarize([e])[0])]
+    for text in shown:
+        assert not any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in text), text
+    assert any("\\x1b" in t or "\\x9b" in t for t in shown)
+
+
+@pytest.mark.parametrize("elapsed", ["inf", "nan", "1e999", "-5e400"])
+@pytest.mark.parametrize("parts", ["1,1536,1,0,0", "1," + "9" * 320 + ",1,0,0"])
+def test_a_report_with_absurd_numbers_is_still_shown(elapsed, parts):
+    """Infinite durations and sizes no file can have used to stop dd_log (a float
+    overflow in the line), at every run, on the same queued report."""
+    body = f"20261128215959.5 http://sw1/ /data/a.txt 201 h1 bob {elapsed}".encode()
+    notice = message.decode("v02.report.data", {"parts": parts}, body)
+    e = rv.entry_from_notice(notice, T0)
+    assert rv.format_line(e).startswith("2026-11-28 22:00:00 201 /data/a.txt bob@h1 ")
+    assert rv.format_summary(rv.summarize([e])[0])
+    assert rv.Entry.from_json(e.to_json()) == e
+
+
+def test_a_journal_line_with_an_infinite_duration_or_huge_size_is_still_shown():
+    e = rv.Entry(T0, "/a", 201, "ok", "bob", "h1", float("inf"), size=10**400)
+    assert rv.format_line(e) == "2026-11-28 22:00:00 201 /a bob@h1 - - ok"

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from sarra.admin.users import permissions_for
+from sarra.config.loader import table_defaults
 from sarra.core import message
 from sarra.core.routing import (
     Refused,
@@ -103,7 +104,7 @@ def test_ingest_refuses_posts_for_clusters_it_does_not_know_with_403(to):
 
 
 def test_ingest_takes_posts_for_its_default_destinations_and_broker_host():
-    o = type("O", (), {"cluster": "A", "to": ("D",), "declare": [("source", "alice")]})
+    o = table_defaults("sara").replace(cluster="A", to=("D",), declare=(("source", "alice"),))
     sw = Switch.from_options(o, "switch-a.example", hosts=("switch-a", "switch-a.example"))
     assert sw.hosts == ("switch-a.example", "switch-a")
     for to in ("D", "switch-a", "switch-a.example"):

@@ -1,15 +1,9 @@
 from __future__ import annotations
 
-from types import SimpleNamespace
-
+from sarra.config.loader import table_defaults
 from sarra.core import message
 from sarra.flow.context import Context
 from sarra.post.notices import NoticeMaker
-
-
-class Opts(SimpleNamespace):
-    def get(self, name, default=None):
-        return getattr(self, name, default)
 
 
 class Recorder:
@@ -22,7 +16,7 @@ class Recorder:
 
 def ctx(instance, reset):
     c = Context.__new__(Context)  # only the fields reset_queue reads
-    c.options, c.instance = Opts(reset=reset), instance
+    c.options, c.instance = table_defaults("subscribe").replace(reset=reset), instance
     return c
 
 
@@ -38,21 +32,8 @@ def test_post_subtopic_replaces_the_directories_in_the_topic(tmp_path):
     f = tmp_path / "a b" / "f.txt"
     f.parent.mkdir()
     f.write_text("x")
-    o = Opts(
-        post_base_url="http://h/",
-        post_base_dir=str(tmp_path),
-        sum="d",
-        blocksize=1,
-        post_topic_prefix=None,
-        post_subtopic="my custom#1",
-        to=None,
-        cluster=None,
-        header=(),
-        post_relpath_slash=False,
-        rename=None,
-        preserve_time=True,
-        preserve_mode=True,
-        follow_symlinks=False,
+    o = table_defaults("post").replace(
+        post_base_url="http://h/", post_base_dir=str(tmp_path), post_subtopic="my custom#1"
     )
     (n,) = NoticeMaker(o, broker_user="alice", broker_host="h").for_path(str(f))
     assert n.topic == "v02.post.my custom%231".replace(" ", "%20")

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from sarra.admin import config as admin_conf
 from sarra.admin import users as adm
-from sarra.config import options
+from sarra.config import converters
 from sarra.core.errors import ConfigError
 from tests.unit.test_admin import FakeAPI, write_conf
 
@@ -30,21 +30,21 @@ def reaches(p: adm.Permissions, name: str) -> bool:
 
 @pytest.mark.parametrize("name", VALID)
 def test_valid_names(name):
-    assert options.user_name(name) == name
+    assert converters.user_name(name) == name
 
 
 @pytest.mark.parametrize("name", INVALID)
 def test_names_with_separators_or_odd_characters_are_refused(name):
     with pytest.raises(ValueError, match="bad user name"):
-        options.user_name(name)
+        converters.user_name(name)
 
 
 @pytest.mark.parametrize("name", ["u_x", "u.x", "a_b_c"])
 @pytest.mark.parametrize("kind", ROLES)
 def test_declare_refuses_them(kind, name):
     with pytest.raises(ValueError, match="no '_' or '.'"):
-        options.declare(f"{kind} {name}")
-    assert options.declare("exchange xs_u_public") == ("exchange", "xs_u_public")
+        converters.declare(f"{kind} {name}")
+    assert converters.declare("exchange xs_u_public") == ("exchange", "xs_u_public")
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Optional
 
-from sarra.config.options import duration
+from sarra.config.converters import duration
 from sarra.core.timestamps import parse_time
 from sarra.hooks.base import Host
 from sarra.hooks.builtin.base import Builtin

@@ -29,7 +29,7 @@ from tests.fixtures.flowkit import (
 from tests.fixtures.waiting import wait_for
 
 SCHEMES = ("http", "sftp", "file")
-GAVE_UP = r"sarra\.flow: giving up|\[ERROR\] sarra\.flow: failed "
+GAVE_UP = r"sarra\.flow\.engine: giving up|\[ERROR\] sarra\.flow\.engine: failed "
 #: ERROR lines pika itself logs while the broker is down and sarra reconnects (sarra's own
 #: lines about it are WARNINGs).  Allowed only in tests that stop the broker.
 PIKA_RECONNECT_NOISE = (
@@ -216,7 +216,7 @@ class Flow:
                 (f"{s.conf}: reports by code", dict(sorted(codes.items()))),
                 (f"{s.conf}: duplicates suppressed", codes.get(304, 0)),
                 (f"{s.conf}: downloads logged", len(self.kit.log_lines(
-                    s.program, s.conf, "INFO", r"\] sarra\.runtime: downloaded ")))
+                    s.program, s.conf, "INFO", r"\] sarra\.flow\.context: downloaded ")))
                  ,
                 (f"{s.conf}: retries queued", len(self.kit.log_lines(
                     s.program, s.conf, "WARNING", "will retry"))),

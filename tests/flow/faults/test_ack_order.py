@@ -30,9 +30,9 @@ SETTLED = "        self.source.settle(d)\n\n    def _keep_for_retry"
 def ack_first_copy(dest: Path) -> Path:
     """A copy of the package whose Flow acks each message before its work is done."""
     shutil.copytree(REPO / "sarra", dest / "sarra", ignore=shutil.ignore_patterns("__pycache__"))
-    flow_py = dest / "sarra" / "flow.py"
+    flow_py = dest / "sarra" / "flow" / "engine.py"
     text = flow_py.read_text()
-    assert text.count(GATHERED) == 1 and text.count(SETTLED) == 1, "flow.py changed shape"
+    assert text.count(GATHERED) == 1 and text.count(SETTLED) == 1, "flow/engine.py changed shape"
     text = text.replace(
         GATHERED,
         GATHERED + "        for d in batch:  # BROKEN ON PURPOSE: ack before work\n"

@@ -24,8 +24,8 @@ BAD = 10_000
 FILES = 40
 #: the one line each bad message must produce
 HANDLED = (
-    r"sarra\.flow: (dropping undecodable message|rejected |failed )"
-    r"|sarra\.flow: ignoring "
+    r"sarra\.flow\.engine: (dropping undecodable message|rejected |failed )"
+    r"|sarra\.flow\.engine: ignoring "
 )
 
 

@@ -1,0 +1,280 @@
+"""Converters: small pure functions from the text written in a config file to a value.
+
+Each option row of :mod:`sarra.config.options` names one of these.  A converter raises
+``ValueError`` quoting the bad value (``loader`` wraps it in ``ConfigError`` with the file,
+the line and the option name), and its return annotation is the type the option has on
+a loaded ``Options`` (``tools/gen-typed-options`` reads it to write ``typed.py``).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Callable, Pattern, Tuple, Union
+from urllib.parse import urlsplit
+
+from sarra.core.redaction import redact
+
+_TRUE = frozenset({"true", "yes", "on", "1"})
+_FALSE = frozenset({"false", "no", "off", "0"})
+
+
+def boolean(value: str) -> bool:
+    """``True/False/yes/no/on/off/1/0``, any case."""
+    word = value.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise ValueError(f"not a boolean: {value!r} (use yes/no, true/false, on/off, 1/0)")
+
+
+def integer(value: str) -> int:
+    """A decimal integer."""
+    try:
+        return int(value.strip(), 10)
+    except ValueError:
+        raise ValueError(f"not an integer: {value!r}") from None
+
+
+def bounded(low: int, high: int) -> Callable[[str], int]:
+    """A decimal integer from ``low`` to ``high``: a count that starts processes, threads
+    or buffers must not be able to exhaust the machine by a typo (``instances 999999``)."""
+
+    def convert(value: str) -> int:
+        n = integer(value)
+        if not low <= n <= high:
+            raise ValueError(f"{value.strip()!r} is out of range ({low} to {high})")
+        return n
+
+    convert.__name__ = f"integer {low}..{high}"
+    return convert
+
+
+def string(value: str) -> str:
+    """Any text, kept as written (surrounding blanks removed)."""
+    return value.strip()
+
+
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?|\.\d+)\s*(?:([kmgt])(?:i?b?)?|b)?$", re.IGNORECASE)
+_SIZE_POWER = {"k": 1, "m": 2, "g": 3, "t": 4}
+
+
+def size(value: str) -> int:
+    """Bytes: ``10``, ``64K``, ``10M``, ``1G``, ``1.5Mi``, ``2MB``; multiples are binary (1024)."""
+    match = _SIZE.match(value.strip())
+    if not match:
+        raise ValueError(f"not a size: {value!r} (examples: 4096, 64K, 10M, 1G)")
+    number, unit = match.groups()
+    power = _SIZE_POWER[unit.lower()] if unit else 0
+    return int(float(number) * 1024**power)
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)\s*([smhdw]?)$", re.IGNORECASE)
+_DURATION_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def duration(value: str) -> float:
+    """Seconds: ``30``, ``1.5s``, ``5m``, ``1h``, ``2d``, ``1w``."""
+    match = _DURATION.match(value.strip())
+    if not match:
+        raise ValueError(f"not a duration: {value!r} (examples: 30, 1.5s, 5m, 1h, 2d)")
+    number, unit = match.groups()
+    return float(number) * _DURATION_UNIT[unit.lower()]
+
+
+def octal(value: str) -> int:
+    """An octal number such as a file mode: ``644``, ``0644`` or ``0o644``."""
+    text = value.strip().lower()
+    text = text[2:] if text.startswith("0o") else text
+    try:
+        return int(text, 8)
+    except ValueError:
+        raise ValueError(f"not an octal number: {value!r}") from None
+
+
+def url(value: str) -> str:
+    """A URL with a scheme and a host (``file:`` URLs need no host)."""
+    text = value.strip()
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018  (raises ValueError on a bad port)
+    except ValueError:
+        raise ValueError(f"not a URL: {redact(text)!r}") from None
+    if not parts.scheme or (not parts.hostname and parts.scheme != "file"):
+        raise ValueError(f"not a URL: {redact(text)!r} (expected scheme://host/...)")
+    return text
+
+
+def amqp_url(value: str) -> str:
+    """A broker URL: ``amqp://user@host[:port]/[vhost]`` or ``amqps://...``."""
+    text = url(value)
+    if urlsplit(text).scheme.lower() not in ("amqp", "amqps"):
+        raise ValueError(f"not a broker URL: {redact(text)!r} (expected amqp:// or amqps://)")
+    return text
+
+
+def choice(*choices: str) -> Callable[[str], str]:
+    """Return a converter accepting one of ``choices`` (any case)."""
+
+    def convert(value: str) -> str:
+        word = value.strip().lower()
+        if word not in choices:
+            raise ValueError(f"{value!r} is not one of {', '.join(choices)}")
+        return word
+
+    convert.__name__ = "choice"
+    return convert
+
+
+def regex(value: str) -> Pattern[str]:
+    """A Python regular expression, compiled."""
+    try:
+        return re.compile(value.strip())
+    except re.error as e:
+        raise ValueError(f"bad regular expression {value.strip()!r}: {e}") from None
+
+
+def string_list(value: str) -> Tuple[str, ...]:
+    """Comma-separated words: ``a,b, c`` -> ``("a", "b", "c")``."""
+    return tuple(word.strip() for word in value.split(",") if word.strip())
+
+
+def strip_value(value: str) -> Union[int, Pattern[str]]:
+    """Number of leading path components to drop, or a regex to remove from the path."""
+    text = value.strip()
+    return int(text) if text.isdigit() else regex(text)
+
+
+def inflight(value: str) -> Union[str, float, None]:
+    """How files are hidden while written: a suffix (``.tmp``), a prefix (``.``), a
+    directory (``tmp/``), ``NONE`` (-> None), or a number of seconds a watched file must
+    stay unchanged (-> float)."""
+    text = value.strip()
+    if text.upper() == "NONE":
+        return None
+    if _DURATION.match(text) and text[0].isdigit():
+        return duration(text)
+    if not text or "/" in text.rstrip("/"):
+        raise ValueError(f"bad inflight {value!r} (use .tmp, ., tmp/, NONE or seconds)")
+    return text
+
+
+_SUMS = ("d", "s", "n", "0", "z,d", "z,s")
+
+
+def sum_flag(value: str) -> str:
+    """The v02 checksum flag: ``d``, ``s``, ``n``, ``0``, ``z,d`` or ``z,s`` (``z`` = ``z,d``)."""
+    text = value.strip().lower().replace(" ", "")
+    text = "z,d" if text == "z" else text
+    if text not in _SUMS:
+        raise ValueError(f"bad sum {value!r} (use one of {', '.join(_SUMS)})")
+    return text
+
+
+def suppress(value: str) -> float:
+    """Duplicate-suppression lifetime: a duration, ``on`` (= 300 s) or ``off`` (= 0)."""
+    word = value.strip().lower()
+    if word in _TRUE - {"1"}:
+        return 300.0
+    if word in _FALSE - {"0"}:
+        return 0.0
+    return duration(value)
+
+
+_EVENTS = {"create": "create", "created": "create", "delete": "delete", "deleted": "delete"}
+_EVENTS.update({"link": "link", "linked": "link", "modify": "modify", "modified": "modify"})
+
+
+def events(value: str) -> Tuple[str, ...]:
+    """File events to post: any of ``create,delete,link,modify`` (v2 ``created``... too)."""
+    words = string_list(value)
+    bad = [w for w in words if w.lower() not in _EVENTS]
+    if bad or not words:
+        raise ValueError(f"bad events {value!r} (use create,delete,link,modify)")
+    return tuple(dict.fromkeys(_EVENTS[w.lower()] for w in words))
+
+
+def header(value: str) -> Tuple[str, str]:
+    """A header to add to posts: ``name=value`` -> ``(name, value)``."""
+    name, sep, text = value.strip().partition("=")
+    if not sep or not name.strip():
+        raise ValueError(f"bad header {value!r} (expected name=value)")
+    return name.strip(), text.strip()
+
+
+_DECLARE_KINDS = ("source", "subscriber", "feeder", "admin", "exchange", "queue")
+#: letters, digits and "-": never "_" nor ".", which end a user's name in its exchanges
+#: (``xs_<user>_<suffix>``) and queues (``q_<user>.<name>``)
+_USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
+
+
+def user_name(value: str) -> str:
+    """A switch user's name: 1-64 letters, digits and ``-``, not starting with ``-``.
+
+    ``_`` and ``.`` are refused because they separate a user's name from the suffix of
+    its exchanges and queues: with users ``u`` and ``u_x``, ``u``'s rights on
+    ``xs_u_<suffix>`` would cover ``xs_u_x`` (``u`` posting as ``u_x``); with ``u.x``,
+    ``u``'s queues ``q_u.<name>`` would cover ``q_u.x...``.  Without them, no two valid
+    names can reach each other's exchanges or queues.
+    """
+    if not _USER_NAME.fullmatch(value):
+        raise ValueError(
+            f"bad user name {value[:80]!r}: 1-64 letters, digits and '-' only (no '_' or "
+            "'.': they separate a user's name from its exchanges' and queues' suffixes)"
+        )
+    return value
+
+
+def declare(value: str) -> Tuple[str, str]:
+    """``source alice``, ``subscriber bob``, ``exchange xs_foo`` -> ``(kind, name)``.
+
+    Source and subscriber names must be valid user names (:func:`user_name`).
+    """
+    words = value.split()
+    if len(words) != 2 or words[0].lower() not in _DECLARE_KINDS:
+        raise ValueError(
+            f"bad declare {value!r} (expected one of {', '.join(_DECLARE_KINDS)} + name)"
+        )
+    kind = words[0].lower()
+    if kind in ("source", "subscriber"):
+        user_name(words[1])
+    return kind, words[1]
+
+
+def source_hosts(value: str) -> Tuple[str, Tuple[str, ...]]:
+    """``<source|*> <host pattern>...`` -> ``(source, patterns)`` (``core.fetchpolicy``)."""
+    from sarra.core.fetchpolicy import host_pattern
+
+    words = value.split()
+    if len(words) < 2:
+        raise ValueError(f"bad source_hosts {value!r} (expected: <source|*> <host pattern>...)")
+    return words[0], tuple(host_pattern(w) for w in words[1:])
+
+
+def route(value: str) -> Tuple[str, str]:
+    """``<cluster|*> <broker url>`` -> ``(cluster, url)``: next hop of reports for a cluster."""
+    words = value.split()
+    if len(words) != 2:
+        raise ValueError(f"bad report_route {value!r} (expected: <cluster|*> <amqp url>)")
+    return words[0], amqp_url(words[1])
+
+
+_RELATIVE_TIME = re.compile(r"^\d+(\.\d+)?[smhdw]$")
+
+
+def point_in_time(value: str) -> str:
+    """``2h`` (ago), ``YYYYMMDDHHMMSS`` or ISO 8601; kept as text, resolved when used."""
+    text = value.strip()
+    if _RELATIVE_TIME.match(text) or (len(text) >= 14 and text[:14].isdigit()):
+        return text
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"bad time {value!r} (use 2h, 20261128220000 or 2026-11-28T22:00)"
+        ) from None
+    return text
+
+
+log_level = choice("debug", "info", "warning", "error", "critical")
