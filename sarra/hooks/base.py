@@ -13,12 +13,13 @@ as it would in the work step.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from sarra.core.errors import HookError, SarraError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from sarra.config.loader import Options
     from sarra.core.delivery import Delivery
     from sarra.hooks.settings import Settings
 
@@ -88,15 +89,15 @@ class Host:
     ``instance``: this process's instance number.
     """
 
-    options: Any
+    options: Options
     settings: Settings
     locate: Optional[Callable[[Delivery], None]] = None
     instance: int = 1
-    program: str = field(default="")
 
-    def __post_init__(self) -> None:
-        if not self.program:
-            self.program = str(getattr(self.options, "program", "") or "")
+    @property
+    def program(self) -> str:
+        """The program's short name (``subscribe``)."""
+        return self.options.program
 
 
 class HookSet:

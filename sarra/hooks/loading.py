@@ -43,21 +43,11 @@ from sarra.hooks.script import ScriptHook
 from sarra.hooks.settings import Settings
 
 if TYPE_CHECKING:  # pragma: no cover
+    from sarra.config.loader import Options
     from sarra.core.delivery import Delivery
 
 SR3_OPTIONS = ("callback", "callback_prepend")
 SCRIPT_OPTIONS = ("on_file", "on_part")
-HOOK_OPTIONS = (
-    "plugin",
-    "on_message",
-    "on_file",
-    "on_part",
-    "on_post",
-    "on_start",
-    "on_stop",
-    "on_heartbeat",
-    *SR3_OPTIONS,
-)
 #: methods that make a class an sr3 callback
 SR3_ENTRIES = (
     "after_accept",
@@ -96,21 +86,15 @@ class Spec:
         return f"{self.option} {self.value}"
 
 
-def _lines(options: Any) -> List[Tuple[str, str, str]]:
+def _lines(options: Options) -> List[Tuple[str, str, str]]:
     """The plugin lines in the order they run (``callback_prepend`` ones first, the last
     written first, as sr3 inserts them)."""
-    lines = getattr(options, "hook_lines", None)
-    if lines is None:  # options built by hand (tests, embedding): no line numbers
-        lines = []
-        for option in HOOK_OPTIONS:
-            value = getattr(options, option, None) or ()
-            for v in [value] if isinstance(value, str) else value:
-                lines.append((option, v, ""))
+    lines = options.hook_lines
     first = [line for line in lines if line[0] == "callback_prepend"]
     return list(reversed(first)) + [line for line in lines if line[0] != "callback_prepend"]
 
 
-def resolve(options: Any, plugin_dirs: Sequence[Any] = ()) -> List[Spec]:
+def resolve(options: Options, plugin_dirs: Sequence[Any] = ()) -> List[Spec]:
     """Find every plugin the config names, running none of them.
 
     Raises:
@@ -359,7 +343,7 @@ def _class(spec: Spec) -> type:
 
 
 def load(
-    options: Any,
+    options: Options,
     *,
     plugin_dirs: Sequence[Any] = (),
     locate: Optional[Callable[[Delivery], None]] = None,
@@ -371,12 +355,12 @@ def load(
         ConfigError: a plugin cannot be found, loaded or built, or an option no plugin
             declares (``file:line``).
     """
-    host = Host(options, Settings(getattr(options, "extras", ())), locate, instance)
+    host = Host(options, Settings(options.extras), locate, instance)
     return HookSet(_build(options, plugin_dirs, host), host)
 
 
 def build(
-    options: Any,
+    options: Options,
     *,
     plugin_dirs: Sequence[Any] = (),
     locate: Optional[Callable[[Delivery], None]] = None,
@@ -390,7 +374,7 @@ def build(
     return load(options, plugin_dirs=plugin_dirs, locate=locate, instance=instance).hooks
 
 
-def _build(options: Any, plugin_dirs: Sequence[Any], host: Host) -> List[Hook]:
+def _build(options: Options, plugin_dirs: Sequence[Any], host: Host) -> List[Hook]:
     specs = resolve(options, plugin_dirs)
     shared = _Build(host)
     hooks: List[Hook] = []

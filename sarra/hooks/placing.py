@@ -80,6 +80,11 @@ def move_to(d: Delivery, new_dir: str, new_file: str) -> None:
     d.local_path = d.place.path
 
 
+def received_from(d: Delivery) -> str:
+    """The exchange ``d`` was consumed from (``""`` for a local source)."""
+    return str(d.received.exchange) if d.received is not None else ""
+
+
 def defer(d: Delivery, label: str) -> None:
     """A plugin asked for ``d`` to be tried again later: failed, kept in the retry queue,
     no report to the source (nothing went wrong)."""

@@ -16,10 +16,13 @@ Names match whatever the generation's spelling: ``msg_delay``, ``msgDelay`` and
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from sarra.config.options import canonical
 from sarra.core.errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sarra.config.loader import Options
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +45,13 @@ def table_name(name: str) -> Optional[str]:
 UNSET = object()
 
 
-def option_value(options: Any, name: str) -> Any:
-    """The value of the table option ``name`` (v2/sr3 spellings too), else :data:`UNSET`."""
+def option_value(options: Optional[Options], name: str) -> Any:
+    """The value of the table option ``name`` (v2/sr3 spellings too), else :data:`UNSET`:
+    a plugin names options in variables, so they are read by name here."""
     row = table_name(name)
     if row is None or options is None:
         return UNSET
-    get = getattr(options, "get", None)
-    return get(row, UNSET) if callable(get) else getattr(options, row, UNSET)
+    return options.get(row, UNSET)
 
 
 class Settings:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 from sarra.config import converters as table
 from sarra.core.errors import ConfigError, PathError
 from sarra.hooks.base import Hook, Host
-from sarra.hooks.placing import defer, location, move_to
+from sarra.hooks.placing import defer, location, move_to, received_from
 from sarra.hooks.settings import UNSET, option_value
 from sarra.hooks.sr3msg import Message, build, notice_after
 
@@ -78,9 +78,9 @@ class SR3Options:
         self.__dict__.update(
             _host=host,
             component=host.program,
-            config=getattr(o, "config", None) or "",
+            config=o.config or "",
             no=host.instance,
-            currentDir=getattr(o, "directory", None) if o is not None else None,
+            currentDir=o.directory,
         )
 
     def add_option(
@@ -171,10 +171,8 @@ class SR3Hook(Hook):
 
     def _message(self, d: Delivery, notice: Any) -> Message:
         new_dir, new_file = location(d, self.host.locate)
-        exchange = getattr(d.received, "exchange", "") or ""
-        return build(
-            notice, new_dir, new_file, exchange=exchange, retry=d.retry is not None, report=d.report
-        )
+        exchange, retry = received_from(d), d.retry is not None
+        return build(notice, new_dir, new_file, exchange=exchange, retry=retry, report=d.report)
 
     def _plain(self, event: str) -> None:
         with self.lock:

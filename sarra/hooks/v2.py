@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 from sarra.core.errors import ConfigError, PathError
 from sarra.hooks.base import Hook, Host
 from sarra.hooks.compat import install_v2, v2_namespace
-from sarra.hooks.placing import defer, location, move_to
+from sarra.hooks.placing import defer, location, move_to, received_from
 from sarra.hooks.settings import UNSET, option_value
 from sarra.hooks.v2msg import V2Message
 
@@ -102,7 +102,7 @@ class Parent:
             msg=None,
             consumer=Consumer(),
             program_name=f"dd_{host.program}",
-            config_name=getattr(o, "config", None) or "",
+            config_name=o.config or "",
             no=host.instance,
             instance=host.instance,
         )
@@ -146,8 +146,8 @@ class V2Hook(Hook):
 
     def _msg(self, d: Delivery, notice: Any) -> V2Message:
         new_dir, new_file = location(d, self.parent._host.locate)
-        exchange = getattr(d.received, "exchange", "") or ""
-        return V2Message(notice, new_dir, new_file, exchange=exchange, is_retry=d.retry is not None)
+        retry = d.retry is not None
+        return V2Message(notice, new_dir, new_file, exchange=received_from(d), is_retry=retry)
 
     def on_start(self) -> None:
         self._run(None)

@@ -106,10 +106,10 @@ class Log(Builtin):
         return event in self.events
 
     def on_start(self) -> None:
-        self.log.info("starting %s %s", self.host.program, getattr(self.options, "config", ""))
+        self.log.info("starting %s %s", self.host.program, self.host.options.config or "")
 
     def on_stop(self) -> None:
-        self.log.info("stopping %s %s", self.host.program, getattr(self.options, "config", ""))
+        self.log.info("stopping %s %s", self.host.program, self.host.options.config or "")
 
     def on_message(self, d: Delivery) -> Optional[bool]:
         self.accepted += 1
