@@ -173,6 +173,7 @@ def act_foreground(
     from sarra.service.instances import run_foreground
 
     o = programs.options(program, config, ns, paths)
+    programs.check_plugins(o, paths)
     name = o.config or "_cmdline"
     _setup_logging(o, program, name, ns.instance, paths)
     pidfile = None
@@ -184,6 +185,8 @@ def act_foreground(
     def main(receiver: Any) -> int:
         ctx = programs.context(program, o, paths, ns.instance, lambda: receiver.stop_requested)
         try:
+            if o.hook_lines:
+                ctx.hooks()  # every plugin built (and its options checked) before connecting
             if short_name(program) == "post":
                 return int(programs.role(program).run(ctx, ns.words))
             return int(programs.role(program).run(ctx))

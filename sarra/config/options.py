@@ -176,12 +176,17 @@ _ROWS = (
     _O("download_max_size", size, 1 << 30, "most bytes fetched when a post gives no size", FETCH),
     _O("redirect_hosts", string_list, (), "hosts an HTTP redirect may lead to (else none)", FETCH),
     _M("source_hosts", source_hosts, "<source|*> <host|*.domain|addr|net>...: may fetch", FETCH),
-    # -- hooks
+    # -- hooks (sarra.hooks: plugins of both generations; see HOOK_OPTIONS)
     _M("on_file", string, "script or plugin run when a file is complete (repeatable)"),
     _M("on_part", string, "script or plugin run when a part is written (repeatable)"),
-    _M("on_message", string, "script or plugin run on each accepted message (repeatable)"),
-    _M("on_post", string, "script or plugin run before each post (repeatable)"),
-    _M("plugin", string, "Hook class: dotted path or file path (repeatable)"),
+    _M("on_message", string, "plugin run on each accepted message (repeatable)"),
+    _M("on_post", string, "plugin run before each post (repeatable)"),
+    _M("on_start", string, "plugin run when an instance starts (repeatable)"),
+    _M("on_stop", string, "plugin run when an instance stops (repeatable)"),
+    _M("on_heartbeat", string, "plugin run at each housekeeping (repeatable)"),
+    _M("plugin", string, "v2 plugin or Hook class: name, file or dotted path (repeatable)"),
+    _M("callback", string, "sr3 flow callback: name or dotted path (repeatable)"),
+    _M("callback_prepend", string, "sr3 flow callback run before the others (repeatable)"),
     # -- reports
     _O("report_back", boolean, True, "send a report message for each file processed", CONS),
     _O("report_exchange", string, None, "exchange for reports (default xs_<broker user>)", CONS),
@@ -303,6 +308,35 @@ SYNONYMS: Mapping[str, str] = MappingProxyType(
         "inlinebytemax": "inline_max",
         "inlineencoding": "inline_encoding",
         "inlineonly": "inline_only",
+        "on_housekeeping": "on_heartbeat",
+        "flowcb": "callback",
+        "flow_callback": "callback",
+        "flowcallback": "callback",
+        "fcb": "callback",
+        "cb": "callback",
+        "flowcb_prepend": "callback_prepend",
+        "flow_callback_prepend": "callback_prepend",
+        "flowcallbackprepend": "callback_prepend",
+        "fcbp": "callback_prepend",
+        "cbp": "callback_prepend",
+    }
+)
+
+#: The options naming plugins: the loader keeps their lines in file order with where
+#: each was written (``Options.hook_lines``), and keeps the lines of options no row knows
+#: (``Options.extras``) for the plugins that declare them (``sarra.hooks``).
+HOOK_OPTIONS = frozenset(
+    {
+        "on_file",
+        "on_part",
+        "on_message",
+        "on_post",
+        "on_start",
+        "on_stop",
+        "on_heartbeat",
+        "plugin",
+        "callback",
+        "callback_prepend",
     }
 )
 

@@ -108,12 +108,22 @@ class OptionValues:
     on_file: Tuple[str, ...]
     #: script or plugin run when a part is written (repeatable)
     on_part: Tuple[str, ...]
-    #: script or plugin run on each accepted message (repeatable)
+    #: plugin run on each accepted message (repeatable)
     on_message: Tuple[str, ...]
-    #: script or plugin run before each post (repeatable)
+    #: plugin run before each post (repeatable)
     on_post: Tuple[str, ...]
-    #: Hook class: dotted path or file path (repeatable)
+    #: plugin run when an instance starts (repeatable)
+    on_start: Tuple[str, ...]
+    #: plugin run when an instance stops (repeatable)
+    on_stop: Tuple[str, ...]
+    #: plugin run at each housekeeping (repeatable)
+    on_heartbeat: Tuple[str, ...]
+    #: v2 plugin or Hook class: name, file or dotted path (repeatable)
     plugin: Tuple[str, ...]
+    #: sr3 flow callback: name or dotted path (repeatable)
+    callback: Tuple[str, ...]
+    #: sr3 flow callback run before the others (repeatable)
+    callback_prepend: Tuple[str, ...]
     #: send a report message for each file processed
     report_back: bool
     #: exchange for reports (default xs_<broker user>)

@@ -133,7 +133,8 @@ class Downloader:
         self.events = set(options.events)
 
     def __call__(self, d: Delivery) -> None:
-        self.locate(d)
+        if d.place is None:  # else an on_message plugin placed it (sarra.hooks.placing)
+            self.locate(d)
         method, _ = split_sum(d.notice.headers.get("sum", ""))
         try:
             if method == "R":

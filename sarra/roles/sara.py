@@ -39,7 +39,6 @@ from sarra.flow.context import Context
 from sarra.flow.download import Downloader
 from sarra.flow.engine import BrokerSource, Flow
 from sarra.flow.sinks import NoticePublisher, Reporter
-from sarra.hooks import HookSet
 
 log = logging.getLogger(__name__)
 
@@ -143,9 +142,10 @@ def build(ctx: Context, broker: Any, post_broker: Any, assembler: Any = None) ->
     ctx.reset_queue(broker, queue(ctx))
     consumer.setup_queue(broker, o, queue(ctx), exchanges(o), exchange_mode=consumer.DECLARE)
     sw = routing.Switch.from_options(o, ctx.host(o.post_broker or o.broker), hosts=hosts(ctx))
-    hooks = HookSet.from_options(o)
     base_dir = os.path.abspath(os.path.expanduser(o.post_base_dir))
-    download = ctx.downloader(broker, hooks, consumer.Locator(o, {"PBD": base_dir}), assembler)
+    locate = consumer.Locator(o, {"PBD": base_dir})
+    hooks = ctx.hooks(locate)
+    download = ctx.downloader(broker, hooks, locate, assembler)
     post_exchange = required(o.post_exchange, "post_exchange")
     post_broker.declare_exchange(post_exchange)
     reporter = None

@@ -26,7 +26,6 @@ from sarra.flow import consumer
 from sarra.flow.context import Context
 from sarra.flow.engine import BrokerSource, Flow
 from sarra.flow.sinks import NoticePublisher
-from sarra.hooks import HookSet
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +139,7 @@ def build(ctx: Context, broker: Any, post_broker: Any) -> Flow:
         select=select,
         work=None,
         publisher=publisher,
-        hooks=HookSet.from_options(o),
+        hooks=ctx.hooks(),
         retry=ctx.retry_queue(),  # an unconfirmed copy is retried, never dropped
         batch=o.batch,
         housekeeping=o.housekeeping,

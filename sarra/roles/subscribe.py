@@ -11,7 +11,6 @@ from sarra.flow import consumer
 from sarra.flow.context import Context
 from sarra.flow.engine import BrokerSource, Flow
 from sarra.flow.sinks import NoticePublisher, Reporter
-from sarra.hooks import HookSet
 
 PROGRAM = "dd_subscribe"
 DEFAULTS = {"exchange": "xpublic"}
@@ -31,8 +30,9 @@ def build(ctx: Context, broker: Any, assembler: Optional[Any] = None) -> Flow:
     o = ctx.options
     ctx.reset_queue(broker, queue(ctx))
     consumer.setup_queue(broker, o, queue(ctx), required(o.exchange, "exchange"))
-    hooks = HookSet.from_options(o)
-    work = ctx.downloader(broker, hooks, consumer.Locator(o), assembler)
+    locate = consumer.Locator(o)
+    hooks = ctx.hooks(locate)
+    work = ctx.downloader(broker, hooks, locate, assembler)
     reporter = None
     if o.report_back:
         reporter = Reporter(broker, report_exchange(ctx), broker_user(o.broker))
@@ -54,7 +54,7 @@ def build(ctx: Context, broker: Any, assembler: Optional[Any] = None) -> Flow:
         batch=o.batch,
         housekeeping=o.housekeeping,
         stop=ctx.stop,
-        threads=ctx.work_threads(broker, hooks, consumer.Locator(o)),
+        threads=ctx.work_threads(broker, hooks, locate),
     )
 
 

@@ -16,7 +16,6 @@ from sarra.core.errors import ConfigError
 from sarra.flow.context import Context
 from sarra.flow.engine import Flow
 from sarra.flow.sinks import NoticePublisher
-from sarra.hooks import HookSet
 from sarra.post.notices import NoticeMaker
 from sarra.watch.source import WatchSource, mask_selector
 from sarra.watch.watcher import Watcher
@@ -87,7 +86,7 @@ def run(ctx: Context) -> int:
             publisher=NoticePublisher(
                 broker, exchange, formats=message.post_formats(o.post_format, o.post_topic_prefix)
             ),
-            hooks=HookSet.from_options(o),
+            hooks=ctx.hooks(),
             batch=o.batch,
             idle=1.0,
             housekeeping=o.housekeeping,
