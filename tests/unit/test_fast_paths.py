@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sarra.broker.confirms import _corked
+from sarra.broker.pika_seam import corked as _corked
 from sarra.core.errors import PathError
 from sarra.core.timestamps import TimeFormatError, parse_time
 from sarra.fs.placement import target_path
