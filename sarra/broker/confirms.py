@@ -247,7 +247,7 @@ class BatchPublisher(_Publisher):
                 raise pe.ChannelWrongStateError(f"publishing channel closed: {self._closed_by}")
             self._conn.process_data_events(time_limit=0.1)
         self._ch = ch
-        self._impl = impl
+        self._async_ch = impl
 
     def _on_confirm(self, frame: Any) -> None:
         m = frame.method
@@ -258,7 +258,7 @@ class BatchPublisher(_Publisher):
     def send(self, msgs: Sequence[Outgoing]) -> None:
         if not self.is_open:
             self.open()
-        impl = self._impl
+        impl = self._async_ch
         try:
             for start in range(0, len(msgs), _SLICE):
                 with pika_seam.corked(impl.connection):
