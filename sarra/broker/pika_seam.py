@@ -7,15 +7,15 @@ each measured against pika's public API (bench/README, "Seams"):
    ``pika.channel.Channel``: the SelectConnection layer BlockingConnection is built on).
    Through it, ``sarra.broker.confirms`` publishes a whole batch and reads the confirms
    as they come (``BlockingChannel.confirm_delivery`` waits one round trip per message:
-   18x slower for 2,000 persistent posts), and ``Broker.ack`` queues the ack frame
-   without flushing the socket each time (1.8x faster for 2,000 acks).
+   14-16x slower for 2,000 persistent posts), and ``Broker.ack`` queues the ack frame
+   without flushing the socket each time (2,000 gets and acks 1.6-2.8x faster).
 2. **Corked frames** (``Connection._adapter_emit_data``, the one place where pika hands
    marshaled frames to its transport): :func:`corked` joins the frames of a slice of
    publishes into one ``send`` (3 frames, so 3 system calls, per message otherwise:
-   1.7x faster for 2,000 batched posts).
+   2,000 batched posts 1.14-1.27x faster).
 3. **pika without its asyncio adapter**: ``import pika`` (1.4) imports every adapter it
-   ships, and the asyncio one imports asyncio, ~15 ms of a one-shot command's ~100 ms
-   start-up, for an adapter sarra never uses.  While pika is imported, a placeholder
+   ships, and the asyncio one imports asyncio: ~15 ms of CPU (13% of a process that
+   imports the broker) for an adapter sarra never uses.  While pika is imported, a placeholder
    stands in for ``pika.adapters.asyncio_connection``; it is then taken out of
    ``sys.modules``, so an explicit import still gets the real adapter, and the
    placeholder class itself builds a real connection.

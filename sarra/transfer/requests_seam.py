@@ -4,7 +4,7 @@ The trick: a GET goes straight to the urllib3 pool of the session's ``HTTPAdapte
 (``HTTPAdapter.get_connection_with_tls_context`` and ``cert_verify``, then the pool's
 ``urlopen``: what ``HTTPAdapter.send`` does), without building a ``requests.Response``
 or merging the session settings again for each request.  For 2,000 GETs of 1 KiB over
-loopback it takes 0.27 ms of CPU per GET instead of 0.60 (bench/README, "Seams").
+loopback it takes 0.25 ms of CPU per GET instead of 0.59 (bench/README, "Seams").
 requests documents both methods as "only exposed for use when subclassing the
 HTTPAdapter", not for calling, and ``pool.pool`` (None once a pool is closed) is
 urllib3's undocumented attribute.
