@@ -21,8 +21,9 @@ each measured against pika's public API (bench/README, "Seams"):
    placeholder class itself builds a real connection.
 
 Each trick runs only on the pika versions it was verified on (``VERIFIED_*``: the pika
-source of the tricks is the same from 1.3.0 to 1.4.4; the tests ran on 1.4.4) and when
-the private attribute is there; otherwise, or with ``SARRA_PUBLIC_APIS=1``, sarra uses
+source of the tricks is the same from 1.3.0 to 1.4.4, and the broker tests pass on 1.3.2
+and 1.4.4) and when the private attribute is there; otherwise, or with
+``SARRA_PUBLIC_APIS=1``, sarra uses
 ``BlockingChannel.confirm_delivery``/``basic_publish``/``basic_ack`` and a plain
 ``import pika``.  :func:`describe` says which, for the debug log of each connect.
 """
