@@ -317,11 +317,10 @@ class PublicPublisher(_Publisher):
                 self._tracker.confirmed(seq, False, True)
 
 
-def publisher(conn: Any, where: str) -> _Publisher:
-    """The publisher that ``pika_seam`` allows: batched on pika's internals, else public."""
-    if pika_seam.CHANNEL.private:
-        return BatchPublisher(conn, where)
-    return PublicPublisher(conn, where)
+def publisher(conn: Any, where: str, batched: bool) -> _Publisher:
+    """A :class:`BatchPublisher` when ``batched`` (``pika_seam.async_channel`` found the
+    asynchronous channel under the connection's channels), else a :class:`PublicPublisher`."""
+    return BatchPublisher(conn, where) if batched else PublicPublisher(conn, where)
 
 
 def _wake() -> None:

@@ -173,10 +173,11 @@ class Broker(Declaring):
         self._consume_ch.basic_qos(prefetch_count=self._prefetch)
         self._consume_ch.add_on_cancel_callback(self._topology.on_cancel)
         self._topology.new_channel()
-        # the ack frame is queued, not flushed: the next get/publish/close sends it with
-        # whatever else is pending (one flush per batch instead of one per message)
-        self._acker = pika_seam.async_channel(self._consume_ch) or self._consume_ch
-        self._publisher = publisher(self._conn, self._safe_url)
+        # on the asynchronous channel, an ack frame is queued, not flushed: the next
+        # get/publish/close sends it with whatever else is pending (one flush per batch)
+        impl = pika_seam.async_channel(self._consume_ch)
+        self._acker = impl or self._consume_ch
+        self._publisher = publisher(self._conn, self._safe_url, batched=impl is not None)
         self._publisher.open()
         self._orphans.clear()  # a new connection: losses before it were reported
         self._generation += 1

@@ -27,7 +27,7 @@ import urllib3
 from watchdog import events as watchdog_events
 
 from sarra import cli
-from sarra.broker import confirms, pika_seam
+from sarra.broker import confirms, connection, pika_seam
 from sarra.core import seams
 from sarra.core.seams import FORCE_ENV, Choice
 from sarra.transfer import requests_seam
@@ -117,9 +117,21 @@ def test_a_channel_without_an_asynchronous_one_under_it_takes_the_public_api():
 
 
 @pytest.mark.parametrize("private, cls", [(True, "BatchPublisher"), (False, "PublicPublisher")])
-def test_the_seam_chooses_the_publisher(monkeypatch, private, cls):
+def test_the_broker_publishes_and_acks_on_the_path_the_seam_chose(monkeypatch, private, cls):
+    """Broker._open asks the seam for the asynchronous channel under its consuming
+    channel, and takes the public path when there is none."""
     monkeypatch.setattr(pika_seam, "CHANNEL", Choice(private, ""))
-    assert type(confirms.publisher(SimpleNamespace(), "u")).__name__ == cls
+    impl = pika.channel.Channel.__new__(pika.channel.Channel)
+    channel = SimpleNamespace(_impl=impl, basic_qos=lambda **kw: None,
+                              add_on_cancel_callback=lambda cb: None)  # fmt: skip
+    conn = SimpleNamespace(channel=lambda: channel)
+    monkeypatch.setattr(connection.pika, "BlockingConnection", lambda params: conn)
+    for kind in (confirms.BatchPublisher, confirms.PublicPublisher):
+        monkeypatch.setattr(kind, "open", lambda self: None)
+    b = connection.Broker("amqp://h/")
+    b._open()
+    assert type(b._publisher).__name__ == cls
+    assert b._acker is (impl if private else channel)
 
 
 def _import_in_child(env: dict[str, str]) -> str:
