@@ -2,9 +2,10 @@
 
 The v02 codec (``message``), checksums, the partition of large files into blocks,
 timestamps, routing rules of a switch, fetch policy (which hosts a notice may name),
-URL redaction, the error hierarchy and ``Delivery`` (one message in hand with its local
-state).  Everything here is a pure function or a small value class, so it is tested
-without a broker, a server or a disk.
+URL redaction, the error hierarchy, ``seams`` (when a speed trick may use a dependency's
+internals) and ``Delivery`` (one message in hand with its local state).  Everything here
+is a pure function or a small value class, so it is tested without a broker, a server or
+a disk.
 
 May import: the standard library only.  Never a network library (pika, requests,
 paramiko, urllib3, ftplib), watchdog, sqlite3, nor any other ``sarra`` package: every
