@@ -6,7 +6,8 @@ the base class does the shared work once: the read/write loop, checksums compute
 the bytes stream past, throttling, progress callbacks, the byte-count check, the
 announced-size bound and the wall-clock deadline (``sarra.transfer.limits``).
 :class:`TransferPool` (``sarra.transfer.pool``) hands each transfer its limits and,
-where the SSRF policy applies, its guard (``sarra.transfer.netguard``).
+where the SSRF policy applies, its guard (``sarra.transfer.netguard``).  The HTTP
+backend's one speed trick on requests' internals lives in ``sarra.transfer.requests_seam``.
 
 Server paths: :func:`remote_path` joins the baseurl path and a *decoded* relpath with a
 single ``/`` (spec 4.5).  Every backend call takes such an absolute server path.

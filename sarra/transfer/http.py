@@ -11,9 +11,10 @@ decoded, and never past what :meth:`Transfer.get` allows (``read_limit``; a larg
 libraries: at most ``MAX_REDIRECTS``, to the same scheme, host and port, or to a host
 in option ``redirect_hosts`` (then without the credentials).  Under an SSRF guard
 (``sarra.transfer.netguard``) every origin gets its own urllib3 pool connected to the
-address the guard checked, with the name in ``Host`` and in the TLS checks.  Requests
-take requests' full path only with proxies, cookies (a ``Set-Cookie`` reply, not under
-a guard) or auth hooks, still without redirects or decoding.
+address the guard checked, with the name in ``Host`` and in the TLS checks.  Else a
+request goes straight to the session adapter's pool if ``requests_seam`` allows it, or
+through ``Session.request``: always so with proxies, cookies (a ``Set-Cookie`` reply,
+not under a guard) or auth hooks, still without redirects or decoding.
 
 A block read sends ``Range: bytes=a-b`` and accepts only a 206 whose ``Content-Range``
 matches, or a 200 when the request covered the whole file from offset 0.  A server that
@@ -41,7 +42,7 @@ from requests.utils import DEFAULT_CA_BUNDLE_PATH
 from sarra.core.errors import TransferError
 from sarra.core.fetchpolicy import name_matches, normal_name
 from sarra.core.redaction import redact_url
-from sarra.transfer import Transfer
+from sarra.transfer import Transfer, requests_seam
 from sarra.transfer.limits import gather
 
 __all__ = ["HttpTransfer", "quote_path"]
@@ -169,11 +170,14 @@ class HttpTransfer(Transfer):
             if "verify" in self.options:
                 session.verify = self.options["verify"]
             _settle_environment(session, self.origin)
+            for prefix in ("http://", "https://"):  # its pools' connections reach abort()
+                session.mount(prefix, requests_seam.WatchingAdapter(self._conns))
             self._session = session
             # Session headers and auth merged once; each request copies them (see _send).
             self._template = session.prepare_request(requests.Request("GET", self.origin + "/"))
             self._adapter = session.get_adapter(self._template.url or "")
             self._headers = dict(self._template.headers.items())
+            log.debug("%s", requests_seam.describe())
 
     def close(self) -> None:
         if self._session is not None:
@@ -192,34 +196,27 @@ class HttpTransfer(Transfer):
 
     def _direct(self) -> bool:
         """False when a request must take requests' full path: proxies, cookies or auth
-        hooks, or a requests without ``get_connection_with_tls_context``."""
+        hooks, or, without a guard, when ``requests_seam`` does not allow the trick."""
         self.connect()
         session, template = self._session, self._template
         assert session is not None and template is not None
         if session.cookies or any(template.hooks.values()) or session.proxies:
             return False
-        return hasattr(self._adapter, "get_connection_with_tls_context")
+        return self.guard is not None or requests_seam.ADAPTER.private
 
     def _pool(self, scheme: str, host: str, port: int | None) -> Any:
         """The urllib3 pool for an origin: under a guard, one connected to the address
         the guard checked; else the session adapter's."""
         origin = _origin(scheme, host, port)
         pool = self._pools.get(origin)
-        if pool is not None and pool.pool is not None:  # None: closed
-            return pool
+        if pool is not None and (self.guard is not None or requests_seam.pool_is_open(pool)):
+            return pool  # a guarded pool is only closed by close(), which forgets it
         if self.guard is not None:
             pool = _guarded_pool(self, scheme, host, port)
         else:
-            session = self._session
-            assert session is not None
-            probe = requests.PreparedRequest()
-            probe.prepare(method="GET", url=origin + "/")
-            verify, cert = session.verify, session.cert
-            pool = self._adapter.get_connection_with_tls_context(probe, verify, None, cert)
-            self._adapter.cert_verify(pool, probe.url, verify, cert)
-        if not getattr(pool.ConnectionCls, "sarra_watched", False):
-            pool.ConnectionCls = _watched(pool.ConnectionCls, self._conns)
-        self._pools[origin] = pool
+            assert self._session is not None
+            pool = requests_seam.adapter_pool(self._adapter, self._session, origin)
+        self._pools[origin] = requests_seam.watch_pool(pool, self._conns)
         return pool
 
     def abort(self) -> None:
@@ -245,7 +242,7 @@ class HttpTransfer(Transfer):
         if not self._direct():
             if self.guard is not None:  # the proxy resolves the name: checked as well we can
                 self.guard.address(host, port or _PORTS[scheme])
-            return _Reply(self._request(method, origin + target, merged))
+            return _Reply(self._request(method, origin + target, merged, origin == self.origin))
         pool = self._pool(scheme, host, port)
         if self.guard is not None:
             merged["Host"] = origin.split("://", 1)[1]
@@ -267,10 +264,14 @@ class HttpTransfer(Transfer):
         if "set-cookie" in raw.headers and self.guard is None:
             # requests keeps the cookie (session jar): this and later requests take its path
             reply.close()
-            return _Reply(self._request(method, origin + target, merged))
+            return _Reply(self._request(method, origin + target, merged, origin == self.origin))
         return reply
 
-    def _request(self, method: str, url: str, headers: dict[str, str]) -> requests.Response:
+    def _request(
+        self, method: str, url: str, headers: dict[str, str], own: bool
+    ) -> requests.Response:
+        """Through ``Session.request``; the session's credentials only to its ``own``
+        origin (an auth that leaves the request as it is stands in for them)."""
         assert self._session is not None
         try:
             return self._session.request(
@@ -280,6 +281,7 @@ class HttpTransfer(Transfer):
                 stream=True,
                 allow_redirects=False,
                 timeout=(self.timeout, self.timeout),
+                auth=None if own else _as_is,
             )
         except requests.RequestException as e:
             raise TransferError(f"http {method} {url} failed: {e}") from e
@@ -386,18 +388,8 @@ class HttpTransfer(Transfer):
         return sorted(names)
 
 
-def _watched(base: type, conns: weakref.WeakSet[Any]) -> type:
-    """``base`` (a urllib3 connection class, a pool's public ``ConnectionCls``) whose
-    instances register in ``conns``, so that :meth:`HttpTransfer.abort` finds them."""
-
-    class Watched(base):  # type: ignore[valid-type, misc]
-        sarra_watched = True
-
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            conns.add(self)
-
-    return Watched
+def _as_is(request: Any) -> Any:
+    return request
 
 
 def _shutdown(sock: Any) -> None:
