@@ -1,0 +1,97 @@
+"""dd_sender: select notices, deliver their files to a server that runs no sarra, report.
+
+Composition: a broker queue (like dd_subscribe, shared by the ``instances``) feeds the
+flow; the work step is ``sarra.flow.send.Sender`` (the file from ``base_dir`` or fetched,
+written on ``destination`` under its inflight name, renamed into place); with
+``post_broker`` the delivered copy is announced on ``post_exchange`` with
+``post_base_url`` (default: the destination), so a pump beyond can subscribe to it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sarra.config.credentials import broker_user
+from sarra.core.errors import ConfigError
+from sarra.flow import consumer
+from sarra.flow.context import Context
+from sarra.flow.engine import BrokerSource, Flow
+from sarra.flow.send import Sender
+from sarra.flow.sinks import NoticePublisher, Reporter
+from sarra.hooks import HookSet
+from sarra.transfer.pool import TransferPool
+
+PROGRAM = "dd_sender"
+DEFAULTS = {"exchange": "xpublic", "mirror": True}
+
+
+def queue(ctx: Context) -> str:
+    return consumer.queue_name(ctx.options, PROGRAM, ctx.state_dir, random_suffix=False)
+
+
+def post_exchange(o: Any) -> str:
+    exchange = o.post_exchange or f"xs_{broker_user(o.post_broker)}"
+    return f"{exchange}_{o.post_exchange_suffix}" if o.post_exchange_suffix else exchange
+
+
+def build(ctx: Context, broker: Any, destination: TransferPool) -> Flow:
+    """The sender's flow on a connected ``broker``, sending through ``destination``.
+
+    Raises:
+        ConfigError: no ``destination``.
+    """
+    o = ctx.options
+    if not o.destination:
+        raise ConfigError("dd_sender needs a destination (sendTo): the server to send to")
+    ctx.reset_queue(broker, queue(ctx))
+    consumer.setup_queue(broker, o, queue(ctx), o.exchange)
+    publisher = None
+    if o.post_broker:
+        post_broker = ctx.broker(o.post_broker, "post_broker")
+        post_broker.declare_exchange(post_exchange(o))
+        publisher = NoticePublisher(post_broker, post_exchange(o))
+    work = Sender(
+        o,
+        destination=destination,
+        fetch=ctx.transfers(),
+        spool=ctx.state_dir / f"spool.{ctx.instance:02d}",
+        progress=ctx.progress(broker),
+        post_base_url=(o.post_base_url or o.destination) if publisher else None,
+    )
+    reporter = None
+    if o.report_back:
+        exchange = o.report_exchange or f"xs_{broker_user(o.broker)}"
+        reporter = Reporter(broker, exchange, broker_user(o.broker))
+    return Flow(
+        source=BrokerSource(broker),
+        select=consumer.Selector(o),
+        work=work,
+        publisher=publisher,
+        reporter=reporter,
+        hooks=HookSet.from_options(o),
+        retry=ctx.retry_queue(),
+        dedup=ctx.dedup_cache(),
+        batch=o.batch,
+        housekeeping=o.housekeeping,
+        stop=ctx.stop,
+    )
+
+
+def run(ctx: Context) -> int:
+    o = ctx.options
+    destination = TransferPool(credentials=ctx.credentials.lookup, timeout=float(o.timeout))
+    try:
+        return ctx.run_flow(build(ctx, ctx.broker(o.broker), destination))
+    finally:
+        destination.close_all()
+
+
+def declare(ctx: Context) -> None:
+    o = ctx.options
+    consumer.setup_queue(ctx.broker(o.broker), o, queue(ctx), o.exchange, consume=False)
+    if o.post_broker:
+        ctx.broker(o.post_broker, "post_broker").declare_exchange(post_exchange(o))
+
+
+def cleanup(ctx: Context) -> None:
+    ctx.forget_queue(queue(ctx))
