@@ -41,6 +41,7 @@ setup(
                 "dd_log",
                 "dd_watch",
                 "dd_sender",
+                "dd_poll",
             )
         ]
         + ["dd = sarra.service.supervisor:entry", "sarra = sarra.service.supervisor:entry"]

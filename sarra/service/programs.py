@@ -34,6 +34,7 @@ ROLES = {
     "dd_watch": "sarra.roles.watch",
     "dd_log": "sarra.roles.log",
     "dd_sender": "sarra.roles.sender",
+    "dd_poll": "sarra.roles.poll",
 }
 
 

@@ -23,6 +23,7 @@ COMMANDS = (
     "dd_log",
     "dd_watch",
     "dd_sender",
+    "dd_poll",
     "dd",
 )
 FORMATS = ("dd_post.7", "dd_log.7")
