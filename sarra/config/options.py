@@ -447,7 +447,7 @@ _ROWS = (
     _O("post_topic_prefix", string, "v02.post", "first words of posted topics", POST),
     _O("post_subtopic", string, None, "post with this topic, not the file's directories", POST),
     _O("post_relpath_slash", boolean, False, "post relpaths with a leading / (v2 style)", POST),
-    _O("events", events, ("create", "delete", "link", "modify"), "file events to post", SRC),
+    _O("events", events, ("create", "delete", "link", "modify"), "file events to post", SRC + SEND),
     _O("blocksize", size, 1, "split files in blocks of this size (0: auto, 1: never)", SRC),
     _O("sum", sum_flag, "d", "checksum to post: d, s, n, 0, z,d or z,s", SRC + POLL),
     _O("to", string_list, None, "clusters to deliver to (to_clusters header)", POST),

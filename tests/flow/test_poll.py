@@ -34,12 +34,14 @@ class Posts:
         self.ch.queue_bind(self.q, "xs_guest", "v02.post.#")
         self.got: List[message.Notice] = []
 
-    def drain(self) -> int:
-        while True:
+    def drain(self, most: int = 1 << 30) -> int:
+        """Read what has arrived (at most ``most`` more); returns how many so far."""
+        for _ in range(most):
             method, props, body = self.ch.basic_get(self.q, auto_ack=True)
             if method is None:
                 return len(self.got)
             self.got.append(message.decode(method.routing_key, props.headers or {}, body))
+        return len(self.got)
 
     def names(self) -> List[str]:
         return sorted(n.relpath.rsplit("/", 1)[-1] for n in self.got)
@@ -193,3 +195,52 @@ def test_files_sent_by_dd_sender_are_polled_and_fetched_beyond(flowenv, sftp_ser
         assert listing(dst / "tree") == listing(src)  # complete: no inflight file was polled
     finally:
         shutil.rmtree(remote, ignore_errors=True)
+
+
+def test_ftp_listing_posts_once_and_again_when_a_file_grows(flowenv, ftp_server, posts):
+    fe = flowenv
+    data = ftp_server.root / "pub"
+    n = make_tree(data, 40)
+    fe.add_credentials(f"ftp://user:secret@127.0.0.1:{ftp_server.port}/")
+    poll_conf(fe, "ftp", f"destination {ftp_server.url}\ndirectory /pub\naccept .*\n")
+    proc = fe.foreground("ftp", program="dd_poll")
+    run_until(fe, proc, posts, n, after_pass=2)
+    assert sorted(p.relpath for p in posts.got) == sorted(f"pub/{p}" for p in listing(data))
+    with open(data / "dir 1" / "with space1.txt", "ab") as f:
+        f.write(b"more")
+    seen = passes(fe, proc)()
+    run_until(fe, proc, posts, n + 1, after_pass=seen + 2)
+    assert posts.got[-1].relpath == "pub/dir 1/with space1.txt"
+    assert fe.terminate(proc) == 0
+
+
+def test_kill_9_mid_pass_then_restart_posts_every_file_at_most_one_batch_twice(
+    flowenv, sftp_server, posts
+):
+    fe = flowenv
+    top = sftp_server.root / f"k{os.getpid()}"
+    total = 3000
+    try:
+        for i in range(total):
+            (top / f"d{i % 10}").mkdir(parents=True, exist_ok=True)
+            (top / f"d{i % 10}" / f"f{i:05d}").write_bytes(b"")
+        url = f"sftp://root@127.0.0.1:{sftp_server.port}/"
+        fe.add_credentials(
+            f"{url} ssh_keyfile={sftp_server.client_key},known_hosts={sftp_server.known_hosts}"
+        )
+        poll_conf(fe, "k9", f"batch 50\ndestination {url}\ndirectory {top}\naccept .*\n")
+        first = fe.foreground("k9", "first.log", program="dd_poll")
+        wait_for(lambda: posts.drain(10) >= 300 or first.poll() is not None, 60, every=0.001)
+        first.kill()
+        first.wait(10)
+        assert "poll pass 1:" not in fe.log_text(first), "the pass ended before the kill"
+        again = fe.foreground("k9", "again.log", program="dd_poll")
+        relpaths = lambda: {p.relpath for p in posts.got}  # noqa: E731
+        done = wait_for(lambda: posts.drain() and len(relpaths()) >= total, 90, fail=False)
+        seen = passes(fe, again)
+        wait_for(lambda: seen() >= 2, 60, "a second pass")
+        fe.terminate(again)
+        assert done, fe.log_text(again)[-3000:]
+        assert posts.drain() - total <= 50, f"{posts.drain() - total} posted twice"
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
