@@ -10,6 +10,7 @@ written on ``destination`` under its inflight name, renamed into place); with
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from sarra.config.credentials import broker_user
 from sarra.core.errors import ConfigError
@@ -23,6 +24,8 @@ from sarra.transfer.pool import TransferPool
 
 PROGRAM = "dd_sender"
 DEFAULTS = {"exchange": "xpublic", "mirror": True}
+#: the backends that write files (http(s) PUT is not there yet)
+SCHEMES = ("sftp", "ftp", "ftps", "file")
 
 
 def queue(ctx: Context) -> str:
@@ -34,15 +37,23 @@ def post_exchange(o: Any) -> str:
     return f"{exchange}_{o.post_exchange_suffix}" if o.post_exchange_suffix else exchange
 
 
+def check(o: Any) -> None:
+    """Raises ConfigError: no ``destination``, or one no backend can write to."""
+    if not o.destination:
+        raise ConfigError("dd_sender needs a destination (sendTo): the server to send to")
+    scheme = urlsplit(o.destination).scheme.lower()
+    if scheme not in SCHEMES:
+        raise ConfigError(f"dd_sender sends over {', '.join(SCHEMES)}, not {scheme}")
+
+
 def build(ctx: Context, broker: Any, destination: TransferPool) -> Flow:
     """The sender's flow on a connected ``broker``, sending through ``destination``.
 
     Raises:
-        ConfigError: no ``destination``.
+        ConfigError: no ``destination``, or one no backend can write to.
     """
     o = ctx.options
-    if not o.destination:
-        raise ConfigError("dd_sender needs a destination (sendTo): the server to send to")
+    check(o)
     ctx.reset_queue(broker, queue(ctx))
     consumer.setup_queue(broker, o, queue(ctx), o.exchange)
     publisher = None
@@ -79,6 +90,7 @@ def build(ctx: Context, broker: Any, destination: TransferPool) -> Flow:
 
 def run(ctx: Context) -> int:
     o = ctx.options
+    check(o)  # before the broker: a configuration error is not retried
     destination = TransferPool(credentials=ctx.credentials.lookup, timeout=float(o.timeout))
     try:
         return ctx.run_flow(build(ctx, ctx.broker(o.broker), destination))

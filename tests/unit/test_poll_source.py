@@ -186,3 +186,42 @@ def test_entries_of_files_gone_are_forgotten_after_the_horizon(tmp_path, server)
         one_pass(src)
     assert len(src.state) == 1
     assert one_pass(src) == []  # a, still listed, was kept (seen refreshed)
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        ["accept .*"],  # no destination
+        ["destination sftp://u@h/", "reject .*"],  # nothing accepted
+        ["destination sftp://u@h/", "instances 2", "accept .*"],
+    ],
+)
+def test_poll_configuration_errors_are_found_before_anything_runs(tmp_path, lines):
+    from sarra.config.loader import load
+    from sarra.config.paths import Paths
+    from sarra.core.errors import ConfigError
+    from sarra.roles.poll import DEFAULTS, polled
+
+    conf = tmp_path / "p.conf"
+    conf.write_text("\n".join(lines) + "\n")
+    o = load("poll", str(conf), paths=Paths.under(tmp_path), defaults=DEFAULTS)
+    with pytest.raises(ConfigError):
+        polled(o)
+
+
+def test_accept_lines_group_under_the_directory_written_before_them(tmp_path):
+    from sarra.config.loader import load
+    from sarra.config.paths import Paths
+    from sarra.roles.poll import DEFAULTS, polled, server_directory
+
+    conf = tmp_path / "p.conf"
+    conf.write_text(
+        "destination sftp://u@h/base/\ndirectory /a\nget x.*\nreject y\n"
+        "directory b/${YYYYMMDD}\naccept z.*\n"
+    )
+    o = load("poll", str(conf), paths=Paths.under(tmp_path), defaults=DEFAULTS)
+    groups = polled(o)
+    assert [(g.directory, len(g.masks)) for g in groups] == [("/a", 2), ("b/${YYYYMMDD}", 1)]
+    at = server_directory("/base/")
+    assert at("/a") == "/base/a"
+    assert re.fullmatch(r"/base/b/\d{8}", at(groups[1].directory))

@@ -262,3 +262,12 @@ def test_a_fetched_file_that_fails_its_checksum_is_never_sent(tmp_path):
     d = post("a b/f.txt")
     s(d)
     assert d.outcome == OK and (remote / "a b" / "f.txt").read_bytes() == b"hello sender"
+
+
+@pytest.mark.parametrize("line", ["", "destination http://h/", "destination https://h/x/"])
+def test_a_sender_without_a_writable_destination_is_a_configuration_error(tmp_path, line):
+    from sarra.core.errors import ConfigError
+    from sarra.roles.sender import check
+
+    with pytest.raises(ConfigError):
+        check(options(tmp_path, line))
