@@ -251,11 +251,12 @@ class Sender:
         method, value = split_sum(d.notice.headers.get("sum", ""))
         algo = method if method in VERIFIABLE else (value if method == "z" else None)
         start = f.tell()
+        size = os.fstat(f.fileno()).st_size - start
         for attempt in (1, 2):
             self._mkdirs(dest, tmp.rpartition("/")[0], again=attempt > 1)
             sums = [checksum.new(algo)] if algo in VERIFIABLE else []
             f.seek(start)
-            self.progress.start(d.notice.relpath.rsplit("/", 1)[-1], None)
+            self.progress.start(d.notice.relpath.rsplit("/", 1)[-1], size)
             try:
                 sent = dest.put(
                     f,
