@@ -16,6 +16,7 @@ import pika
 import pytest
 
 from sarra.core import message
+from tests.fixtures.servers import free_port
 from tests.fixtures.waiting import wait_for
 from tests.flow.conftest import count_files, inflight_files, listing, make_tree
 
@@ -216,3 +217,28 @@ def test_a_refused_destination_is_reported_and_acknowledged_not_retried(
     log = fe.log_text(proc)
     assert [r.report.code for r in reports] == [499], log[-3000:]
     assert "will retry" not in log and "failed a.txt" in log, log[-3000:]
+
+
+def test_an_unreachable_destination_keeps_files_in_the_retry_queue_until_it_answers(
+    flowenv, sftp_server, remote, rabbit
+):
+    fe = flowenv
+    src = fe.root / "later"
+    src.mkdir()
+    for i in range(5):
+        (src / f"f{i}.txt").write_text(f"file {i}")
+    url = sftp_url(fe, sftp_server)
+    down = f"sftp://root@127.0.0.1:{free_port()}/"  # nothing listens there
+    fe.add_credentials(f"{down} ssh_keyfile={sftp_server.client_key}")
+    conf = f"directory {remote}\nbase_dir {fe.root}\nretry_delay 1\n"
+    sender_conf(fe, "later", f"destination {down}\n{conf}")
+    fe.post("-u", "http://pump.example/", "-pbd", str(fe.root), str(src))
+    proc = fe.foreground("later", "down.log", program="dd_sender")
+    queue = (fe.state_dir("sender", "later") / "queue_name.guest").read_text().strip()
+    wait_for(lambda: fe.log_text(proc).count("will retry") >= 5, 60, "5 failures kept")
+    wait_for(lambda: rabbit.queue_counts(fe.vhost, queue) == (0, 0), 30, "the acks")
+    fe.terminate(proc)
+    assert count_files(remote) == 0
+    sender_conf(fe, "later", f"destination {url}\n{conf}")  # the partner is back
+    send_all(fe, "later", remote, 5)
+    assert listing(remote / "later") == listing(src)
