@@ -33,7 +33,16 @@ setup(
     entry_points={
         "console_scripts": [
             f"{name} = sarra.cli:{name}"
-            for name in ("dd_post", "dd_subscribe", "dd_sara", "dd_shovel", "dd_log", "dd_watch")
+            for name in (
+                "dd_post",
+                "dd_subscribe",
+                "dd_sara",
+                "dd_shovel",
+                "dd_log",
+                "dd_watch",
+                "dd_sender",
+                "dd_poll",
+            )
         ]
         + ["dd = sarra.service.supervisor:entry", "sarra = sarra.service.supervisor:entry"]
         + ["dd_admin = sarra.admin.command:entry"]

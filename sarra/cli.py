@@ -371,6 +371,8 @@ dd_sara = entry("dd_sara")
 dd_log = entry("dd_log")
 dd_watch = entry("dd_watch")
 dd_shovel = entry("dd_shovel")
+dd_sender = entry("dd_sender")
+dd_poll = entry("dd_poll")
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1], sys.argv[2:]))

@@ -50,11 +50,11 @@ MAX_PROCESSES = 100
 # ---------------------------------------------------------------------------- the table
 
 ALL = PROGRAMS
-CONSUMERS = ("subscribe", "sara", "log", "shovel")
-POSTERS = ("post", "watch", "sara", "shovel")
+CONSUMERS = ("subscribe", "sara", "log", "shovel", "sender")
+POSTERS = ("post", "watch", "sara", "shovel", "sender", "poll")
 FETCHERS = ("subscribe", "sara")
 SOURCES = ("post", "watch")
-DAEMONS = ("subscribe", "sara", "log", "watch", "shovel")
+DAEMONS = ("subscribe", "sara", "log", "watch", "shovel", "sender", "poll")
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,10 @@ def _M(name: str, conv: Callable[[str], Any], help: str, programs: tuple[str, ..
 
 CONS, POST, FETCH, SRC, DAEM = CONSUMERS, POSTERS, FETCHERS, SOURCES, DAEMONS
 PUMP = ("sara", "shovel")
+SEND = ("sender",)
+POLL = ("poll",)
+#: what the sender shares with the fetchers: placement and the way files are written
+PLACE = FETCH + SEND
 LOG = ("log",)
 _ROWS = (
     # -- consuming
@@ -130,18 +134,18 @@ _ROWS = (
     _O("source_from_exchange", boolean, False, "set source from the xs_ exchange name", PUMP),
     _M("declare", declare, "declare source|subscriber|exchange <name> (repeatable)"),
     # -- selecting and placing
-    _O("accept", regex, (), "take what matches (file order)", CONS + SRC, True, True),
-    _O("reject", regex, (), "skip what matches (file order)", CONS + SRC, True, True),
-    _O("accept_unmatch", boolean, False, "take what no accept/reject matches", CONS + SRC),
-    _O("directory", string, ".", "where files go; may use ${YYYYMMDD} ${SOURCE}...", FETCH, True),
-    _O("mirror", boolean, False, "keep the posted relative path under directory", FETCH, True),
-    _O("strip", strip_value, 0, "drop N leading path components, or a regex", FETCH, True),
-    _O("flatten", string, "/", "replaces / in the path when not mirroring", FETCH, True),
+    _O("accept", regex, (), "take what matches (file order)", CONS + SRC + POLL, True, True),
+    _O("reject", regex, (), "skip what matches (file order)", CONS + SRC + POLL, True, True),
+    _O("accept_unmatch", boolean, False, "take what no accept/reject matches", CONS + SRC + POLL),
+    _O("directory", string, ".", "where files go (dd_poll: what it lists)", PLACE + POLL, True),
+    _O("mirror", boolean, False, "keep the posted relative path under directory", PLACE, True),
+    _O("strip", strip_value, 0, "drop N leading path components, or a regex", PLACE, True),
+    _O("flatten", string, "/", "replaces / in the path when not mirroring", PLACE, True),
     _O("inflight", inflight, ".tmp", "name while writing: .tmp | . | tmp/ | NONE | seconds"),
     _O("inplace", boolean, True, "assemble file parts into the file itself", FETCH),
-    _O("preserve_time", boolean, True, "set mtime/atime from the post", FETCH),
-    _O("preserve_mode", boolean, True, "set the file mode from the post", FETCH),
-    _O("chmod", octal, 0o644, "file mode when the post carries none", FETCH),
+    _O("preserve_time", boolean, True, "set mtime/atime from the post", PLACE + POLL),
+    _O("preserve_mode", boolean, True, "set the file mode from the post", PLACE),
+    _O("chmod", octal, 0o644, "file mode when the post carries none", PLACE),
     _O("overwrite", boolean, True, "replace existing files (else skip identical ones)", FETCH),
     _O(
         "link_absolute_targets",
@@ -155,7 +159,7 @@ _ROWS = (
         string_list,
         (),
         "local directories file: URLs of notices may be read from (none: refused)",
-        FETCH,
+        PLACE,
     ),
     _O("suppress_duplicates", suppress, 0.0, "ignore a checksum seen within this long"),
     _O(
@@ -171,11 +175,15 @@ _ROWS = (
     _O("retry_delay", duration, 10.0, "first wait before retrying a failed message", DAEM),
     _O("attempts", integer, 3, "transfer attempts before queueing for retry", FETCH),
     _O("timeout", duration, 30.0, "network timeout of a transfer"),
-    _O("throttle", size, 0, "bytes per second per transfer (0: unlimited)", FETCH),
-    _O("timeout_min_rate", size, 1024, "slowest bytes/s a download may average (0: any)", FETCH),
-    _O("download_max_size", size, 1 << 30, "most bytes fetched when a post gives no size", FETCH),
-    _O("redirect_hosts", string_list, (), "hosts an HTTP redirect may lead to (else none)", FETCH),
-    _M("source_hosts", source_hosts, "<source|*> <host|*.domain|addr|net>...: may fetch", FETCH),
+    _O("throttle", size, 0, "bytes per second per transfer (0: unlimited)", PLACE),
+    _O("timeout_min_rate", size, 1024, "slowest bytes/s a download may average (0: any)", PLACE),
+    _O("download_max_size", size, 1 << 30, "most bytes fetched when a post gives no size", PLACE),
+    _O("redirect_hosts", string_list, (), "hosts an HTTP redirect may lead to (else none)", PLACE),
+    _M("source_hosts", source_hosts, "<source|*> <host|*.domain|addr|net>...: may fetch", PLACE),
+    # -- sending and polling
+    _O("destination", url, None, "server to send to, or (dd_poll) to list", SEND + POLL),
+    _O("base_dir", string, None, "local tree the relpaths of notices are read from", SEND),
+    _O("file_time_limit", duration, 5184000.0, "older listed files are not posted (60d)", POLL),
     # -- hooks (sarra.hooks: plugins of both generations; see HOOK_OPTIONS)
     _M("on_file", string, "script or plugin run when a file is complete (repeatable)"),
     _M("on_part", string, "script or plugin run when a part is written (repeatable)"),
@@ -218,20 +226,20 @@ _ROWS = (
     _O("inline_only", boolean, False, "post only files small enough to put inline", SRC),
     _O("post_subtopic", string, None, "post with this topic, not the file's directories", POST),
     _O("post_relpath_slash", boolean, False, "post relpaths with a leading / (v2 style)", POST),
-    _O("events", events, ("create", "delete", "link", "modify"), "file events to post", SRC),
+    _O("events", events, ("create", "delete", "link", "modify"), "file events to post", SRC + SEND),
     _O("blocksize", size, 1, "split files in blocks of this size (0: auto, 1: never)", SRC),
-    _O("sum", sum_flag, "d", "checksum to post: d, s, n, 0, z,d or z,s", SRC),
+    _O("sum", sum_flag, "d", "checksum to post: d, s, n, 0, z,d or z,s", SRC + POLL),
     _O("to", string_list, None, "clusters to deliver to (to_clusters header)", POST),
     _O("cluster", string, None, "name of this cluster (default: the broker host)"),
     _O("cluster_aliases", string_list, (), "other names of this cluster"),
     _O("gateway_for", string_list, (), "clusters this pump forwards to", PUMP),
     _M("header", header, "add name=value to every post (repeatable)", POST),
-    _O("source", string, None, "source header to post (default: none)", SRC),
+    _O("source", string, None, "source header to post (default: none)", SRC + POLL),
     _M("path", string, "file or directory to post or watch (repeatable)", SRC),
-    _O("recursive", boolean, True, "descend into directories given as path", SRC),
+    _O("recursive", boolean, True, "descend into directories given as path", SRC + POLL),
     _O("follow_symlinks", boolean, False, "watch and post what symbolic links point to", SRC),
     _O("force_polling", boolean, False, "poll the tree instead of using inotify", ("watch",)),
-    _O("sleep", duration, 5.0, "seconds between scans when polling", ("watch",)),
+    _O("sleep", duration, 5.0, "seconds between scans (dd_poll: listings)", ("watch", "poll")),
     _O("post_on_start", boolean, False, "post every existing file at start", ("watch",)),
     _O("pipe", boolean, False, "read the paths to post from standard input", ("post",)),
     _O("remove", boolean, False, "announce the named paths as removed (R posts)", ("post",)),
@@ -319,6 +327,11 @@ SYNONYMS: Mapping[str, str] = MappingProxyType(
         "flowcallbackprepend": "callback_prepend",
         "fcbp": "callback_prepend",
         "cbp": "callback_prepend",
+        "sendto": "destination",
+        "pollurl": "destination",
+        "basedir": "base_dir",
+        "get": "accept",
+        "fileagemax": "file_time_limit",
     }
 )
 

@@ -56,7 +56,7 @@ class OptionValues:
     reject: Tuple[Pattern[str], ...]
     #: take what no accept/reject matches
     accept_unmatch: bool
-    #: where files go; may use ${YYYYMMDD} ${SOURCE}...
+    #: where files go (dd_poll: what it lists)
     directory: str
     #: keep the posted relative path under directory
     mirror: bool
@@ -104,6 +104,12 @@ class OptionValues:
     redirect_hosts: Tuple[str, ...]
     #: <source|*> <host|*.domain|addr|net>...: may fetch
     source_hosts: Tuple[Tuple[str, Tuple[str, ...]], ...]
+    #: server to send to, or (dd_poll) to list
+    destination: Optional[str]
+    #: local tree the relpaths of notices are read from
+    base_dir: Optional[str]
+    #: older listed files are not posted (60d)
+    file_time_limit: float
     #: script or plugin run when a file is complete (repeatable)
     on_file: Tuple[str, ...]
     #: script or plugin run when a part is written (repeatable)
@@ -184,7 +190,7 @@ class OptionValues:
     follow_symlinks: bool
     #: poll the tree instead of using inotify
     force_polling: bool
-    #: seconds between scans when polling
+    #: seconds between scans (dd_poll: listings)
     sleep: float
     #: post every existing file at start
     post_on_start: bool

@@ -102,6 +102,28 @@ def place_of(d: Delivery) -> Place:
     return Place.of(d.local_path)
 
 
+def verify(d: Delivery, got: int, expected: Optional[int], sums: list) -> None:
+    """Size and checksum of what arrived for ``d``; a ``z`` sum is filled in on
+    ``d.notice``.  ``sums`` holds the checksum computed while receiving (or nothing).
+
+    Raises:
+        TransferError: wrong size.  ChecksumMismatch: wrong sum.
+    """
+    n = d.notice
+    method, value = split_sum(n.headers.get("sum", ""))
+    if expected is not None and got != expected:
+        raise TransferError(f"{n.relpath}: got {got} bytes, {expected} announced")
+    if sums and method in VERIFIABLE and sums[0].value() != value:
+        raise ChecksumMismatch(
+            f"checksum mismatch for {n.relpath}: announced {method},{value[:16]}..., "
+            f"received {sums[0].value()[:16]}...",
+            expected=value,
+            actual=sums[0].value(),
+        )
+    if method == "z" and sums:
+        d.notice = n.with_headers(sum=f"{value},{sums[0].value()}")
+
+
 class Downloader:
     """Callable work step.  ``locate(delivery)`` sets ``delivery.local_path`` (and
     ``delivery.place``).
@@ -206,7 +228,7 @@ class Downloader:
                     throttle=self.o.throttle,
                 )
                 f.flush()
-                self._verify(d, got, expected, sums)
+                verify(d, got, expected, sums)
                 apply_metadata(
                     f.fileno(),
                     d.notice,
@@ -221,26 +243,6 @@ class Downloader:
         if tmp != target:
             os.replace(tmp.name, target.name, src_dir_fd=tmp_fd, dst_dir_fd=dir_fd)
         return got
-
-    def _verify(self, d: Delivery, got: int, expected: Optional[int], sums: list) -> None:
-        """Size and checksum of what arrived; a ``z`` sum is filled in on ``d.notice``.
-
-        Raises:
-            TransferError: wrong size.  ChecksumMismatch: wrong sum.
-        """
-        n = d.notice
-        method, value = split_sum(n.headers.get("sum", ""))
-        if expected is not None and got != expected:
-            raise TransferError(f"{n.relpath}: got {got} bytes, {expected} announced")
-        if sums and method in VERIFIABLE and sums[0].value() != value:
-            raise ChecksumMismatch(
-                f"checksum mismatch for {n.relpath}: announced {method},{value[:16]}..., "
-                f"received {sums[0].value()[:16]}...",
-                expected=value,
-                actual=sums[0].value(),
-            )
-        if method == "z" and sums:
-            d.notice = n.with_headers(sum=f"{value},{sums[0].value()}")
 
     def _remote_path(self, baseurl: str, relpath: str) -> str:
         """``sarra.transfer.remote_path``, with the baseurl part parsed once."""

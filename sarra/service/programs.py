@@ -33,6 +33,8 @@ ROLES = {
     "dd_shovel": "sarra.roles.shovel",
     "dd_watch": "sarra.roles.watch",
     "dd_log": "sarra.roles.log",
+    "dd_sender": "sarra.roles.sender",
+    "dd_poll": "sarra.roles.poll",
 }
 
 

@@ -57,7 +57,7 @@ from sarra.service.programs import clear_wanted, mark_wanted, wanted_count
 log = logging.getLogger(__name__)
 
 #: Daemons in start order: pumps before the subscribers that read what they post.
-ORDER = ("sara", "shovel", "subscribe", "log", "watch")
+ORDER = ("sara", "shovel", "subscribe", "sender", "log", "watch", "poll")
 ACTIONS = ("start", "stop", "restart", "status", "sanity", "list", "log", "cleanup", "declare")
 Out = Callable[[str], None]
 

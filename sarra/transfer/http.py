@@ -1,4 +1,5 @@
-"""HTTP(S) transfer backend on ``requests`` and its urllib3 pools (read-only: get, stat, ls).
+"""HTTP(S) transfer backend on ``requests`` and its urllib3 pools (read-only: get, stat,
+ls and listing).
 
 Owns: one ``requests.Session`` per transfer (keep-alive; settings merged once),
 explicit ``(connect, read)`` timeouts (the read timeout is the idle limit), streamed
@@ -26,14 +27,14 @@ never written.  Status mapping: 401/403/404/410 and other 4xx permanent (except 
 
 from __future__ import annotations
 
+import codecs
 import logging
 import os
 import re
 import socket
 import weakref
-from html.parser import HTMLParser
 from typing import Any, Iterator
-from urllib.parse import quote, unquote, urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 import urllib3
@@ -42,8 +43,9 @@ from requests.utils import DEFAULT_CA_BUNDLE_PATH
 from sarra.core.errors import TransferError
 from sarra.core.fetchpolicy import name_matches, normal_name
 from sarra.core.redaction import redact_url
-from sarra.transfer import Transfer, requests_seam
+from sarra.transfer import Entry, Transfer, requests_seam
 from sarra.transfer.limits import gather
+from sarra.transfer.listing import IndexParser, index_entries
 
 __all__ = ["HttpTransfer", "quote_path"]
 
@@ -67,16 +69,6 @@ def _status_error(resp: Any) -> TransferError:
     status = resp.status_code
     permanent = 400 <= status < 500 and status not in _TRANSIENT_4XX
     return TransferError(f"http download failed: {status} {resp.reason}", permanent=permanent)
-
-
-class _Links(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.hrefs: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "a":
-            self.hrefs.extend(v for k, v in attrs if k == "href" and v)
 
 
 class _Reply:
@@ -118,14 +110,26 @@ class _Reply:
             got += len(data)
             yield data
 
-    def text(self, most: int) -> str:
-        """The body (at most ``most`` bytes) as text, for directory listings."""
-        data = b"".join(self.chunks(1 << 16, most))
-        charset = self.headers.get("Content-Type", "").partition("charset=")[2].strip() or "utf-8"
+    def pieces(self, most: int, what: str) -> Iterator[str]:
+        """The body as text, in pieces as it arrives, for directory listings.
+
+        Raises:
+            TransferError: the body is longer than ``most`` bytes (after the pieces of
+                the first ``most``: the rest of the listing is not read).
+        """
+        charset = self.headers.get("Content-Type", "").partition("charset=")[2].strip(' "')
         try:
-            return data.decode(charset, errors="replace")
+            decoder = codecs.getincrementaldecoder(charset or "utf-8")(errors="replace")
         except LookupError:
-            return data.decode("utf-8", errors="replace")
+            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        total = 0
+        for data in self.chunks(1 << 16, most + 1):
+            total += len(data)
+            if total > most:
+                yield decoder.decode(data[: len(data) - (total - most)])
+                raise TransferError(f"{what}: index page longer than {most} bytes, cut there")
+            yield decoder.decode(data)
+        yield decoder.decode(b"", final=True)
 
     def close(self) -> None:
         """Hand the connection back to the pool: kept alive if the body was read whole."""
@@ -361,31 +365,23 @@ class HttpTransfer(Transfer):
             raise TransferError(f"http: no Content-Length for {self.url(path)}")
         return int(size)
 
-    def ls(self, path: str) -> list[str]:
-        """Return the names linked from the directory index page at ``path``."""
+    def listing(self, path: str) -> Iterator[Entry]:
+        """Entries of the index page at ``path`` (nginx or Apache autoindex, or any page
+        of links: :class:`~sarra.transfer.listing.IndexParser`), parsed as it streams
+        in; at most ``_MAX_LISTING`` bytes of it are read."""
         directory = path.rstrip("/") + "/"
         reply = self._open("GET", directory, {})
         try:
-            parser = _Links()
-            parser.feed(reply.text(_MAX_LISTING))
+            pieces = reply.pieces(_MAX_LISTING, self.url(directory))
+            yield from index_entries(IndexParser(directory), pieces)
         except (requests.RequestException, urllib3.exceptions.HTTPError) as e:
             raise TransferError(f"http listing of {self.url(directory)} failed: {e}") from e
         finally:
             reply.close()
-        names = set()
-        for href in parser.hrefs:
-            target = urlsplit(href)
-            if target.scheme or target.netloc or target.query or not target.path:
-                continue
-            name = unquote(target.path)
-            if name.startswith("/"):
-                if not name.startswith(directory):
-                    continue
-                name = name[len(directory) :]
-            name = name.rstrip("/")
-            if name and "/" not in name and name not in (".", ".."):
-                names.add(name)
-        return sorted(names)
+
+    def ls(self, path: str) -> list[str]:
+        """Return the names linked from the directory index page at ``path``."""
+        return sorted({e.name for e in self.listing(path)})
 
 
 def _as_is(request: Any) -> Any:
