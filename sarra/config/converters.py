@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Callable, Pattern, Tuple, Union
+from typing import Callable, Optional, Pattern, Tuple, Union
 from urllib.parse import urlsplit
 
 from sarra.core.redaction import redact
@@ -81,6 +81,15 @@ def duration(value: str) -> float:
         raise ValueError(f"not a duration: {value!r} (examples: 30, 1.5s, 5m, 1h, 2d)")
     number, unit = match.groups()
     return float(number) * _DURATION_UNIT[unit.lower()]
+
+
+_NEVER = frozenset({"none", "off", "never"})
+
+
+def ttl(value: str) -> Optional[float]:
+    """A lifetime: a duration, or ``None``/``off`` (-> None: no limit), as v2 and sr3
+    write ``expire None``."""
+    return None if value.strip().lower() in _NEVER else duration(value)
 
 
 def octal(value: str) -> int:
@@ -161,14 +170,19 @@ def inflight(value: str) -> Union[str, float, None]:
 
 
 _SUMS = ("d", "s", "n", "0", "z,d", "z,s")
+#: the names v2 (``sum md5``) and sr3 (``identity sha512``) write for the v02 flags
+_SUM_NAMES = {"md5": "d", "sha512": "s", "none": "n", "random": "0"}
+_SUM_NAMES.update({"cod,md5": "z,d", "cod,sha512": "z,s", "z": "z,d", "cod": "z,d"})
 
 
 def sum_flag(value: str) -> str:
-    """The v02 checksum flag: ``d``, ``s``, ``n``, ``0``, ``z,d`` or ``z,s`` (``z`` = ``z,d``)."""
+    """The v02 checksum flag: ``d``, ``s``, ``n``, ``0``, ``z,d`` or ``z,s``, or the name
+    v2 and sr3 give it: ``md5``, ``sha512``, ``none``, ``random``, ``cod,md5``, ``cod,sha512``."""
     text = value.strip().lower().replace(" ", "")
-    text = "z,d" if text == "z" else text
+    text = _SUM_NAMES.get(text, text)
     if text not in _SUMS:
-        raise ValueError(f"bad sum {value!r} (use one of {', '.join(_SUMS)})")
+        names = ", ".join((*_SUMS, *_SUM_NAMES))
+        raise ValueError(f"bad sum {value!r} (use one of {names})")
     return text
 
 
@@ -184,11 +198,15 @@ def suppress(value: str) -> float:
 
 _EVENTS = {"create": "create", "created": "create", "delete": "delete", "deleted": "delete"}
 _EVENTS.update({"link": "link", "linked": "link", "modify": "modify", "modified": "modify"})
+#: sr3's directory events: accepted, never posted (directories follow their files)
+_EVENTS.update({"mkdir": "mkdir", "rmdir": "rmdir"})
 
 
 def events(value: str) -> Tuple[str, ...]:
-    """File events to post: any of ``create,delete,link,modify`` (v2 ``created``... too)."""
-    words = string_list(value)
+    """File events to post: any of ``create,delete,link,modify``, separated by ``,`` or
+    ``|`` (sr3 writes ``create|delete``); v2's ``created``... and sr3's ``mkdir``,
+    ``rmdir`` too."""
+    words = string_list(value.replace("|", ","))
     bad = [w for w in words if w.lower() not in _EVENTS]
     if bad or not words:
         raise ValueError(f"bad events {value!r} (use create,delete,link,modify)")
@@ -203,7 +221,8 @@ def header(value: str) -> Tuple[str, str]:
     return name.strip(), text.strip()
 
 
-_DECLARE_KINDS = ("source", "subscriber", "feeder", "admin", "exchange", "queue")
+_DECLARE_KINDS = ("source", "subscriber", "feeder", "admin", "exchange", "queue", "env")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 #: letters, digits and "-": never "_" nor ".", which end a user's name in its exchanges
 #: (``xs_<user>_<suffix>``) and queues (``q_<user>.<name>``)
 _USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
@@ -227,16 +246,24 @@ def user_name(value: str) -> str:
 
 
 def declare(value: str) -> Tuple[str, str]:
-    """``source alice``, ``subscriber bob``, ``exchange xs_foo`` -> ``(kind, name)``.
+    """``source alice``, ``subscriber bob``, ``exchange xs_foo`` -> ``(kind, name)``;
+    ``env NAME=value`` -> ``("env", "NAME=value")``: an environment variable set at
+    start-up and usable as ``${NAME}`` in the lines after it (v2, sr3).
 
     Source and subscriber names must be valid user names (:func:`user_name`).
     """
+    words = value.split(None, 1)
+    kind = words[0].lower() if words else ""
+    if kind == "env" and len(words) == 2:
+        name, sep, _ = words[1].partition("=")
+        if sep and _ENV_NAME.fullmatch(name.strip()):
+            return kind, words[1].strip()
+        raise ValueError(f"bad declare {value!r} (expected: env NAME=value)")
     words = value.split()
-    if len(words) != 2 or words[0].lower() not in _DECLARE_KINDS:
+    if len(words) != 2 or kind not in _DECLARE_KINDS:
         raise ValueError(
             f"bad declare {value!r} (expected one of {', '.join(_DECLARE_KINDS)} + name)"
         )
-    kind = words[0].lower()
     if kind in ("source", "subscriber"):
         user_name(words[1])
     return kind, words[1]
@@ -291,3 +318,16 @@ def formats(value: str) -> Tuple[str, ...]:
     if bad or not words:
         raise ValueError(f"bad post_format {value!r} (use v02, v03 or v02,v03)")
     return words
+
+
+def only_off(why: str) -> Callable[[str], bool]:
+    """A boolean that may only be off here: on is refused with ``why`` (an option of v2
+    or sr3 whose "on" would silently do something else here, such as ``dry_run``)."""
+
+    def convert(value: str) -> bool:
+        if boolean(value):
+            raise ValueError(f"on is not supported: {why}")
+        return False
+
+    convert.__name__ = "boolean"
+    return convert

@@ -36,8 +36,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Pattern, Sequence, Set, Tuple
 from urllib.parse import unquote
 
+from sarra.config.converters import boolean
 from sarra.config.credentials import broker_user
-from sarra.config.options import HOOK_OPTIONS, OPTIONS, canonical
+from sarra.config.options import HOOK_OPTIONS, OPTIONS, canonical, spelling
 from sarra.config.paths import Paths, config_stem, short_name
 from sarra.config.values import Line, Mask, Options, required, select, table_defaults
 from sarra.core.errors import ConfigError
@@ -86,6 +87,18 @@ def expand(template: str, values: Mapping[str, str]) -> str:
     return result
 
 
+def _in_form(text: str, form: str) -> str:
+    """``text`` as its option reads it: ``form`` ``"!"`` turns a boolean over (``notify_only
+    on`` is ``download off``), another form is a unit appended (``kbytes_ps 10`` -> ``10K``).
+
+    Raises:
+        ValueError: ``"!"`` and ``text`` is not a boolean.
+    """
+    if form == "!":
+        return "false" if boolean(text) else "true"
+    return text + form
+
+
 class _Loader:
     """Accumulates values line by line; one loader per ``load`` call (no shared state)."""
 
@@ -104,6 +117,7 @@ class _Loader:
         self.stack: List[Path] = []
         self.hook_lines: List[Line] = []
         self.extras: List[Line] = []
+        self.declared_env: Dict[str, str] = {}  # declare env NAME=value: ${NAME} from there
 
     # -- variables
     def variable(self, name: str) -> str | None:
@@ -122,7 +136,7 @@ class _Loader:
             return self.broker_user()
         if name in builtins:
             return builtins[name]()
-        return self.environ.get(name)
+        return self.declared_env.get(name, self.environ.get(name))
 
     def broker_user(self) -> str:
         user = broker_user(self.values["broker"], default="")
@@ -155,19 +169,27 @@ class _Loader:
             raise ConfigError(e.reason, where) from None
 
     def _set(self, name: str, value: str, where: str, warn: bool) -> None:
-        canon = canonical(name)
-        if canon is None:  # perhaps a plugin's: decided in finish()
+        found = spelling(name)
+        if found is None:  # perhaps a plugin's: decided in finish()
             self.extras.append((name, self.substitute(value.strip()), where))
             return
+        canon, form = found
         opt = OPTIONS[canon]
+        label = repr(canon) if canonical(name) == name.lower() else f"{name!r} ({canon})"
         text = value.strip()
         if not text:
-            if not opt.is_flag:
-                raise ConfigError(f"option {canon!r} needs a value")
-            text = "true"
-        if warn and self.program not in opt.programs:
+            if not opt.is_flag and not opt.ignored:
+                raise ConfigError(f"option {label} needs a value")
+            text = "true" if opt.is_flag else ""
+        if warn and opt.ignored:
+            logger.warning("%s: option %r has no effect here: %s", where, name, opt.ignored)
+        elif warn and self.program not in opt.programs:
             logger.warning("%s: option %r is not used by dd_%s", where, canon, self.program)
         text = self.substitute(text, MESSAGE_VARIABLES if canon == "directory" else frozenset())
+        try:
+            text = _in_form(text, form)
+        except ValueError as e:
+            raise ConfigError(f"option {label}: {e}") from None
         if opt.multi and text.lower() == "none":
             self.values[canon] = ()
             self.set_by[canon] = where
@@ -178,8 +200,11 @@ class _Loader:
         try:
             converted = opt.converter(text)
         except ValueError as e:
-            raise ConfigError(f"option {canon!r}: {e}") from None
+            raise ConfigError(f"option {label}: {e}") from None
         self.set_by[canon] = where
+        if canon == "declare" and converted[0] == "env":
+            env_name, _, env_value = converted[1].partition("=")
+            self.declared_env[env_name.strip()] = env_value.strip()
         if canon in HOOK_OPTIONS:
             self.hook_lines.append((canon, text, where))
         if opt.multi:
@@ -219,7 +244,7 @@ class _Loader:
                 continue
             name, value = (re.split(r"\s+", line, maxsplit=1) + [""])[:2]
             here = f"{path}:{number}"
-            if name.lower() == "include":
+            if name.lower() in ("include", "config"):  # v2 and sr3 read "config" so too
                 self.include(value, path, here)
             else:
                 self.set(name, value, here, warn=path.name != "default.conf")

@@ -24,17 +24,23 @@ class OptionValues:
     broker: Optional[str]
     #: exchange to bind to (default: set by the program)
     exchange: Optional[str]
+    #: consume xs_<broker user>_<suffix> (sets exchange)
+    exchange_suffix: Optional[str]
     #: first words of the binding key; several bind one queue: v02.post,v03
     topic_prefix: str
     #: binding key after topic_prefix (repeatable)
     subtopic: Tuple[str, ...]
     #: queue name (default: q_<user>.<program>.<config>...)
     queue_name: Optional[str]
+    #: declare the queue at start (off: it must exist)
+    queue_declare: bool
+    #: bind the queue at start (off: it keeps its bindings)
+    queue_bind: bool
     #: declare the queue durable
     durable: bool
-    #: delete the queue after this long unused (x-expires)
-    expire: float
-    #: drop queued messages older than this
+    #: delete the queue after this long unused (x-expires; None: never); 5m as v2 and sr3
+    expire: Optional[float]
+    #: drop queued messages older than this (None: never)
     message_ttl: Optional[float]
     #: messages the broker sends ahead of acknowledgement
     prefetch: int
@@ -48,7 +54,7 @@ class OptionValues:
     reset: bool
     #: set source from the xs_ exchange name
     source_from_exchange: bool
-    #: declare source|subscriber|exchange <name> (repeatable)
+    #: declare source|subscriber|exchange <name>, or env NAME=value (repeatable)
     declare: Tuple[Tuple[str, str], ...]
     #: take what matches (file order)
     accept: Tuple[Pattern[str], ...]
@@ -56,6 +62,8 @@ class OptionValues:
     reject: Tuple[Pattern[str], ...]
     #: take what no accept/reject matches
     accept_unmatch: bool
+    #: log each message the accept/reject lines reject (else at debug level)
+    log_reject: bool
     #: where files go (dd_poll: what it lists)
     directory: str
     #: keep the posted relative path under directory
@@ -86,6 +94,12 @@ class OptionValues:
     suppress_basis: str
     #: post a rename header (ending in /: keep the name)
     rename: Optional[str]
+    #: fetch the files (off: post the notices on, fetch nothing)
+    download: bool
+    #: delete each file once its on_file hooks ran; nothing posted
+    discard: bool
+    #: delete the file at the source once it is downloaded and verified (not over http)
+    delete: bool
     #: give up retrying a failed message after this
     retry_ttl: float
     #: first wait before retrying a failed message
@@ -130,6 +144,8 @@ class OptionValues:
     callback: Tuple[str, ...]
     #: sr3 flow callback run before the others (repeatable)
     callback_prepend: Tuple[str, ...]
+    #: sr3 logEvents: what 'callback log' logs (after_accept,...)
+    log_events: Optional[str]
     #: send a report message for each file processed
     report_back: bool
     #: exchange for reports (default xs_<broker user>)
@@ -168,7 +184,7 @@ class OptionValues:
     events: Tuple[str, ...]
     #: split files in blocks of this size (0: auto, 1: never)
     blocksize: int
-    #: checksum to post: d, s, n, 0, z,d or z,s
+    #: checksum to post: d (md5), s (sha512), n, 0, z,d or z,s
     sum: str
     #: clusters to deliver to (to_clusters header)
     to: Optional[Tuple[str, ...]]
@@ -238,3 +254,156 @@ class OptionValues:
     since: Optional[str]
     #: show reports received before (same forms as since)
     until: Optional[str]
+    #: v2/sr3 simulation: only off is accepted
+    dry_run: bool
+    #: v2 save of messages to a file: only off is accepted
+    save: bool
+    #: no effect here: high availability (vip) comes with issue 18: this node runs as if it
+    #: held the vip
+    vip: Optional[str]
+    #: no effect here: high availability (vip) comes with issue 18: this node runs as if it
+    #: held the vip
+    poll_without_vip: Optional[str]
+    #: no effect here: high availability (vip) comes with issue 18: this node runs as if it
+    #: held the vip
+    interface: Optional[str]
+    #: no effect here: notices go to post_broker, never to standard output
+    outlet: Optional[str]
+    #: no effect here: one exchange per config
+    exchange_split: Optional[str]
+    #: no effect here: one post exchange per config
+    post_exchange_split: Optional[str]
+    #: no effect here: TLS is verified unless broker_tls_verify is off
+    tls_rigour: Optional[str]
+    #: no effect here: directories are made 0777 less the umask
+    chmod_dir: Optional[str]
+    #: no effect here: listing times are read as the server gives them
+    timezone: Optional[str]
+    #: no effect here: file names are kept as posted (no v2 filename rewriting yet)
+    filename: Optional[str]
+    #: no effect here: files are split as blocksize says
+    parts: Optional[str]
+    #: no effect here: paths are posted as given (symbolic links not resolved)
+    realpath_post: Optional[str]
+    #: no effect here: accept/reject match the paths as given
+    realpath_filter: Optional[str]
+    #: no effect here: paths are posted as given
+    realpath_adjust: Optional[str]
+    #: no effect here: include reads local files only
+    remote_config_url: Optional[str]
+    #: no effect here: a size other than announced fails the transfer
+    accept_size_wrong: Optional[str]
+    #: no effect here: the notice's relpath is always taken as is
+    base_url_rel_path: Optional[str]
+    #: no effect here: the announced size is trusted up to download_max_size
+    file_size_max: Optional[str]
+    #: no effect here: messages are worked whatever their age (msg_skip_old skips old ones)
+    message_age_max: Optional[str]
+    #: no effect here: posts carry no age limit
+    post_message_age_max: Optional[str]
+    #: no effect here: instances run until stopped
+    message_count_max: Optional[str]
+    #: no effect here: no rate limit on messages
+    message_rate_max: Optional[str]
+    #: no effect here: no rate check on messages
+    message_rate_min: Optional[str]
+    #: no effect here: dd_sara sets the source from the exchange
+    source_from_message: Optional[str]
+    #: no effect here: state is kept per user, not per host
+    statehost: Optional[str]
+    #: no effect here: bindings come from topic_prefix and subtopic
+    topic: Optional[str]
+    #: no effect here: posted topics come from post_topic_prefix and the path
+    post_topic: Optional[str]
+    #: no effect here: posted topics come from post_topic_prefix and the path
+    topic_copy: Optional[str]
+    #: no effect here: date variables use the current time
+    var_time_offset: Optional[str]
+    #: no effect here: exchanges are declared when missing
+    exchange_declare: Optional[str]
+    #: no effect here: messages are never saved to disk (save), so none to restore
+    restore: Optional[str]
+    #: no effect here: messages are never saved to disk (save)
+    restore_to_queue: Optional[str]
+    #: no effect here: write a plugin's option on a line of its own
+    set: Optional[str]
+    #: no effect here: dd_admin reads the switch's admin URL from admin.conf
+    admin: Optional[str]
+    #: no effect here: dd_admin reads the feeder URL from admin.conf
+    feeder: Optional[str]
+    #: no effect here: dd_admin declares users (dd_admin add-user)
+    users: Optional[str]
+    #: no effect here: dd_admin sets passwords
+    set_passwords: Optional[str]
+    #: no effect here: sarra speaks AMQP through pika only
+    use_pika: Optional[str]
+    #: no effect here: posts are always persistent (delivery mode 2)
+    persistent: Optional[str]
+    #: no effect here: a failed transfer always goes to the retry queue (retry_ttl)
+    retry: Optional[str]
+    #: no effect here: connections are kept and reopened when they drop
+    reconnect: Optional[str]
+    #: no effect here: the instances of a config share its queue
+    queue_share: Optional[str]
+    #: no effect here: log files are made 0666 less the umask
+    chmod_log: Optional[str]
+    #: no effect here: sarra keeps no extended attributes
+    xattr_disable: Optional[str]
+    #: no effect here: blocks are posted in order
+    randomize: Optional[str]
+    #: no effect here: checksums are always verified while downloading
+    recompute_chksum: Optional[str]
+    #: no effect here: sarra streams transfers itself (no external accelerator)
+    accel_threshold: Optional[str]
+    #: no effect here: sarra streams transfers itself (no external accelerator)
+    accel_command: Optional[str]
+    #: no effect here: transfers use their own buffer sizes
+    buf_size: Optional[str]
+    #: no effect here: debug logs show the notices
+    message_debug_dump: Optional[str]
+    #: no effect here: each dd_ command runs its own flow
+    flow_main: Optional[str]
+    #: no effect here: dd status and dd sanity make their own checks
+    run_state_threshold: Optional[str]
+    #: no effect here: retried messages are not filtered again
+    retry_refilter: Optional[str]
+    #: no effect here: one-shot commands keep their retry queue
+    retry_empty_before_exit: Optional[str]
+    #: no effect here: set by dd for each instance
+    instance_number: Optional[str]
+    #: no effect here: the host name is the system's
+    hostname: Optional[str]
+    #: no effect here: sarra's log lines have one format
+    log_format: Optional[str]
+    #: no effect here: sarra's log lines have one format
+    log_json: Optional[str]
+    #: no effect here: dd status shows the counters
+    log_metrics: Optional[str]
+    #: no effect here: foreground logs to the terminal, daemons to their log files
+    log_stdout: Optional[str]
+    #: no effect here: ftp names are utf-8
+    ftp_filename_encoding: Optional[str]
+    #: no effect here: sarra sends no pulse messages
+    pulse_message: Optional[str]
+    #: no effect here: reports go where report_exchange says
+    report_daemons: Optional[str]
+    #: no effect here: queues are watched by the broker's own limits
+    max_queue_size: Optional[str]
+    #: no effect here: no sr_audit here
+    pump: Optional[str]
+    #: no effect here: sarra runs on POSIX systems
+    windows_run: Optional[str]
+    #: no effect here: no shim library here
+    shim_defer_posting_to_exit: Optional[str]
+    #: no effect here: no shim library here
+    shim_post_minterval: Optional[str]
+    #: no effect here: no shim library here
+    shim_skip_parent_open_files: Optional[str]
+    #: no effect here: nothing to confirm
+    danger_will_robinson: Optional[str]
+    #: no effect here: no Sundew compatibility mode
+    sundew_compat_regex_first_match_is_zero: Optional[str]
+    #: no effect here: renames are posted once, as v2 and sr3 read them
+    v2compat_rename_double_post: Optional[str]
+    #: no effect here: nothing to convert
+    wololo: Optional[str]

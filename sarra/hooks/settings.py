@@ -80,7 +80,7 @@ class Settings:
 
     def value(self, options: Any, name: str, convert: Callable[[str], Any], default: Any) -> Any:
         """A plugin option's value: its last line converted, else the option table's
-        value when it has a row of that name, else ``default``.
+        value when it has a row of that name and the value is set, else ``default``.
 
         Raises:
             ConfigError: the value does not convert (``file:line``).
@@ -88,7 +88,7 @@ class Settings:
         raw = self.declare(name)
         if raw is None:
             found = option_value(options, name)
-            return default if found is UNSET else found
+            return default if found is UNSET or found is None else found
         try:
             return convert(raw[-1])
         except ValueError as e:

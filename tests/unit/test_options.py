@@ -150,7 +150,16 @@ def test_sum_flags(text, expected):
     assert converters.sum_flag(text) == expected
 
 
-@pytest.mark.parametrize("text", ["md5", "L", "z,n", ""])
+@pytest.mark.parametrize(
+    "text, expected",
+    [("md5", "d"), ("SHA512", "s"), ("none", "n"), ("random", "0"), ("cod,md5", "z,d"),
+     ("cod,sha512", "z,s"), ("cod", "z,d")],
+)  # fmt: skip
+def test_sum_reads_the_names_v2_and_sr3_write(text, expected):
+    assert converters.sum_flag(text) == expected
+
+
+@pytest.mark.parametrize("text", ["sha1", "L", "z,n", "", "arbitrary"])
 def test_sum_rejects_unknown_flags(text):
     with pytest.raises(ValueError, match=re.escape(repr(text))):
         converters.sum_flag(text)
@@ -176,6 +185,31 @@ def test_events_normalise_v2_spellings_and_refuse_others():
         converters.events("create,explode")
 
 
+def test_events_read_sr3_pipes_and_directory_events():
+    assert converters.events("create|delete|link|modify") == ("create", "delete", "link", "modify")
+    assert converters.events("create|mkdir|rmdir") == ("create", "mkdir", "rmdir")
+    with pytest.raises(ValueError, match="'create|boom'"):
+        converters.events("create|boom")
+
+
+@pytest.mark.parametrize("text", ["None", "off", "NEVER", " none "])
+def test_ttl_none_or_off_means_no_limit(text):
+    assert converters.ttl(text) is None
+
+
+def test_ttl_is_a_duration_otherwise():
+    assert converters.ttl("1d") == 86400.0
+    with pytest.raises(ValueError, match="'soon'"):
+        converters.ttl("soon")
+
+
+def test_only_off_refuses_on_with_the_reason():
+    dry = converters.only_off("no simulation here")
+    assert dry("off") is False and dry("False") is False
+    with pytest.raises(ValueError, match="no simulation here"):
+        dry("on")
+
+
 def test_header_needs_name_equals_value():
     assert converters.header("flow=exp13") == ("flow", "exp13")
     assert converters.header("a= b=c") == ("a", "b=c")
@@ -190,6 +224,17 @@ def test_declare_reads_kind_and_name():
         converters.declare("wizard merlin")
     with pytest.raises(ValueError, match="'source'"):
         converters.declare("source")
+
+
+def test_declare_env_keeps_name_equals_value():
+    assert converters.declare("env HTTP_PROXY=http://proxy:3128") == (
+        "env",
+        "HTTP_PROXY=http://proxy:3128",
+    )
+    assert converters.declare("env A=b c") == ("env", "A=b c")
+    for bad in ("env", "env NOVALUE", "env 1X=y", "env =y"):
+        with pytest.raises(ValueError, match="bad declare"):
+            converters.declare(bad)
 
 
 def test_every_option_has_a_one_line_help_and_a_canonical_name():

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sarra.config import loader as config
+from sarra.config import values as config
 from sarra.core.redaction import MAX_LINE, escape_controls, redact, safe_block, safe_line
 from sarra.logs import setup as logsetup
 from sarra.logs.setup import RedactingFilter, SafeTextFilter, setup_logging
