@@ -207,6 +207,7 @@ def act_foreground(
     from sarra.service.instances import run_foreground
 
     o = programs.options(program, config, ns, paths)
+    os.environ.update(o.declared_env())  # before plugins: they may read it
     programs.check_plugins(o, paths)
     name = o.config or "_cmdline"
     _setup_logging(o, program, name, ns.instance, paths)

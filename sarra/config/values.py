@@ -160,6 +160,12 @@ class Options(OptionValues):
         """``"file:line"`` or ``"command line"`` where ``name`` was last set, else ``""``."""
         return self._set_by.get(name, "")
 
+    def declared_env(self) -> Dict[str, str]:
+        """The ``declare env NAME=value`` lines: the environment v2 and sr3 give the
+        process (``HTTP_PROXY`` for its transfers, variables for its plugins)."""
+        pairs = (text.partition("=") for kind, text in self.declare if kind == "env")
+        return {name.strip(): value.strip() for name, _, value in pairs}
+
     def as_dict(self) -> Dict[str, Any]:
         """A copy of all option values."""
         return dict(self._values)

@@ -51,6 +51,8 @@ class Delivery:
     dedup_key: Optional[str] = None
     dedup_owner: str = ""
     mask: Any = None
+    #: a rejection logged at debug level only (the masks' routine ones, ``log_reject`` off)
+    quiet: bool = False
     started: float = field(default_factory=time.monotonic)
     size: int = 0
 

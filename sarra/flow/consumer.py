@@ -94,29 +94,31 @@ def setup_queue(
 ) -> None:
     """Declare the queue, bind it on every exchange with every key, start consuming.
 
-    ``keys`` defaults to :func:`bindings`.  The queue takes ``durable``, ``expire`` and
-    ``message_ttl`` from ``options``.  ``exchange_mode`` says whether each exchange is
-    declared first: with :data:`IF_MISSING` it is only created when it does not exist
-    yet (a subscriber may read ``xpublic`` but not declare it, and should not log a
-    refusal at every start); :data:`DECLARE` always declares it; :data:`EXISTING`
-    never does (a missing exchange then fails the bind).  ``consume=False`` is for
-    the ``declare`` action.
+    ``keys`` defaults to :func:`bindings`. The queue takes ``durable``, ``expire`` and
+    ``message_ttl`` from ``options``; ``queue_declare off`` leaves the queue as it is on the
+    broker, ``queue_bind off`` its bindings (v2 and sr3: a queue an administrator made).
+    ``exchange_mode`` says whether each exchange is declared first: with :data:`IF_MISSING`
+    it is only created when it does not exist yet (a subscriber may read ``xpublic`` but not
+    declare it, and should not log a refusal at every start); :data:`DECLARE` always
+    declares it; :data:`EXISTING` never does (a missing exchange then fails the bind).
+    ``consume=False`` is for the ``declare`` action.
     """
     names = [exchanges] if isinstance(exchanges, str) else list(exchanges)
     if exchange_mode == IF_MISSING:
         for name in names:
             if not broker.declare_exchange(name, passive=True):
                 broker.declare_exchange(name)
-    broker.declare_queue(
-        queue,
-        durable=options.durable,
-        expire_s=options.expire or None,
-        message_ttl_s=options.message_ttl or None,
-    )
+    if options.queue_declare:
+        broker.declare_queue(
+            queue,
+            durable=options.durable,
+            expire_s=options.expire or None,
+            message_ttl_s=options.message_ttl or None,
+        )
     for name in names:
         if exchange_mode == DECLARE:
             broker.declare_exchange(name)
-        for key in bindings(options) if keys is None else keys:
+        for key in (bindings(options) if keys is None else keys) if options.queue_bind else ():
             broker.bind(queue, name, key)
     if consume:
         broker.consume(queue)
@@ -126,20 +128,36 @@ class Selector:
     """Accept/reject masks in order; the first that matches decides.
 
     With no mask matching, ``accept_unmatch`` decides.  The chosen mask (or None) is
-    kept on the delivery for placement.
+    kept on the delivery for placement.  What the masks reject is logged at debug level,
+    at info with ``log_reject`` (as v2 and sr3: a subscriber to a busy exchange rejects
+    most of what passes).
     """
 
     def __init__(self, options: Options) -> None:
         self.masks = list(options.masks)
         self.accept_unmatch = options.accept_unmatch or not any(m.accept for m in self.masks)
+        self.quiet = not options.log_reject
 
     def __call__(self, d: Delivery) -> bool:
         url = d.notice.url
+        chosen = self.accept_unmatch
         for mask in self.masks:
             if mask.regex.match(url):
                 d.mask = mask
-                return bool(mask.accept)
-        return self.accept_unmatch
+                chosen = bool(mask.accept)
+                break
+        if not chosen:
+            d.reject("rejected by accept/reject masks")
+            d.quiet = self.quiet
+        return chosen
+
+
+def exchange(options: Options) -> Optional[str]:
+    """The exchange a consumer reads: ``xs_<broker user>_<suffix>`` with
+    ``exchange_suffix`` (v2 and sr3), else ``exchange``."""
+    if options.exchange_suffix:
+        return f"xs_{broker_user(options.broker)}_{options.exchange_suffix}"
+    return options.exchange
 
 
 class Locator:

@@ -7,6 +7,7 @@ passed explicitly to the role; nothing here is global.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
@@ -210,36 +211,43 @@ class Context:
                 transfers=transfers,
                 progress=progress,
                 after_part=part_hooks(hooks),
-                after_file=file_hooks(hooks),
+                after_file=file_hooks(hooks, discard=self.options.discard),
             )
         return Downloader(
             self.options,
             locate=locate,
             transfers=transfers,
             progress=progress,
-            after_file=file_hooks(hooks),
+            after_file=file_hooks(hooks, discard=self.options.discard),
             assembler=assembler,
         )
 
-    def work_threads(self, broker: Any, hooks: HookSet, locate: Callable[[Delivery], None]) -> Any:
+    def work_threads(
+        self, broker: Any, hooks: HookSet, locate: Callable[[Delivery], None], then: Any = None
+    ) -> Any:
         """``threads N`` > 1: N download work steps, each with its own transfer pool, for
         ``Flow(threads=...)``; None with ``threads 1``.  The threads never touch the
         broker (heartbeats come from the flow's thread) nor draw progress on the
-        terminal; their ``on_file`` hooks run one at a time."""
+        terminal; their ``on_file`` hooks run one at a time.  ``then(delivery)`` runs
+        after each download, on its thread (``sarra.flow.repost.LocalCopy``)."""
         n = self.options.threads
         if n <= 1:
             return None
         from sarra.flow.download import Downloader
         from sarra.flow.parallel import WorkThreads
+        from sarra.flow.repost import followed_by
 
-        after_file = file_hooks(hooks, threading.Lock())
+        after_file = file_hooks(hooks, threading.Lock(), discard=self.options.discard)
         works = [
-            Downloader(
-                self.options,
-                locate=locate,
-                transfers=self.transfers(),
-                progress=Progress(),
-                after_file=after_file,
+            followed_by(
+                Downloader(
+                    self.options,
+                    locate=locate,
+                    transfers=self.transfers(),
+                    progress=Progress(),
+                    after_file=after_file,
+                ),
+                then,
             )
             for _ in range(n)
         ]
@@ -347,11 +355,14 @@ class BackgroundBroker:
         return getattr(self.get(), name)
 
 
-def file_hooks(hooks: HookSet, lock: Any = None) -> Callable[[Delivery], None]:
+def file_hooks(
+    hooks: HookSet, lock: Any = None, discard: bool = False
+) -> Callable[[Delivery], None]:
     """``on_file`` runner: a failing hook is logged with its name; the file stays.
 
     ``lock``: held while the hooks run (work threads share it: user hooks are not
-    expected to be thread-safe).
+    expected to be thread-safe).  ``discard``: the file is deleted once they ran (v2's
+    download-and-discard: a subscriber that feeds a program through its hooks).
     """
 
     def run(d: Delivery) -> None:
@@ -363,18 +374,37 @@ def file_hooks(hooks: HookSet, lock: Any = None) -> Callable[[Delivery], None]:
             human_size(size),
             human_rate(size, d.elapsed),
         )
-        if not hooks.has("on_file"):
-            return
-        try:
-            if lock is None:
-                hooks.emit("on_file", d)
-            else:
-                with lock:
+        if hooks.has("on_file"):
+            try:
+                if lock is None:
                     hooks.emit("on_file", d)
-        except SarraError as e:  # a HookError, or a path a plugin's view refused
-            log.error("%s (file %s is in place)", e, d.local_path)
+                else:
+                    with lock:
+                        hooks.emit("on_file", d)
+            except SarraError as e:  # a HookError, or a path a plugin's view refused
+                log.error("%s (file %s is in place)", e, d.local_path)
+        if discard:
+            discard_file(d)
 
     return run
+
+
+def discard_file(d: Delivery) -> None:
+    """Delete ``d``'s file, reached without following links below its tree's root; a
+    failure is logged (the message is done: its file was in place and its hooks ran)."""
+    from sarra.fs.safefs import Place, remove_name, walk
+
+    place = d.place if d.place is not None else Place.of(d.local_path)
+    try:
+        fd = walk(place.root, place.dir_parts, create=False)
+        try:
+            remove_name(fd, place.name)
+        finally:
+            os.close(fd)
+    except (OSError, SarraError) as e:
+        log.error("discard: cannot delete %s: %s", d.local_path, e)
+        return
+    log.info("discarded %s", d.local_path)
 
 
 def describe_url(url: Optional[str]) -> str:

@@ -191,7 +191,18 @@ class Downloader:
         size = self._fetch(d, target, parts)
         d.size = size
         d.ok(201, "Downloaded")
+        if self.o.delete:
+            self._delete_source(d)
         self.after_file(d)
+
+    def _delete_source(self, d: Delivery) -> None:
+        """``delete``: the source's file goes once this copy is in place and verified (v2,
+        sr3); one the server keeps (http has no delete) is a warning: the copy is good."""
+        n = d.notice
+        try:
+            self.transfers.get(n.baseurl).delete(self._remote_path(n.baseurl, n.relpath))
+        except (TransferError, OSError) as e:
+            log.warning("%s: source file not deleted: %s", d.describe(), e)
 
     def _already_current(self, d: Delivery, target: Place, parts: Any) -> bool:
         """``overwrite False``: skip when the local file already has the announced sum."""

@@ -404,7 +404,8 @@ class Flow:
         if d.outcome != OK and d.dedup_key and self.dedup is not None:
             self.dedup.release(d.dedup_key, d.dedup_owner)
         if d.outcome == REJECTED:
-            log.info("rejected %s: %s", d.describe(), escape(d.reason, 300))
+            level = logging.DEBUG if d.quiet else logging.INFO  # the masks' routine rejections
+            log.log(level, "rejected %s: %s", d.describe(), escape(d.reason, 300))
         elif d.outcome == FAILED:
             if not self._keep_for_retry(d):
                 return  # not acknowledged: the broker will redeliver it

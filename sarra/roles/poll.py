@@ -20,6 +20,7 @@ from sarra.core import message
 from sarra.core.errors import ConfigError, SarraError
 from sarra.flow.context import Context
 from sarra.flow.engine import Flow
+from sarra.flow.repost import post_exchange
 from sarra.flow.sinks import NoticePublisher
 from sarra.poll.notices import PollNotices
 from sarra.poll.source import Polled, PollSource
@@ -30,11 +31,6 @@ log = logging.getLogger(__name__)
 
 PROGRAM = "dd_poll"
 DEFAULTS = {"sleep": 300.0, "sum": "z,d"}
-
-
-def post_exchange(o: Any) -> str:
-    exchange = o.post_exchange or f"xs_{broker_user(o.post_broker)}"
-    return f"{exchange}_{o.post_exchange_suffix}" if o.post_exchange_suffix else exchange
 
 
 def polled(o: Any) -> List[Polled]:

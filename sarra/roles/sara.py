@@ -30,14 +30,13 @@ from typing import Any, List
 from sarra.config.credentials import broker_user
 from sarra.config.loader import Options, required
 from sarra.core import message, routing
-from sarra.core.delivery import OK, Delivery
+from sarra.core.delivery import Delivery
 from sarra.core.errors import ConfigError
-from sarra.core.message import Notice, post_topic
-from sarra.core.redaction import public_url
 from sarra.flow import consumer
 from sarra.flow.context import Context
 from sarra.flow.download import Downloader
 from sarra.flow.engine import BrokerSource, Flow
+from sarra.flow.repost import LocalCopy
 from sarra.flow.sinks import NoticePublisher, Reporter
 
 log = logging.getLogger(__name__)
@@ -65,8 +64,9 @@ def exchanges(o: Options) -> List[str]:
     Raises:
         ConfigError: nothing to consume.
     """
-    if o.exchange:
-        return [o.exchange]
+    exchange = consumer.exchange(o)
+    if exchange:
+        return [exchange]
     names = [f"xs_{n}" for kind, n in o.declare if kind == "source"]
     if not names:
         raise ConfigError("dd_sara: set exchange, or declare source <user> lines")
@@ -100,27 +100,21 @@ class Gate:
 
 
 class Repost:
-    """Work step: download with ``Downloader``, then build the re-announcement."""
+    """Work step: download with ``Downloader``, then announce the switch's copy
+    (``sarra.flow.repost.LocalCopy``: ``post_base_url`` + its path below ``post_base_dir``)."""
 
     def __init__(self, o: Options, download: Downloader) -> None:
         self.download = download
         base_url, base_dir = required(o.post_base_url, "post_base_url"), o.post_base_dir
-        self.base_url = public_url(base_url, "post_base_url")  # never publish a password
-        self.base_dir = os.path.abspath(os.path.expanduser(required(base_dir, "post_base_dir")))
-        self.prefix = o.post_topic_prefix
+        self.local_copy = LocalCopy(
+            base_url, required(base_dir, "post_base_dir"), o.post_topic_prefix
+        )
 
     def __call__(self, d: Delivery) -> None:
         # the SSRF policy of the pool applies to the source of this notice (set on ingest)
         self.download.transfers.source = d.notice.headers.get("source") or None
         self.download(d)
-        if d.outcome == OK and d.local_path is not None:
-            # a block stored as a part file already has its downstream form (method p)
-            d.post_notice = self.notice_for(d.post_notice or d.notice, str(d.local_path))
-
-    def notice_for(self, n: Notice, local_path: str) -> Notice:
-        rel = os.path.relpath(os.path.abspath(local_path), self.base_dir).replace(os.sep, "/")
-        topic = post_topic(rel, self.prefix)
-        return n.replace(baseurl=self.base_url, relpath=rel, topic=topic).relayable()
+        self.local_copy(d)
 
 
 def hosts(ctx: Context) -> List[str]:

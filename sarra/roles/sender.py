@@ -19,6 +19,7 @@ from sarra.core.errors import ConfigError
 from sarra.flow import consumer
 from sarra.flow.context import Context
 from sarra.flow.engine import BrokerSource, Flow
+from sarra.flow.repost import post_exchange
 from sarra.flow.send import Sender
 from sarra.flow.sinks import NoticePublisher, Reporter
 from sarra.transfer.pool import TransferPool
@@ -31,11 +32,6 @@ SCHEMES = ("sftp", "ftp", "ftps", "file")
 
 def queue(ctx: Context) -> str:
     return consumer.queue_name(ctx.options, PROGRAM, ctx.state_dir, random_suffix=False)
-
-
-def post_exchange(o: Any) -> str:
-    exchange = o.post_exchange or f"xs_{broker_user(o.post_broker)}"
-    return f"{exchange}_{o.post_exchange_suffix}" if o.post_exchange_suffix else exchange
 
 
 def check(o: Any) -> None:
@@ -56,7 +52,7 @@ def build(ctx: Context, broker: Any, destination: TransferPool) -> Flow:
     o = ctx.options
     check(o)
     ctx.reset_queue(broker, queue(ctx))
-    consumer.setup_queue(broker, o, queue(ctx), required(o.exchange, "exchange"))
+    consumer.setup_queue(broker, o, queue(ctx), required(consumer.exchange(o), "exchange"))
     publisher = None
     if o.post_broker:
         post_broker = ctx.broker(o.post_broker, "post_broker")
@@ -102,9 +98,8 @@ def run(ctx: Context) -> int:
 
 def declare(ctx: Context) -> None:
     o = ctx.options
-    consumer.setup_queue(
-        ctx.broker(o.broker), o, queue(ctx), required(o.exchange, "exchange"), consume=False
-    )
+    exchange = required(consumer.exchange(o), "exchange")
+    consumer.setup_queue(ctx.broker(o.broker), o, queue(ctx), exchange, consume=False)
     if o.post_broker:
         ctx.broker(o.post_broker, "post_broker").declare_exchange(post_exchange(o))
 

@@ -25,6 +25,7 @@ from sarra.core.errors import ConfigError
 from sarra.flow import consumer
 from sarra.flow.context import Context
 from sarra.flow.engine import BrokerSource, Flow
+from sarra.flow.repost import post_exchange
 from sarra.flow.sinks import NoticePublisher
 
 log = logging.getLogger(__name__)
@@ -46,9 +47,10 @@ def consumed(o: Options) -> List[str]:
     if o.report_router:
         users = [n for kind, n in o.declare if kind in ("source", "subscriber")]
         return [f"xs_{u}" for u in users] + [routing.REPORT_EXCHANGE]
-    if not o.exchange:
+    exchange = consumer.exchange(o)
+    if not exchange:
         raise ConfigError("dd_shovel: set exchange (or report_router on)")
-    return [o.exchange]
+    return [exchange]
 
 
 class ReportGate:
@@ -126,14 +128,14 @@ def build(ctx: Context, broker: Any, post_broker: Any) -> Flow:
         select: Any = ReportGate(o, sw)
         publisher = RoutedPublisher(post_broker, select, lambda u: ctx.broker(u, "report_route"))
     else:
-        if not o.post_exchange:
+        if not o.post_exchange and not o.post_exchange_suffix:
             raise ConfigError("dd_shovel: set post_exchange")
-        post_broker.declare_exchange(o.post_exchange)
+        post_broker.declare_exchange(post_exchange(o))
         select = consumer.Selector(o)
         # as received unless post_format (or a v03 post_topic_prefix) says otherwise
         named = o.post_format or str(o.post_topic_prefix or "").startswith("v03")
         formats = message.post_formats(o.post_format, o.post_topic_prefix) if named else None
-        publisher = NoticePublisher(post_broker, o.post_exchange, formats=formats)
+        publisher = NoticePublisher(post_broker, post_exchange(o), formats=formats)
     return Flow(
         source=BrokerSource(broker),
         select=select,
