@@ -23,7 +23,13 @@ from typing import Dict, Iterator, List, Optional
 
 import pytest
 
-from tests.fixtures.servers import ftp_server, http_server, sftp_server, web_server  # noqa: F401
+from tests.fixtures.servers import (  # noqa: F401
+    ftp_server,
+    http_server,
+    http_server2,
+    sftp_server,
+    web_server,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 INFLIGHT_SUFFIX = ".tmp"
