@@ -83,6 +83,15 @@ def duration(value: str) -> float:
     return float(number) * _DURATION_UNIT[unit.lower()]
 
 
+def interval(value: str) -> float:
+    """A :func:`duration`, or a negative number (-> -1.0): sr3's ``sleep -1``, "once, no
+    repeat" (what dd_post always does)."""
+    text = value.strip()
+    if text.startswith("-") and _DURATION.match(text[1:]):
+        return -1.0
+    return duration(text)
+
+
 _NEVER = frozenset({"none", "off", "never"})
 
 
@@ -118,7 +127,10 @@ def url(value: str) -> str:
 def amqp_url(value: str) -> str:
     """A broker URL: ``amqp://user@host[:port]/[vhost]`` or ``amqps://...``."""
     text = url(value)
-    if urlsplit(text).scheme.lower() not in ("amqp", "amqps"):
+    scheme = urlsplit(text).scheme.lower()
+    if scheme.startswith("mqtt"):  # sr3 speaks MQTT too
+        raise ValueError(f"{redact(text)!r}: MQTT brokers are not supported (sarra speaks AMQP)")
+    if scheme not in ("amqp", "amqps"):
         raise ValueError(f"not a broker URL: {redact(text)!r} (expected amqp:// or amqps://)")
     return text
 

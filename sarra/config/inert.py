@@ -17,6 +17,29 @@ from __future__ import annotations
 
 from typing import Tuple
 
+#: v2 entry points that replace what sarra does itself (its transfers, listings and
+#: posts): a config line naming one is refused at load (file:line), and a plugin file
+#: defining one is refused at start-up (``sarra.hooks.v2``).  ``on_line None`` (clearing
+#: a default) loads: there is nothing to clear.
+REPLACES_WORK = (
+    "do_download",
+    "do_get",
+    "do_poll",
+    "do_put",
+    "do_send",
+    "do_task",
+    "on_data",
+    "on_line",
+    "on_html_page",
+    "on_watch",
+    "on_report",
+    "destfn_script",
+)
+WHY_REFUSED = (
+    "a v2 entry point that replaces sarra's own transfers, listings or posts is not "
+    "supported (plugins run at on_message, on_file, on_part, on_post)"
+)
+
 HA = "high availability (vip) comes with issue 18: this node runs as if it held the vip"
 _ACCEL = "sarra streams transfers itself (no external accelerator)"
 
@@ -34,6 +57,8 @@ INERT: Tuple[Tuple[str, str, str], ...] = (
     ("timezone", "listing times are read as the server gives them", "destination_timezone"),
     ("filename", "file names are kept as posted (no v2 filename rewriting yet)", ""),
     ("parts", "files are split as blocksize says", ""),
+    ("partflg", "files are split as blocksize says", ""),
+    ("part_ext", "part files end in .Part", ""),
     ("realpath_post", "paths are posted as given (symbolic links not resolved)",
      "realpath real realpathPost"),
     ("realpath_filter", "accept/reject match the paths as given", "realpathFilter"),

@@ -5,12 +5,16 @@ Layering, lowest first: built-in defaults (the option table) < the program's own
 
 File syntax (Sarracenia v2 compatible): one ``option value`` per line; lines whose first
 non-blank character is ``#`` are comments (a ``#`` later in a line is data: ``subtopic #``);
-``include <file>`` reads another file (relative to the including file); a boolean written
-without a value means True; a repeatable option written with the value ``None`` clears
-what earlier lines added.  ``${NAME}`` is replaced by a built-in variable (``HOSTNAME``,
-``CONFIG``, ``PROGRAM``, ``BROKER_USER``, ``YYYYMMDD``, ``YYYY``, ``MM``, ``DD``, ``HH``,
-``JJJ``) or an environment variable.  In ``directory`` values the per-message variables
-(:data:`MESSAGE_VARIABLES`) are left as written; roles expand them with :func:`expand`.
+``include <file>`` (or ``config <file>``) reads another file (relative to the including
+file); a boolean written without a value means True; a repeatable option written with the
+value ``None`` clears what earlier lines added, and ``None`` leaves an option whose
+default is None unset.  An option is named by any of its spellings (v2, sr3: the
+aliases of its row; case does not matter).  ``${NAME}`` is replaced by a built-in variable
+(``HOSTNAME``, ``CONFIG``, ``PROGRAM``, ``BROKER_USER``, ``POST_BROKER_USER``,
+``YYYYMMDD``, ``YYYY``, ``MM``, ``DD``, ``HH``, ``JJJ``, sr3's ``%Y%m%d`` forms), a
+``declare env NAME=value`` of a line above, or an environment variable.  In
+``directory`` values the per-message variables (:data:`MESSAGE_VARIABLES`, and sr3's
+time forms) are left as written; roles expand them with :func:`expand`.
 
 ``accept``/``reject`` lines become :class:`Mask` objects, in file order, each capturing the
 ``directory``, ``mirror``, ``strip`` and ``flatten`` in force at its line.  A scoped
@@ -38,10 +42,12 @@ from urllib.parse import unquote
 
 from sarra.config.converters import boolean
 from sarra.config.credentials import broker_user
+from sarra.config.inert import REPLACES_WORK, WHY_REFUSED
 from sarra.config.options import HOOK_OPTIONS, OPTIONS, canonical, spelling
 from sarra.config.paths import Paths, config_stem, short_name
 from sarra.config.values import Line, Mask, Options, required, select, table_defaults
 from sarra.core.errors import ConfigError
+from sarra.core.timestamps import time_variable
 
 __all__ = [
     "COMMAND_LINE",
@@ -69,7 +75,8 @@ _VARIABLE = re.compile(r"\$\{([^}]*)\}")
 
 
 def expand(template: str, values: Mapping[str, str]) -> str:
-    """Replace every ``${NAME}`` in ``template`` by ``values[NAME]``.
+    """Replace every ``${NAME}`` in ``template`` by ``values[NAME]`` (sr3's ``${%Y%m%d}``
+    by the time now).
 
     Raises:
         ConfigError: a variable is not in ``values``, or a ``${`` is never closed.
@@ -78,7 +85,10 @@ def expand(template: str, values: Mapping[str, str]) -> str:
     def one(match: re.Match[str]) -> str:
         name = match.group(1)
         if name not in values:
-            raise ConfigError(f"unknown variable ${{{name}}} in {template!r}")
+            when = time_variable(name)  # sr3's ${%Y%m%d}
+            if when is None:
+                raise ConfigError(f"unknown variable ${{{name}}} in {template!r}")
+            return when
         return str(values[name])
 
     result = _VARIABLE.sub(one, template)
@@ -132,22 +142,25 @@ class _Loader:
             "HH": lambda: self.now.strftime("%H"),
             "JJJ": lambda: self.now.strftime("%j"),
         }
-        if name == "BROKER_USER":
-            return self.broker_user()
+        if name in ("BROKER_USER", "POST_BROKER_USER"):
+            return self.broker_user(name)
         if name in builtins:
             return builtins[name]()
+        if name.startswith("%"):  # sr3's ${%Y%m%d}
+            return time_variable(name, self.now.timestamp())
         return self.declared_env.get(name, self.environ.get(name))
 
-    def broker_user(self) -> str:
-        user = broker_user(self.values["broker"], default="")
+    def broker_user(self, variable: str = "BROKER_USER") -> str:
+        option = "post_broker" if variable == "POST_BROKER_USER" else "broker"
+        user = broker_user(self.values[option], default="")
         if not user:
-            raise ConfigError("${BROKER_USER} used before a broker with a user name is set")
+            raise ConfigError(f"${{{variable}}} used before a {option} with a user name is set")
         return unquote(user)
 
     def substitute(self, text: str, keep: frozenset = frozenset()) -> str:
         def one(match: re.Match[str]) -> str:
             name = match.group(1)
-            if name in keep:
+            if name in keep or (keep and name.startswith("%")):  # per message in directory
                 return match.group(0)
             value = self.variable(name)
             if value is None:
@@ -170,6 +183,10 @@ class _Loader:
 
     def _set(self, name: str, value: str, where: str, warn: bool) -> None:
         found = spelling(name)
+        if found is None and name.lower() in REPLACES_WORK:
+            if value.strip().lower() != "none":  # "on_line None": nothing to clear
+                raise ConfigError(f"option {name!r}: {WHY_REFUSED}")
+            return
         if found is None:  # perhaps a plugin's: decided in finish()
             self.extras.append((name, self.substitute(value.strip()), where))
             return
@@ -190,6 +207,10 @@ class _Loader:
             text = _in_form(text, form)
         except ValueError as e:
             raise ConfigError(f"option {label}: {e}") from None
+        if not opt.multi and opt.default is None and text.lower() == "none" and not form:
+            self.values[canon] = None  # v2 and sr3: "post_base_dir None" is no value
+            self.set_by[canon] = where
+            return
         if opt.multi and text.lower() == "none":
             self.values[canon] = ()
             self.set_by[canon] = where

@@ -206,7 +206,7 @@ class OptionValues:
     follow_symlinks: bool
     #: poll the tree instead of using inotify
     force_polling: bool
-    #: seconds between scans (dd_poll: listings)
+    #: seconds between scans (dd_poll: listings; -1: dd_post's once)
     sleep: float
     #: post every existing file at start
     post_on_start: bool
@@ -283,6 +283,10 @@ class OptionValues:
     filename: Optional[str]
     #: no effect here: files are split as blocksize says
     parts: Optional[str]
+    #: no effect here: files are split as blocksize says
+    partflg: Optional[str]
+    #: no effect here: part files end in .Part
+    part_ext: Optional[str]
     #: no effect here: paths are posted as given (symbolic links not resolved)
     realpath_post: Optional[str]
     #: no effect here: accept/reject match the paths as given

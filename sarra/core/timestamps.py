@@ -7,6 +7,8 @@ Owns the wire format of spec section 4.2 and decision 17.3:
 * consumers read every variant seen on the wire: any number of fraction digits, no
   fraction at all, v2's exponent form (``.23977661e-05``) and sr3's ``T`` at position 9.
 
+Also sr3's time variables of config values (``${%Y%m%d}``): :func:`time_variable`.
+
 Pure functions, no I/O.
 """
 
@@ -19,7 +21,7 @@ from decimal import ROUND_FLOOR, Decimal
 
 from sarra.core.errors import MessageError
 
-__all__ = ["TimeFormatError", "format_time", "format_time_ns", "parse_time"]
+__all__ = ["TimeFormatError", "format_time", "format_time_ns", "parse_time", "time_variable"]
 
 _SECOND_FORMAT = "%Y%m%d%H%M%S"
 _MS = Decimal("0.001")
@@ -91,3 +93,16 @@ def parse_time(s: str) -> float:
         if not 0.0 <= fraction < 1.0:
             raise TimeFormatError(f"bad timestamp {s!r}: fraction out of range")
     return calendar.timegm((year, month, day, hour, minute, second)) + fraction
+
+
+#: sr3's time variables: strftime codes of the date and time, and separators
+_TIME_VARIABLE = re.compile(r"(?:%[YymdHMSjaAbB]|[-_.])+")
+
+
+def time_variable(name: str, when: float | None = None) -> str | None:
+    """The value of sr3's ``${%Y%m%d}``-style variable ``name`` (``%Y%m%d``): the UTC time
+    ``when`` (default: now) in that format; None when ``name`` is not one (an offset
+    such as ``%o-1d``, or a code that could make a ``/``)."""
+    if not name.startswith("%") or not _TIME_VARIABLE.fullmatch(name):
+        return None
+    return time.strftime(name, time.gmtime(when))

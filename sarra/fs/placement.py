@@ -24,9 +24,10 @@ from typing import Any, Mapping, Optional, Tuple
 
 from sarra.core.errors import PathError
 from sarra.core.message import Notice
+from sarra.core.timestamps import time_variable
 from sarra.fs.safefs import Place, check_name, check_relative, resolves_inside
 
-_VAR = re.compile(r"\$\{(\w+)\}")
+_VAR = re.compile(r"\$\{(\w+|%[^}]*)\}")  # a name, or sr3's time variable ${%Y%m%d}
 #: variables taken from the notice: each must expand to one safe path component
 NOTICE_VARS = frozenset({"SOURCE"})
 #: per-message variables: a directory component using one is below the tree root
@@ -66,6 +67,9 @@ def expand_directory(template: str, values: Mapping[str, str]) -> str:
             return value
         if name in os.environ:
             return os.environ[name]
+        when = time_variable(name)
+        if when is not None:
+            return when
         raise PathError(f"unknown variable ${{{name}}} in directory {template!r}")
 
     return _VAR.sub(sub, template)
@@ -82,7 +86,7 @@ def split_directory(template: str, values: Mapping[str, str]) -> Tuple[str, str]
     parts = template.split("/")
     cut = len(parts)
     for i, part in enumerate(parts):
-        if any(name in MESSAGE_VARS for name in _VAR.findall(part)):
+        if any(name in MESSAGE_VARS or name[0] == "%" for name in _VAR.findall(part)):
             cut = i
             break
     head = "/".join(parts[:cut])

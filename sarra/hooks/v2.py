@@ -25,6 +25,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
+from sarra.config.inert import REPLACES_WORK
 from sarra.core.errors import ConfigError, PathError
 from sarra.hooks.base import Hook, Host
 from sarra.hooks.compat import install_v2, v2_namespace
@@ -47,20 +48,7 @@ ENTRY_POINTS = {
     "on_housekeeping": "on_housekeeping",
 }
 #: v2 entry points that replace what sarra does itself
-REFUSED = (
-    "do_download",
-    "do_get",
-    "do_poll",
-    "do_put",
-    "do_send",
-    "do_task",
-    "on_data",
-    "on_line",
-    "on_html_page",
-    "on_watch",
-    "on_report",
-    "destfn_script",
-)
+REFUSED = REPLACES_WORK
 #: v2 attribute names that are other options here
 RENAMED = {"currentDir": "directory", "post_document_root": "post_base_dir"}
 

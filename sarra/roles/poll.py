@@ -37,7 +37,8 @@ def polled(o: Any) -> List[Polled]:
     """The polled directories, each with the accept/reject lines written under it.
 
     Raises:
-        ConfigError: no destination, no accept line, or more than one instance.
+        ConfigError: no destination, no accept line, more than one instance, or a
+            negative sleep.
     """
     if not o.destination:
         raise ConfigError("dd_poll needs a destination (pollUrl): the server to list")
@@ -45,6 +46,8 @@ def polled(o: Any) -> List[Polled]:
         raise ConfigError("dd_poll posts nothing without accept lines (one per file pattern)")
     if int(o.instances) != 1:
         raise ConfigError("dd_poll runs one instance per configuration (instances 1)")
+    if o.sleep < 0:
+        raise ConfigError("dd_poll needs a positive sleep (-1, once, is dd_post's way)")
     groups: dict = {}
     for mask in o.masks:
         groups.setdefault(mask.directory or ".", []).append(mask)

@@ -41,6 +41,8 @@ def make_watcher(options: Options) -> Watcher:
     paths = list(options.path)
     if not paths:
         raise ConfigError("nothing to watch: add 'path DIRECTORY' to the configuration")
+    if options.sleep < 0:
+        raise ConfigError("dd_watch needs a positive sleep (-1, once, is dd_post's way)")
     inflight = options.inflight
     min_age = float(inflight) if isinstance(inflight, (int, float)) else 0.0
     return Watcher(

@@ -136,3 +136,58 @@ def test_events_as_sr3_writes_them(paths):
                                          ("integrity cod,sha512", "z,s")])  # fmt: skip
 def test_checksum_names_as_v2_and_sr3_write_them(paths, line, value):
     assert run(paths, line + "\n", program="post").sum == value
+
+
+REPLACING = ["do_download download_usgs.py", "do_poll poll_noaa.py", "on_html_page html_page",
+             "destfn_script destfn_am.py"]  # fmt: skip
+
+
+@pytest.mark.parametrize("line", REPLACING)
+def test_an_entry_point_that_replaces_sarras_work_is_refused_with_why(paths, line):
+    why = r"t\.conf:1: option '\w+': a v2 entry point that replaces"
+    with pytest.raises(ConfigError, match=why):
+        run(paths, f"{line}\n", program="poll")
+
+
+def test_clearing_such_an_entry_point_loads(paths):
+    assert run(paths, "on_line None\non_html_page None\n", program="poll").config == "t"
+
+
+def test_none_leaves_an_option_without_default_unset(paths):
+    o = run(paths, "post_base_dir /srv\npost_baseDir None\nrename None\n", program="post")
+    assert o.post_base_dir is None and o.rename is None
+
+
+def test_sr3_time_variables_and_post_broker_user(paths):
+    o = run(
+        paths,
+        "post_broker amqp://feeder@h/\nqueueName q_${POST_BROKER_USER}.x\n"
+        "post_base_url http://h/${%Y}/\ndirectory /data/${%Y%m%d}/${%H}\n",
+    )
+    assert o.queue_name == "q_feeder.x"
+    assert o.post_base_url is not None and o.post_base_url.startswith("http://h/20")
+    assert o.directory == "/data/${%Y%m%d}/${%H}"  # per message, as ${YYYYMMDD}
+
+
+def test_a_time_variable_that_could_make_a_slash_is_unknown(paths):
+    with pytest.raises(ConfigError, match=r"unknown variable \$\{%D\}"):
+        run(paths, "post_base_url http://h/${%D}/\n")
+
+
+def test_sleep_minus_one_is_dd_posts_once(paths):
+    assert run(paths, "sleep -1\n", program="post").sleep == -1.0
+
+
+def test_mqtt_brokers_are_refused_with_why(paths):
+    with pytest.raises(ConfigError, match="MQTT brokers are not supported"):
+        run(paths, "post_broker mqtt://tsource@localhost\n")
+
+
+def test_time_variables_in_directory_are_expanded_per_message_below_the_root():
+    import time
+
+    from sarra.fs.placement import split_directory
+
+    root, below = split_directory("/data/${%Y%m%d}/${%H}", {})
+    assert root == "/data"
+    assert below == time.strftime("%Y%m%d/%H", time.gmtime())  # (flaky only at an hour's turn)

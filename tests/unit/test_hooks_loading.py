@@ -179,3 +179,27 @@ def test_post_log_and_hb_log(tmp_path, caplog):
         hs.safe_emit("on_housekeeping")
     assert "post_log notice=" in caplog.text and "http://src.example/data/x/f.txt" in caplog.text
     assert "heartbeat. sarra version is" in caplog.text
+
+
+def test_post_override_sets_and_removes_headers_as_v2_configs_write_it(tmp_path):
+    text = (
+        "post_override_del mode\npost_override_del from_cluster\npost_override to_clusters ACME\n"
+        "post_log_format compact\non_post post_override\non_post post_log\n"
+    )
+    _, hs = hooks(tmp_path, text, program="shovel")
+    d = delivery("x/f.txt", mode="644", from_cluster="A", to_clusters="A")
+    d.post_notice = d.notice
+    hs.emit("on_post", d)
+    h = d.post_notice.headers
+    assert "mode" not in h and "from_cluster" not in h and h["to_clusters"] == "ACME"
+    assert h["sum"] == d.notice.headers["sum"] and d.notice.headers["mode"] == "644"
+
+
+def test_sr3_post_override_spellings_and_the_headers_it_cannot_touch(tmp_path):
+    _, hs = hooks(tmp_path, "postOverride flow exp1\ncallback accept.postoverride\n", "shovel")
+    d = delivery()
+    d.post_notice = d.notice
+    hs.emit("on_post", d)
+    assert d.post_notice.headers["flow"] == "exp1"
+    with pytest.raises(ConfigError, match="post_override cannot change sum"):
+        hooks(tmp_path, "post_override_del sum\non_post post_override\n", program="shovel")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Dict
 
 from sarra.hooks.builtin.choose import MsgBySource, MsgByUser, MsgDelay, MsgSkipOld
+from sarra.hooks.builtin.headers import PostOverride
 from sarra.hooks.builtin.logs import FileLog, HbLog, Log, MsgLog, PostLog
 from sarra.hooks.builtin.rename import (
     Accelerator,
@@ -25,6 +26,7 @@ V2: Dict[str, type] = {
     "msg_log": MsgLog,
     "file_log": FileLog,
     "post_log": PostLog,
+    "post_override": PostOverride,
     "hb_log": HbLog,
     "msg_delay": MsgDelay,
     "msg_skip_old": MsgSkipOld,
@@ -48,6 +50,7 @@ SR3: Dict[str, type] = {
     "accept.httptohttps": HttpToHttps,
     "accept.messagedelay": MsgDelay,
     "accept.skipold": MsgSkipOld,
+    "accept.postoverride": PostOverride,
 }
 
 __all__ = ["SR3", "V2"]

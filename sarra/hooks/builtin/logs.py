@@ -58,7 +58,12 @@ class FileLog(Builtin):
 
 
 class PostLog(Builtin):
-    """``on_post post_log``: one line per notice about to be posted."""
+    """``on_post post_log``: one line per notice about to be posted (v2's
+    ``post_log_format raw|old|compact`` is accepted: one format here)."""
+
+    def __init__(self, host: Host) -> None:
+        super().__init__(host)
+        self.words("post_log_format")
 
     def on_post(self, d: Delivery) -> None:
         n = d.post_notice if d.post_notice is not None else d.notice
