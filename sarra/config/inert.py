@@ -34,6 +34,7 @@ REPLACES_WORK = (
     "on_watch",
     "on_report",
     "destfn_script",
+    "on_rpt",
 )
 WHY_REFUSED = (
     "a v2 entry point that replaces sarra's own transfers, listings or posts is not "
@@ -84,11 +85,33 @@ INERT: Tuple[Tuple[str, str, str], ...] = (
     ("restore", "messages are never saved to disk (save), so none to restore", ""),
     ("restore_to_queue", "messages are never saved to disk (save)", "restore2queue post_queue"),
     ("set", "write a plugin's option on a line of its own", ""),
+    ("queue_type", "queues are classic queues", "queueType"),
+    ("auto_delete", "queues are never deleted by the broker when idle (expire is)", ""),
+    ("queue_suffix", "queue names come from queue_name", ""),
+    ("retry_count_max", "retries end with retry_ttl", "retryCountMax"),
+    ("memory_max", "instances are not restarted when their memory grows",
+     "MemoryMax hb_memory_max MemoryMultiplier hb_memory_multiplier MemoryBaseLineFile "
+     "hb_memory_baseline_file"),
+    ("move", "dd_post -mv (moved_from) announces a move", ""),
     # -- no meaning here
     ("admin", "dd_admin reads the switch's admin URL from admin.conf", ""),
     ("feeder", "dd_admin reads the feeder URL from admin.conf", "manager"),
     ("users", "dd_admin declares users (dd_admin add-user)", ""),
     ("set_passwords", "dd_admin sets passwords", ""),
+    ("role", "dd_admin gives users their roles", ""),
+    ("amqp_queue_args", "queues are declared with sarra's own arguments", ""),
+    ("mqtt_options", "sarra speaks AMQP only",
+     "clean_session qos receiveMaximum max_inflight_messages max_queued_messages"),
+    ("http_user_agent", "sarra's HTTP requests name sarra", "httpUserAgent"),
+    ("https_safe_quote", "paths are quoted as v02 says", "httpsSafeQuote"),
+    ("log_duplicates", "duplicates are logged at debug level", "logDuplicates"),
+    ("metrics_write_interval", "counters are saved at each housekeeping",
+     "metrics_writeInterval"),
+    ("nofsetstat", "file times and modes are set through the open file", ""),
+    ("nodupe_driver", "duplicates are kept in SQLite", ""),
+    ("cache_stat", "the duplicate cache keeps no statistics", ""),
+    ("ls_file_index", "listings are parsed whole", ""),
+    ("save_file", "messages are never saved to disk (save)", ""),
     ("use_pika", "sarra speaks AMQP through pika only", "use_amqplib amqp_consumer"),
     ("persistent", "posts are always persistent (delivery mode 2)", ""),
     ("retry", "a failed transfer always goes to the retry queue (retry_ttl)", "retry_mode"),
@@ -109,7 +132,7 @@ INERT: Tuple[Tuple[str, str, str], ...] = (
     ("run_state_threshold", "dd status and dd sanity make their own checks",
      "sanity_log_dead runStateThreshold_hung runStateThreshold_idle runStateThreshold_lag "
      "runStateThreshold_reject runStateThreshold_retry runStateThreshold_slow "
-     "runStateThreshold_cpuSlow"),
+     "runStateThreshold_cpuSlow runStateThreshold_disconnected"),
     ("retry_refilter", "retried messages are not filtered again", ""),
     ("retry_empty_before_exit", "one-shot commands keep their retry queue",
      "retryEmptyBeforeExit"),

@@ -197,7 +197,7 @@ _ROWS = (
     _O("file_sources", string_list, (),
        "local directories file: URLs of notices may be read from (none: refused)", PLACE),
     _O("suppress_duplicates", suppress, 0.0, "ignore a checksum seen within this long",
-       aka="caching cache no_duplicates nodupe_ttl -sd -nd"),
+       aka="caching cache no_duplicates noduplicates nodupe_ttl -sd -nd"),
     _O("suppress_basis", choice("path", "name", "data"), "path",
        "what makes a duplicate (same source): sum+path, sum+file name, or the sum alone", FETCH,
        aka="suppress_duplicates_basis cache_basis nodupe_basis"),

@@ -331,6 +331,18 @@ class OptionValues:
     restore_to_queue: Optional[str]
     #: no effect here: write a plugin's option on a line of its own
     set: Optional[str]
+    #: no effect here: queues are classic queues
+    queue_type: Optional[str]
+    #: no effect here: queues are never deleted by the broker when idle (expire is)
+    auto_delete: Optional[str]
+    #: no effect here: queue names come from queue_name
+    queue_suffix: Optional[str]
+    #: no effect here: retries end with retry_ttl
+    retry_count_max: Optional[str]
+    #: no effect here: instances are not restarted when their memory grows
+    memory_max: Optional[str]
+    #: no effect here: dd_post -mv (moved_from) announces a move
+    move: Optional[str]
     #: no effect here: dd_admin reads the switch's admin URL from admin.conf
     admin: Optional[str]
     #: no effect here: dd_admin reads the feeder URL from admin.conf
@@ -339,6 +351,30 @@ class OptionValues:
     users: Optional[str]
     #: no effect here: dd_admin sets passwords
     set_passwords: Optional[str]
+    #: no effect here: dd_admin gives users their roles
+    role: Optional[str]
+    #: no effect here: queues are declared with sarra's own arguments
+    amqp_queue_args: Optional[str]
+    #: no effect here: sarra speaks AMQP only
+    mqtt_options: Optional[str]
+    #: no effect here: sarra's HTTP requests name sarra
+    http_user_agent: Optional[str]
+    #: no effect here: paths are quoted as v02 says
+    https_safe_quote: Optional[str]
+    #: no effect here: duplicates are logged at debug level
+    log_duplicates: Optional[str]
+    #: no effect here: counters are saved at each housekeeping
+    metrics_write_interval: Optional[str]
+    #: no effect here: file times and modes are set through the open file
+    nofsetstat: Optional[str]
+    #: no effect here: duplicates are kept in SQLite
+    nodupe_driver: Optional[str]
+    #: no effect here: the duplicate cache keeps no statistics
+    cache_stat: Optional[str]
+    #: no effect here: listings are parsed whole
+    ls_file_index: Optional[str]
+    #: no effect here: messages are never saved to disk (save)
+    save_file: Optional[str]
     #: no effect here: sarra speaks AMQP through pika only
     use_pika: Optional[str]
     #: no effect here: posts are always persistent (delivery mode 2)
