@@ -45,13 +45,14 @@ from sarra.service.health import (
     Target,
     format_table,
     hung_after,
-    last_interval,
+    instance_facts,
     mtime,
     queue_of,
     retry_backlog,
+    summed_interval,
     with_queue,
 )
-from sarra.service.instances import RUNNING, OSCalls, Report
+from sarra.service.instances import RUNNING, Instances, OSCalls, Report
 from sarra.service.programs import clear_wanted, mark_wanted, wanted_count
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,6 @@ class Service:
         self.now = now
         self.out = out
         self.ns = argparse.Namespace(overrides=[])
-        self.broken = 0
 
     # -- helpers
     def available(self, t: Target) -> bool:
@@ -188,6 +188,7 @@ class Service:
             for s in running
             if (mtime(self.paths.log_file(t.program, t.config, s.n)) or 0.0) < limit
         )
+        facts = instance_facts(state, range(1, expected + 1), [s.n for s in running])
         return ConfigStatus(
             t,
             expected=expected,
@@ -197,11 +198,37 @@ class Service:
             last_activity=max(times) if times else None,
             retry=retry_backlog(state),
             available=self.available(t),
-            interval=last_interval(state),
+            interval=summed_interval(facts),
+            instances=facts,
+        )
+
+    def broken_row(self, t: Target, error: ConfigError) -> ConfigStatus:
+        """The row of a config that cannot be read: its instances as their pidfiles say
+        (started before the file was broken, they may still run)."""
+        state = self.state_dir(t)
+        count = wanted_count(state)
+        found = Instances(
+            t.program,
+            t.config,
+            count or 1,
+            state,
+            lambda n: self.paths.log_file(t.program, t.config, n),
+            lambda n: [],
+            os=self.os,
+        ).status()
+        running = [s.n for s in found if s.state == RUNNING]
+        return ConfigStatus(
+            t,
+            expected=count or 0,
+            running=len(running),
+            wanted=count is not None,
+            retry=retry_backlog(state),
+            instances=instance_facts(state, [s.n for s in found], running),
+            error=str(error),
         )
 
     def status_rows(self, ts: Sequence[Target]) -> List[ConfigStatus]:
-        """One row per target; a config that cannot be read is reported and left out.
+        """One row per target; a config that cannot be read is a "broken" row.
 
         Raises:
             SarraError: a pidfile holds garbage.
@@ -211,11 +238,13 @@ class Service:
             try:
                 rows.append(self.probe(t))
             except ConfigError as e:
-                self.out(f"{t.short} {t.config}: error: {e}")
-                self.broken += 1
+                rows.append(self.broken_row(t, e))
         asks: Dict[str, List[str]] = {}
         keys: List[Optional[Tuple[str, str]]] = []
         for row in rows:
+            if row.error:
+                keys.append(None)
+                continue
             o = self.options(row.target)
             q = queue_of(o, self.state_dir(row.target))
             url = o.broker
@@ -226,13 +255,18 @@ class Service:
         return [with_queue(row, depths.get(key) if key else None) for row, key in zip(rows, keys)]
 
     def status(self, ts: Sequence[Target]) -> int:
-        self.broken = 0
+        """The table; exit 0 when every config runs, 2 when one is broken, else 3."""
         rows = self.status_rows(ts)
         for line in format_table(rows, self.now()):
             self.out(line)
+        for r in rows:
+            if r.error:
+                self.out(f"{r.target.short} {r.target.config}: error: {r.error}")
         if not rows:
             self.out(f"no configurations in {self.paths.config_dir}")
-        ok = rows and not self.broken and all(r.ok for r in rows)
+        if any(r.error for r in rows):
+            return programs.EXIT_USAGE
+        ok = rows and all(r.ok for r in rows)
         return programs.EXIT_OK if ok else programs.EXIT_STOPPED
 
     # -- sanity
