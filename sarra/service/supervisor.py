@@ -59,7 +59,10 @@ log = logging.getLogger(__name__)
 
 #: Daemons in start order: pumps before the subscribers that read what they post.
 ORDER = ("sara", "shovel", "subscribe", "log", "watch")
-ACTIONS = ("start", "stop", "restart", "status", "sanity", "list", "log", "cleanup", "declare")
+ACTIONS = (
+    "start", "stop", "restart", "status", "sanity", "list", "log", "cleanup", "declare",
+    "check", "metrics",
+)  # fmt: skip
 Out = Callable[[str], None]
 
 
@@ -223,7 +226,7 @@ class Service:
             running=len(running),
             wanted=count is not None,
             retry=retry_backlog(state),
-            instances=instance_facts(state, [s.n for s in found], running),
+            instances=instance_facts(state, [s.n for s in found if s.pid], running),
             error=str(error),
         )
 
@@ -335,6 +338,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--system", action="store_true", help="the system's configs (/etc/sarra)")
     p.add_argument("-n", "--lines", type=int, default=50, help="for log: lines to show")
     p.add_argument("-f", "--follow", action="store_true", help="for log: keep reading")
+    p.add_argument("-w", "--watch", action="store_true", help="for status: a live view")
+    p.add_argument(
+        "--interval", type=float, default=5.0, help="for status --watch: seconds between frames"
+    )
+    p.add_argument("--count", type=int, default=0, help="for status --watch: frames to draw")
+    p.add_argument("--port", type=int, help="for metrics: serve on this port (0: any free)")
+    p.add_argument("--bind", default="127.0.0.1", help="for metrics: address to serve on")
     return p
 
 
@@ -344,7 +354,18 @@ def run(ns: argparse.Namespace, service: Service) -> int:
             raise ConfigError("log: name the program and the config")
         (t,) = targets(service.paths, ns.program, ns.config)
         return service.log(t, ns.instance, ns.lines, ns.follow)
+    if ns.action == "metrics":  # the configs read again at each scrape: new ones show up
+        from sarra.service import metrics
+
+        def every_row() -> List[ConfigStatus]:
+            return service.status_rows(targets(service.paths, ns.program, ns.config))
+
+        return metrics.run(every_row, ns.bind, ns.port, service.out)
     ts = targets(service.paths, ns.program, ns.config)
+    if ns.action == "status" and ns.watch:
+        from sarra.service import live
+
+        return live.run(lambda: service.status_rows(ts), max(0.5, ns.interval), ns.count)
     table: Dict[str, Callable[[], int]] = {
         "start": lambda: service.start(ts),
         "stop": lambda: service.stop(ts),
@@ -382,6 +403,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     if argv is None and coreutils_call(args):
         _pass_to_coreutils(args)
+    words = [a for a in args if not a.startswith("-")]
+    if words and words[0] == "check":  # a plugin: its own grammar and exit statuses
+        from sarra.service import check
+
+        args.remove("check")
+        return check.main(args, check_rows)
     ns = build_parser().parse_args(args)
     paths = Paths.system() if ns.system else Paths.from_env()
     try:
@@ -399,6 +426,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def entry() -> None:
     sys.exit(main())
+
+
+def check_rows(ns: argparse.Namespace) -> List[ConfigStatus]:
+    """The rows ``dd check`` evaluates (``ns``: its parsed arguments).
+
+    Raises:
+        ConfigError: no such program or config.  SarraError: a pidfile holds garbage.
+    """
+    paths = Paths.system() if ns.system else Paths.from_env()
+    return Service(paths, out=lambda line: None).status_rows(targets(paths, ns.program, ns.config))
+
+
+def check_entry() -> None:
+    """``check_sarra``: ``dd check`` under the name Nagios configurations expect."""
+    from sarra.service import check
+
+    sys.exit(check.main(sys.argv[1:], check_rows, prog="check_sarra"))
 
 
 if __name__ == "__main__":
