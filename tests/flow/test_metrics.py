@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.fixtures.prometheus import prometheus  # noqa: F401
 from tests.fixtures.waiting import wait_for
 from tests.flow.conftest import FlowEnv, count_files, make_small_files
+from tests.unit.test_monitoring import dashboard_queries
 
 pytestmark = [pytest.mark.flow, pytest.mark.integration]
 FILES = 500
@@ -113,6 +114,9 @@ def test_counts_of_a_500_file_flow_reach_prometheus_and_dd_check_sees_a_killed_i
             "sara": True,
             "subscribe": True,
         }, filled
+
+        for q in dashboard_queries():  # the sample Grafana dashboard's, all valid PromQL
+            prom.query(q)
 
         # the Nagios check: OK; the subscriber killed: CRITICAL; after dd sanity: OK
         ok = dd(fe, "check")

@@ -161,6 +161,34 @@ def test_the_endpoint_answers_a_scrape_on_loopback(tmp_path):
     assert 'sarra_files_total{config="amis",instance="1",role="subscribe"} 3.0' in text
 
 
+DASHBOARD = Path(__file__).resolve().parents[2] / "etc" / "grafana-sarra.json"
+
+
+def dashboard_queries() -> List[str]:
+    """Every PromQL query of the sample Grafana dashboard, its variables filled in."""
+    import json
+
+    board = json.loads(DASHBOARD.read_text())
+    exprs = [t["expr"] for p in board["panels"] for t in p["targets"]]
+    return [
+        e.replace("$__rate_interval", "1m").replace("$role", ".*").replace("$config", ".*")
+        for e in exprs
+    ]
+
+
+def test_the_grafana_dashboard_queries_only_metrics_dd_metrics_exposes(tmp_path):
+    data = saved(tmp_path, failed_by={"503": 1}, rejected_by={"duplicate": 1})
+    facts = [InstanceFacts(1, True, 0, dict(data, now=dict(data["now"], last_activity=5.0)))]
+    facts[0].saved["now"]["broker"] = {"connected": True, "reconnects": 0}
+    text = metrics.exposition(lambda: [row(instances=facts, queue=1)])
+    exposed = {s.name for f in text_string_to_metric_families(text) for s in f.samples}
+    queries = dashboard_queries()
+    assert len(queries) >= 10
+    for q in queries:
+        used = set(re.findall(r"\bsarra_[a-z_]+", q))
+        assert used and used <= exposed, (q, used - exposed)
+
+
 # ---------------------------------------------------------------- the Nagios check
 PERF = re.compile(r"^'?[^'=]+'?=-?[\d.]+[a-zA-Z%]*(;[^; ]*){0,4}$")
 
