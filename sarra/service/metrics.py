@@ -251,7 +251,11 @@ def exposition(rows: Callable[[], Sequence[ConfigStatus]]) -> str:
 
 
 class _QuietHandler(WSGIRequestHandler):
-    """No line on stderr per scrape (wsgiref logs every request)."""
+    """No line on stderr per scrape (wsgiref logs every request), and a client that
+    sends nothing is dropped after ``timeout`` seconds: scrapes are answered one at a
+    time, so a silent connection must not hold the endpoint."""
+
+    timeout = 10
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
