@@ -140,9 +140,14 @@ def test_deb_holds_every_man_page_and_dd_subscribe_renders(deb_root):
 @pytest.mark.slow
 @slow
 def test_deb_holds_the_service_units_and_examples(deb_root):
-    unit = (deb_root / "lib/systemd/system/sarra.service.supervisor").read_text()
+    unit = (deb_root / "lib/systemd/system/sarra.service").read_text()
     assert "ExecStart=/usr/bin/sarra start" in unit and "User=sarra" in unit
     assert "SARRA_SYSTEM=1" in unit
     assert (deb_root / "lib/systemd/system/sarra-sanity.timer").is_file()
+    metrics = (deb_root / "lib/systemd/system/sarra-metrics.service").read_text()
+    assert "ExecStart=/usr/bin/sarra metrics --port " in metrics and "User=sarra" in metrics
+    plugin = deb_root / "usr/lib/nagios/plugins/check_sarra"
+    assert plugin.is_symlink() and os.readlink(plugin).endswith("bin/check_sarra")
     assert (deb_root / "etc/logrotate.d/sarra").is_file()
     assert (deb_root / "usr/share/doc/sarra/examples/default.conf").is_file()
+    assert (deb_root / "usr/share/doc/sarra/examples/grafana-sarra.json").is_file()
