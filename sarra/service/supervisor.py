@@ -274,12 +274,18 @@ class Service:
 
     # -- sanity
     def sanity(self, ts: Sequence[Target]) -> int:
-        """Restart dead and hung instances of wanted configs; leave the others alone."""
+        """Restart dead and hung instances of wanted configs; leave the others alone.
+        A broken config is reported (exit 2) and the others are still seen to."""
         codes = [programs.EXIT_OK]
         for t in ts:
             if wanted_count(self.state_dir(t)) is None or not self.available(t):
                 continue
-            row = self.probe(t)
+            try:
+                row = self.probe(t)
+            except ConfigError as e:
+                self.out(f"{t.short} {t.config}: error: {e}")
+                codes.append(programs.EXIT_USAGE)
+                continue
             inst = self.instances(t, self.options(t), row.expected)
             if row.hung:
                 which = ", ".join(f"{n:02d}" for n in row.hung)

@@ -250,6 +250,22 @@ def test_dead_wanted_config_is_shown_dead_and_sanity_restarts_it(paths):
     assert rig.svc.probe(Target("dd_subscribe", "a")).state == "running"
 
 
+def test_sanity_goes_on_past_a_broken_config_and_exits_2(paths):
+    add_config(paths, "sara", "bad")
+    add_config(paths, "subscribe", "a")
+    rig = Rig(paths)
+    rig.svc.start(rig.targets())
+    for program, config in (("dd_sara", "bad"), ("dd_subscribe", "a")):
+        rig.os.die(rig.pid(program, config))
+    (paths.program_config_dir("sara") / "bad.conf").write_text("no_such_option 1\n")
+    rig.lines.clear()
+
+    assert rig.svc.sanity(rig.targets()) == 2
+
+    assert rig.lines[0].startswith("sara bad: error:")
+    assert rig.svc.probe(Target("dd_subscribe", "a")).state == "running"
+
+
 def test_sanity_never_restarts_a_stopped_config(paths):
     add_config(paths, "subscribe", "a")
     add_config(paths, "subscribe", "never")
