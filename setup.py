@@ -37,7 +37,16 @@ setup(
     entry_points={
         "console_scripts": [
             f"{name} = sarra.cli:{name}"
-            for name in ("dd_post", "dd_subscribe", "dd_sara", "dd_shovel", "dd_log", "dd_watch")
+            for name in (
+                "dd_post",
+                "dd_subscribe",
+                "dd_sara",
+                "dd_shovel",
+                "dd_log",
+                "dd_watch",
+                "dd_sender",
+                "dd_poll",
+            )
         ]
         + ["dd = sarra.service.supervisor:entry", "sarra = sarra.service.supervisor:entry"]
         + ["check_sarra = sarra.service.supervisor:check_entry"]

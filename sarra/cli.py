@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -85,18 +86,49 @@ def _flags_for(opt: Any, program: str = "") -> List[str]:
 
 
 class _ExactParser(argparse.ArgumentParser):
-    """No prefix matching at all: argparse still matches single-dash prefixes with
-    ``allow_abbrev=False`` (``-b`` would silently mean ``-bs``)."""
+    """An ArgumentParser that knows every option string added to it (``flags``), for
+    :func:`_refuse_inexact`; prefixes of long options are off (``allow_abbrev=False``)."""
 
-    def _get_option_tuples(self, option_string: str) -> list:
-        return []
+    def __init__(self, **kwargs: Any) -> None:
+        self.flags: set[str] = set()
+        super().__init__(allow_abbrev=False, **kwargs)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        self.flags.update(action.option_strings)
+        return action
 
 
-def build_parser(program: str) -> argparse.ArgumentParser:
+#: argparse's own business: a negative number is a value, not an option
+_NUMBER = re.compile(r"-\.?[0-9]")
+
+
+def _refuse_inexact(parser: _ExactParser, argv: Sequence[str]) -> None:
+    """Exit 2, as argparse does for an unknown option, when a word that looks like an
+    option (a dash, not a number, no space, before any ``--``) is not one of the parser's
+    (alone, or with ``=value``).
+
+    argparse still reads single-dash words as prefixes with ``allow_abbrev=False``:
+    ``-e`` would mean ``-ex``, ``-bro`` would mean ``-b ro``: a typo that silently
+    means another option.  Checking the words first needs nothing but argparse's public
+    API (an override of its private ``_get_option_tuples`` did it before).
+    """
+    unknown = []
+    for word in argv:
+        if word == "--":
+            break
+        if len(word) < 2 or word[0] != "-" or " " in word or _NUMBER.match(word):
+            continue
+        if word.split("=", 1)[0] not in parser.flags:
+            unknown.append(word)
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+
+
+def build_parser(program: str) -> _ExactParser:
     short = short_name(program)
     p = _ExactParser(
         prog=program,
-        allow_abbrev=False,
         description=f"{program}: see man {program}. Actions: "
         + ("[paths...]" if short == "post" else " ".join(DAEMON_ACTIONS) + " [config]"),
     )
@@ -143,7 +175,9 @@ def _join_flags(program: str, argv: Sequence[str]) -> List[str]:
 
 def parse(program: str, argv: Sequence[str]) -> argparse.Namespace:
     parser = build_parser(program)
-    ns = parser.parse_intermixed_args(_join_flags(program, argv))
+    words = _join_flags(program, argv)
+    _refuse_inexact(parser, words)
+    ns = parser.parse_intermixed_args(words)
     ns.parser = parser
     return ns
 
@@ -173,6 +207,7 @@ def act_foreground(
     from sarra.service.instances import run_foreground
 
     o = programs.options(program, config, ns, paths)
+    programs.check_plugins(o, paths)
     name = o.config or "_cmdline"
     _setup_logging(o, program, name, ns.instance, paths)
     pidfile = None
@@ -184,6 +219,8 @@ def act_foreground(
     def main(receiver: Any) -> int:
         ctx = programs.context(program, o, paths, ns.instance, lambda: receiver.stop_requested)
         try:
+            if o.hook_lines:
+                ctx.hooks()  # every plugin built (and its options checked) before connecting
             if short_name(program) == "post":
                 return int(programs.role(program).run(ctx, ns.words))
             return int(programs.role(program).run(ctx))
@@ -334,6 +371,8 @@ dd_sara = entry("dd_sara")
 dd_log = entry("dd_log")
 dd_watch = entry("dd_watch")
 dd_shovel = entry("dd_shovel")
+dd_sender = entry("dd_sender")
+dd_poll = entry("dd_poll")
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1], sys.argv[2:]))

@@ -1,16 +1,19 @@
-"""Publishing with batched publisher confirms (pika), and their bookkeeping.
+"""Publishing with publisher confirms (pika), and their bookkeeping.
 
 Owns ``Outgoing`` (re-exported by ``sarra.broker.connection``), ``ConfirmTracker`` and
-``ConfirmPublisher``.  Only ``sarra.broker.connection`` uses this module; it is split from it for
-size.  Callers use ``Broker.publish_batch``.
+the two publishers that :func:`publisher` chooses between.  Only
+``sarra.broker.connection`` uses this module; it is split from it for size.  Callers use
+``Broker.publish_batch``.
 
-Why not ``BlockingChannel.confirm_delivery``: it waits one round trip per message.
-``ConfirmPublisher`` instead puts the publishing channel's underlying asynchronous
-channel (``BlockingChannel._impl``, a ``pika.channel.Channel``, the SelectConnection
-layer that BlockingConnection is built on) in confirm mode with an ack/nack callback,
-publishes the whole batch, then drives ``process_data_events`` until every confirm is in.
-The callback wakes the wait with ``call_later(0, ...)``: a ready timer ends
-``process_data_events`` at once.
+Why not just ``BlockingChannel.confirm_delivery``: it waits one round trip per message.
+``BatchPublisher`` instead puts the publishing channel's underlying asynchronous channel
+(``sarra.broker.pika_seam.async_channel``: pika's SelectConnection layer that
+BlockingConnection is built on) in confirm mode with an ack/nack callback, publishes the
+whole batch (its frames corked by the seam), then drives ``process_data_events`` until
+every confirm is in.  The callback wakes the wait with ``call_later(0, ...)``: a ready
+timer ends ``process_data_events`` at once.  Where the seam says no (a pika version the
+trick was not verified on, or ``SARRA_PUBLIC_APIS=1``), ``PublicPublisher`` does the same
+through ``BlockingChannel.confirm_delivery``, a message at a time.
 
 ``ConfirmTracker`` (no pika): AMQP numbers the publishes on a confirm channel 1, 2, 3,
 ... from ``Confirm.Select`` on, so a tracker lives exactly as long as its channel.  A
@@ -21,14 +24,14 @@ routing key and body.  Identical messages are interchangeable, so any one will d
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Generic, Sequence, TypeVar
 
 import pika
 import pika.exceptions as pe
 
+from sarra.broker import pika_seam
 from sarra.core.errors import AccessRefused
 
 log = logging.getLogger(__name__)
@@ -117,8 +120,9 @@ class ConfirmTracker(Generic[T]):
         return left
 
 
-class ConfirmPublisher:
-    """The publishing channel of one BlockingConnection, in confirm mode.
+class _Publisher:
+    """The publishing channel of one BlockingConnection, in confirm mode: what both
+    ways of publishing share (the bookkeeping, the wait, the outcome).
 
     Raises pika's connection/channel errors for ``sarra.broker.connection`` to map; raises
     ``AccessRefused`` itself when the broker refuses a publish.
@@ -136,42 +140,16 @@ class ConfirmPublisher:
         return bool(self._ch is not None and self._ch.is_open)
 
     def open(self) -> None:
-        """Open a fresh channel and put it in confirm mode (one round trip)."""
-        self._tracker = ConfirmTracker()
-        self._closed_by = None
-        ch = self._conn.channel()
-        impl = ch._impl  # see the module docstring
-        selected: list[bool] = []
-        impl.add_on_close_callback(self._on_close)
-        impl.add_on_return_callback(self._on_return)
+        """Open a fresh channel in confirm mode (one round trip)."""
+        raise NotImplementedError
 
-        def on_selected(_frame: Any) -> None:
-            selected.append(True)
-            self._conn.call_later(0, _wake)  # ends process_data_events at once
+    def send(self, msgs: Sequence[Outgoing]) -> None:
+        """Publish ``msgs``; :meth:`wait` reads their confirms.
 
-        impl.confirm_delivery(ack_nack_callback=self._on_confirm, callback=on_selected)
-        while not selected:
-            if not ch.is_open:
-                raise pe.ChannelWrongStateError(f"publishing channel closed: {self._closed_by}")
-            self._conn.process_data_events(time_limit=0.1)
-        self._ch = ch
-
-    def _on_close(self, _ch: Any, reason: Any) -> None:
-        self._closed_by = reason
-
-    def _on_confirm(self, frame: Any) -> None:
-        m = frame.method
-        self._tracker.confirmed(m.delivery_tag, bool(m.multiple), m.NAME == "Basic.Ack")
-        if not self._tracker.outstanding:
-            self._conn.call_later(0, _wake)  # ends the process_data_events of the wait
-
-    def _on_return(self, _ch: Any, method: Any, _props: Any, body: bytes) -> None:
-        if not self._tracker.returned(method.exchange, method.routing_key, body):
-            log.debug("Basic.Return for an unknown message to %s", method.exchange)
-        log.warning(
-            "broker returned a message to exchange %r key %r: %s %s",
-            method.exchange, method.routing_key, method.reply_code, method.reply_text,
-        )  # fmt: skip
+        Raises:
+            pika.exceptions.AMQPError: the connection dropped.
+        """
+        raise NotImplementedError
 
     def publish_batch(self, msgs: Sequence[Outgoing], stop: Callable[[], bool]) -> list[Outgoing]:
         """Publish ``msgs``, wait for their confirms; return those not confirmed.
@@ -182,32 +160,6 @@ class ConfirmPublisher:
         """
         self.send(msgs)
         return self.wait(0, stop)
-
-    def send(self, msgs: Sequence[Outgoing]) -> None:
-        """Publish ``msgs`` without waiting for their confirms (see :meth:`wait`).
-
-        Raises:
-            pika.exceptions.AMQPError: the connection dropped.
-        """
-        if not self.is_open:
-            self.open()
-        impl = self._ch._impl
-        try:
-            for start in range(0, len(msgs), _SLICE):
-                with _corked(impl.connection):
-                    for msg in msgs[start : start + _SLICE]:
-                        impl.basic_publish(
-                            msg.exchange,
-                            msg.routing_key,
-                            msg.body,
-                            _properties(msg),
-                            mandatory=msg.mandatory,
-                        )
-                        self._tracker.sent(msg, msg.exchange, msg.routing_key, msg.body)
-                # sends the slice; confirms of earlier slices come in meanwhile
-                self._conn.process_data_events(time_limit=0)
-        except pe.ChannelClosedByBroker:
-            pass  # reported by wait(), from self._closed_by
 
     def wait(self, max_outstanding: int, stop: Callable[[], bool]) -> list[Outgoing]:
         """Read confirms until at most ``max_outstanding`` publishes await theirs.
@@ -257,34 +209,118 @@ class ConfirmPublisher:
             log.warning("%d published messages left unconfirmed (stop requested)", len(left))
         return failed + left
 
+    def _on_close(self, _ch: Any, reason: Any) -> None:
+        self._closed_by = reason
 
-@contextlib.contextmanager
-def _corked(conn: Any) -> Iterator[None]:
-    """Hand the frames written inside the block to the socket as one buffer.
+    def _on_return(self, _ch: Any, method: Any, _props: Any, body: bytes) -> None:
+        if not self._tracker.returned(method.exchange, method.routing_key, body):
+            log.debug("Basic.Return for an unknown message to %s", method.exchange)
+        log.warning(
+            "broker returned a message to exchange %r key %r: %s %s",
+            method.exchange, method.routing_key, method.reply_code, method.reply_text,
+        )  # fmt: skip
 
-    pika writes every frame (3 per message) as its own buffer, and its transport sends
-    each with its own ``send`` call: 6,000 system calls for 2,000 small posts.  Inside
-    this block the connection's ``_adapter_emit_data`` (the one place where pika hands
-    marshaled frames to its transport) collects them instead; on exit they go to the
-    transport joined, in the same order.  Nothing else writes on the connection meanwhile
-    (no I/O is processed inside the block).  A pika without that method is left alone.
+
+class BatchPublisher(_Publisher):
+    """Publishes a whole batch, then reads the confirms as they come, on the
+    asynchronous channel under the BlockingChannel (``pika_seam.async_channel``: see the
+    module docstring).  :func:`publisher` builds one when the seam allows it."""
+
+    def open(self) -> None:
+        self._tracker = ConfirmTracker()
+        self._closed_by = None
+        ch = self._conn.channel()
+        impl = pika_seam.async_channel(ch)
+        if impl is None:  # pika_seam checked the version; this pika lacks the attribute
+            raise pe.ChannelWrongStateError("no asynchronous channel under the channel")
+        selected: list[bool] = []
+        impl.add_on_close_callback(self._on_close)
+        impl.add_on_return_callback(self._on_return)
+
+        def on_selected(_frame: Any) -> None:
+            selected.append(True)
+            self._conn.call_later(0, _wake)  # ends process_data_events at once
+
+        impl.confirm_delivery(ack_nack_callback=self._on_confirm, callback=on_selected)
+        while not selected:
+            if not ch.is_open:
+                raise pe.ChannelWrongStateError(f"publishing channel closed: {self._closed_by}")
+            self._conn.process_data_events(time_limit=0.1)
+        self._ch = ch
+        self._async_ch = impl
+
+    def _on_confirm(self, frame: Any) -> None:
+        m = frame.method
+        self._tracker.confirmed(m.delivery_tag, bool(m.multiple), m.NAME == "Basic.Ack")
+        if not self._tracker.outstanding:
+            self._conn.call_later(0, _wake)  # ends the process_data_events of the wait
+
+    def send(self, msgs: Sequence[Outgoing]) -> None:
+        if not self.is_open:
+            self.open()
+        impl = self._async_ch
+        try:
+            for start in range(0, len(msgs), _SLICE):
+                with pika_seam.corked(impl.connection):
+                    for msg in msgs[start : start + _SLICE]:
+                        impl.basic_publish(
+                            msg.exchange,
+                            msg.routing_key,
+                            msg.body,
+                            _properties(msg),
+                            mandatory=msg.mandatory,
+                        )
+                        self._tracker.sent(msg, msg.exchange, msg.routing_key, msg.body)
+                # sends the slice; confirms of earlier slices come in meanwhile
+                self._conn.process_data_events(time_limit=0)
+        except pe.ChannelClosedByBroker:
+            pass  # reported by wait(), from self._closed_by
+
+
+class PublicPublisher(_Publisher):
+    """pika's public API: ``BlockingChannel.confirm_delivery``, then each
+    ``basic_publish`` waits for its own confirm (a round trip per message).
+
+    The outcomes of :class:`BatchPublisher`, message by message: a nack or a return
+    fails that message; a channel closed by the broker leaves that message and the rest
+    of the call unconfirmed (refused, for a 403).
     """
-    emit = getattr(conn, "_adapter_emit_data", None)
-    if emit is None:
-        yield
-        return
-    own = vars(conn).get("_adapter_emit_data")
-    pending: list[bytes] = []
-    conn._adapter_emit_data = pending.append
-    try:
-        yield
-    finally:
-        if own is None:
-            del conn._adapter_emit_data  # back to the class's method
-        else:
-            conn._adapter_emit_data = own
-        if pending:
-            emit(b"".join(pending))
+
+    def open(self) -> None:
+        self._tracker = ConfirmTracker()
+        self._closed_by = None
+        ch = self._conn.channel()
+        ch.confirm_delivery()
+        self._ch = ch
+
+    def send(self, msgs: Sequence[Outgoing]) -> None:
+        if not self.is_open:
+            self.open()
+        for i, msg in enumerate(msgs):
+            seq = self._tracker.sent(msg, msg.exchange, msg.routing_key, msg.body)
+            try:
+                self._ch.basic_publish(
+                    msg.exchange, msg.routing_key, msg.body, _properties(msg), msg.mandatory
+                )
+            except pe.UnroutableError as e:
+                for returned in e.messages:
+                    self._on_return(None, returned.method, returned.properties, returned.body)
+                self._tracker.confirmed(seq, False, True)
+            except pe.NackError:
+                self._tracker.confirmed(seq, False, False)
+            except pe.ChannelClosedByBroker as e:
+                self._closed_by = e
+                for rest in msgs[i + 1 :]:  # not sent: unconfirmed, as on the batch path
+                    self._tracker.sent(rest, rest.exchange, rest.routing_key, rest.body)
+                return
+            else:
+                self._tracker.confirmed(seq, False, True)
+
+
+def publisher(conn: Any, where: str, batched: bool) -> _Publisher:
+    """A :class:`BatchPublisher` when ``batched`` (``pika_seam.async_channel`` found the
+    asynchronous channel under the connection's channels), else a :class:`PublicPublisher`."""
+    return BatchPublisher(conn, where) if batched else PublicPublisher(conn, where)
 
 
 def _wake() -> None:

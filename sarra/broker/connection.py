@@ -1,4 +1,4 @@
-"""The AMQP broker adapter: the only module that imports pika.
+"""The AMQP connection of a ``Broker``: connecting, consuming, publishing.
 
 Owns one ``pika.BlockingConnection`` per ``Broker`` with three channels: a consuming
 channel (manual acks, ``basic_qos(prefetch)``), a publishing channel in confirm mode, and
@@ -16,8 +16,11 @@ Reconnect: when the connection drops during ``get``/``ack``/``publish_batch``/
 that reconnects (capped exponential backoff, one WARNING per failed attempt) and replays
 the remembered topology: exchanges, queues, bindings and consumers.
 
-Split out for size: batched publisher confirms in ``sarra.broker.confirms``; URL parsing
-(vhost rule: ``amqp://h/name`` is vhost ``name``), TLS and backoff in ``sarra.broker.urls``.
+Split out: declaring (``declare_*``, ``bind``, ``delete_queue``, ``consume``, remembered
+and replayed) in ``sarra.broker.topology``, the Broker's base class ``Declaring``;
+publisher confirms in ``sarra.broker.confirms``; URL parsing (vhost rule:
+``amqp://h/name`` is vhost ``name``), TLS and backoff in ``sarra.broker.urls``; pika's
+private API, for batched confirms and acks, behind ``sarra.broker.pika_seam``.
 
 Errors raised: ``ConfigError`` (bad URL), ``AccessRefused`` (login, vhost or permission
 refused; never retried), ``ConnectionLost``, ``BrokerError``.  No pika exception leaves
@@ -31,19 +34,17 @@ import time
 from collections import deque
 from typing import Any, Callable, Sequence
 
-import sarra.broker.pikaload  # noqa: F401 - before pika: see its docstring
-
-# isort: split
 import pika
 import pika.exceptions as pe
 
-from sarra.broker.confirms import ConfirmPublisher, Outgoing
+from sarra.broker import pika_seam
+from sarra.broker.confirms import Outgoing, publisher
+from sarra.broker.topology import Declaring, Topology
 from sarra.broker.urls import (
     Endpoint,
     Received,
     backoff_delays,
     certificate_refused,
-    concerns_queue,
     connection_parameters,
     is_current,
     parse_url,
@@ -72,7 +73,7 @@ _LOSS_ERRORS = (pe.AMQPConnectionError, pe.AMQPChannelError, OSError)
 _ACCESS_REFUSED = 403
 
 
-class Broker:
+class Broker(Declaring):
     """One AMQP connection: consume with manual acks, publish with batched confirms.
 
     Not thread-safe: use it from one thread (pika's BlockingConnection is not either).
@@ -102,18 +103,15 @@ class Broker:
         self._last_keepalive = 0.0
         self._conn: Any = None
         self._consume_ch: Any = None
+        #: what acks: the consuming channel, or the asynchronous one under it (pika_seam)
+        self._acker: Any = None
         self._admin_ch: Any = None
         self._publisher: Any = None
         self._orphans: list[Outgoing] = []
         self._generation = 0
         self._pending_loss: BaseException | None = None
         self._buffer: deque[Received] = deque()
-        self._topology: list[tuple] = []
-        #: consumer tag -> queue, of the live consuming channel
-        self._consumers: dict[str, str] = {}
-        #: queues whose consumer the broker cancelled (queue deleted), to declare again
-        self._cancelled: list[str] = []
-        self._next_recovery = 0.0
+        self._topology = Topology()
 
     def __repr__(self) -> str:
         return f"<Broker {self._safe_url} generation={self._generation}>"
@@ -173,16 +171,20 @@ class Broker:
         self._conn = pika.BlockingConnection(self._params)
         self._consume_ch = self._conn.channel()
         self._consume_ch.basic_qos(prefetch_count=self._prefetch)
-        self._consume_ch.add_on_cancel_callback(self._on_cancel)
-        self._consumers.clear()
-        self._cancelled.clear()
-        self._publisher = ConfirmPublisher(self._conn, self._safe_url)
+        self._consume_ch.add_on_cancel_callback(self._topology.on_cancel)
+        self._topology.new_channel()
+        # on the asynchronous channel, an ack frame is queued, not flushed: the next
+        # get/publish/close sends it with whatever else is pending (one flush per batch)
+        impl = pika_seam.async_channel(self._consume_ch)
+        self._acker = impl or self._consume_ch
+        self._publisher = publisher(self._conn, self._safe_url, batched=impl is not None)
         self._publisher.open()
         self._orphans.clear()  # a new connection: losses before it were reported
         self._generation += 1
         self._pending_loss = None
         self._replay_topology()
         log.info("connected to %s (generation %d)", self._safe_url, self._generation)
+        log.debug("%s", pika_seam.describe())
 
     def _sleep(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -196,7 +198,7 @@ class Broker:
 
     def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None
-        self._consume_ch = self._admin_ch = self._publisher = None
+        self._consume_ch = self._acker = self._admin_ch = self._publisher = None
         self._buffer.clear()
         if conn is not None and conn.is_open:
             try:
@@ -262,115 +264,6 @@ class Broker:
         except _LOSS_ERRORS as e:
             raise self._lost(e) from e
 
-    def _remember(self, op: tuple) -> None:
-        if op not in self._topology:
-            self._topology.append(op)
-
-    def _replay_topology(self) -> None:
-        for kind, *args in list(self._topology):
-            getattr(self, f"_do_{kind}")(*args)
-
-    def declare_exchange(self, name: str, passive: bool = False) -> bool:
-        """Declare a durable topic exchange; False (logged) if the broker refuses it.
-
-        Raises:
-            ConnectionLost: the connection dropped (now or before this call).
-        """
-        self._ensure()
-        ok = self._do_declare_exchange(name, passive)
-        if ok:
-            self._remember(("declare_exchange", name, passive))
-        return ok
-
-    def _do_declare_exchange(self, name: str, passive: bool) -> bool:
-        try:
-            self._run_admin(
-                f"declare of exchange {name!r}",
-                lambda ch: ch.exchange_declare(name, "topic", passive=passive, durable=True),
-            )
-        except ConnectionLost:
-            raise
-        except BrokerError as e:
-            # a passive declare is a question ("does it exist?"): its "no" is not news
-            (log.debug if passive else log.warning)("%s", e)
-            return False
-        return True
-
-    def declare_queue(
-        self,
-        name: str,
-        durable: bool = True,
-        expire_s: float | None = None,
-        message_ttl_s: float | None = None,
-        passive: bool = False,
-    ) -> int:
-        """Declare a queue; returns the number of messages ready in it.
-
-        Raises:
-            AccessRefused: no configure permission on the queue.
-            BrokerError: refused otherwise (e.g. passive and missing, or other arguments).
-            ConnectionLost: the connection dropped.
-        """
-        self._ensure()
-        count = self._do_declare_queue(name, durable, expire_s, message_ttl_s, passive)
-        self._remember(("declare_queue", name, durable, expire_s, message_ttl_s, passive))
-        return count
-
-    def _do_declare_queue(
-        self, name: str, durable: bool, expire_s: Any, message_ttl_s: Any, passive: bool
-    ) -> int:
-        args = {}
-        if expire_s:
-            args["x-expires"] = int(expire_s * 1000)
-        if message_ttl_s:
-            args["x-message-ttl"] = int(message_ttl_s * 1000)
-
-        def declare(ch: Any) -> int:
-            ok = ch.queue_declare(
-                name, passive=passive, durable=durable, auto_delete=False, arguments=args or None
-            )
-            return int(ok.method.message_count)
-
-        return self._run_admin(f"declare of queue {name!r}", declare)
-
-    def bind(self, queue: str, exchange: str, routing_key: str) -> None:
-        """Bind ``queue`` to ``exchange`` with ``routing_key``.
-
-        Raises:
-            AccessRefused, BrokerError, ConnectionLost: as for ``declare_queue``.
-        """
-        self._ensure()
-        self._do_bind(queue, exchange, routing_key)
-        self._remember(("bind", queue, exchange, routing_key))
-
-    def _do_bind(self, queue: str, exchange: str, routing_key: str) -> None:
-        self._run_admin(
-            f"bind of queue {queue!r} to exchange {exchange!r} with {routing_key!r}",
-            lambda ch: ch.queue_bind(queue, exchange, routing_key),
-        )
-
-    def delete_queue(self, name: str) -> None:
-        """Delete a queue and forget every declare/bind/consume of it.
-
-        Raises:
-            AccessRefused, BrokerError, ConnectionLost: as for ``declare_queue``.
-        """
-        self._ensure()
-        self._topology = [op for op in self._topology if not concerns_queue(op, name)]
-        self._run_admin(f"delete of queue {name!r}", lambda ch: ch.queue_delete(name))
-
-    def consume(self, queue: str) -> None:
-        """Start consuming ``queue`` with manual acks; messages then come from ``get``.
-
-        Raises:
-            AccessRefused, BrokerError, ConnectionLost: as for ``declare_queue``.
-        """
-        already = ("consume", queue) in self._topology
-        self._ensure()
-        if not already:  # else the consumer exists, or the reconnect above recreated it
-            self._do_consume(queue)
-            self._remember(("consume", queue))
-
     def _do_consume(self, queue: str) -> None:
         generation = self._generation
 
@@ -383,7 +276,7 @@ class Broker:
 
         try:
             tag = self._consume_ch.basic_consume(queue, on_message, auto_ack=False)
-            self._consumers[str(tag)] = queue
+            self._topology.consumers[str(tag)] = queue
         except pe.ChannelClosedByBroker as e:
             # The consuming channel is gone: start over on the next call.
             self._drop_connection()
@@ -392,42 +285,6 @@ class Broker:
             raise BrokerError(f"consume of {queue!r} failed: {e.reply_text}") from e
         except _LOSS_ERRORS as e:
             raise self._lost(e) from e
-
-    def _on_cancel(self, *args: Any) -> None:
-        """The broker cancelled a consumer (its queue was deleted): recover in ``get``."""
-        method = getattr(args[-1], "method", None)
-        queue = self._consumers.pop(str(getattr(method, "consumer_tag", "")), None)
-        if queue is not None and queue not in self._cancelled:
-            self._cancelled.append(queue)
-
-    def _recover_cancelled(self) -> None:
-        """Declare again, bind again and consume again each queue whose consumer the
-        broker cancelled, from the remembered topology (what the role declared): a
-        deleted queue must not leave a daemon deaf while it looks alive.  One WARNING.
-
-        Raises:
-            AccessRefused: the queue may not be declared again (no configure permission).
-            ConnectionLost: the connection dropped.
-        """
-        if time.monotonic() < self._next_recovery:
-            return
-        for queue in list(self._cancelled):
-            log.warning(
-                "the broker cancelled the consumer of queue %r (queue deleted?): "
-                "declaring it again with its bindings",
-                queue,
-            )
-            try:
-                for kind, *args in list(self._topology):
-                    if kind == "declare_exchange" or concerns_queue((kind, *args), queue):
-                        getattr(self, f"_do_{kind}")(*args)
-            except (AccessRefused, ConnectionLost):
-                raise
-            except BrokerError as e:  # e.g. its exchange is gone too: try again later
-                log.warning("cannot recover queue %r yet: %s", queue, e)
-                self._next_recovery = time.monotonic() + 5.0
-                return
-            self._cancelled.remove(queue)
 
     def get(self, max_count: int, timeout: float) -> list[Received]:
         """Up to ``max_count`` messages: waits up to ``timeout`` s for the first one, then
@@ -439,12 +296,12 @@ class Broker:
             AccessRefused: while reconnecting, or declaring a deleted queue again.
         """
         self._ensure()
-        if self._cancelled:
+        if self._topology.cancelled:
             self._recover_cancelled()
         deadline = time.monotonic() + timeout
         try:
             self._conn.process_data_events(time_limit=0)
-            while not self._buffer and not self._stop() and not self._cancelled:
+            while not self._buffer and not self._stop() and not self._topology.cancelled:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
@@ -464,10 +321,8 @@ class Broker:
         Raises:
             ConnectionLost: the connection dropped while acking.
         """
-        # the frame is queued, not flushed: the next get/publish/close sends it with
-        # whatever else is pending (one flush per batch instead of one per message).
-        # An ack lost in a crash before that only means a redelivery.
-        self._settle(r, "ack", lambda ch: ch._impl.basic_ack(r.delivery_tag))
+        # queued, not flushed (see _open): a crash before the flush means a redelivery
+        self._settle(r, "ack", lambda: self._acker.basic_ack(r.delivery_tag))
 
     def nack(self, r: Received, requeue: bool) -> None:
         """Reject ``r``: back to the queue if ``requeue``, else dropped (or dead-lettered).
@@ -475,9 +330,11 @@ class Broker:
         Raises:
             ConnectionLost: the connection dropped while nacking.
         """
-        self._settle(r, "nack", lambda ch: ch.basic_nack(r.delivery_tag, requeue=requeue))
+        self._settle(
+            r, "nack", lambda: self._consume_ch.basic_nack(r.delivery_tag, requeue=requeue)
+        )
 
-    def _settle(self, r: Received, what: str, fn: Callable[[Any], None]) -> None:
+    def _settle(self, r: Received, what: str, fn: Callable[[], None]) -> None:
         if not is_current(r, self._generation, self.is_connected):
             log.debug(
                 "not sending %s of tag %d from generation %d (now %d): broker will redeliver",
@@ -485,7 +342,7 @@ class Broker:
             )  # fmt: skip
             return
         try:
-            fn(self._consume_ch)
+            fn()
         except _LOSS_ERRORS as e:
             raise self._lost(e) from e
 

@@ -278,3 +278,16 @@ def point_in_time(value: str) -> str:
 
 
 log_level = choice("debug", "info", "warning", "error", "critical")
+inline_encoding = choice("guess", "text", "binary")
+
+#: the notice formats (``sarra.core.message.FORMATS``)
+_FORMATS = ("v02", "v03")
+
+
+def formats(value: str) -> Tuple[str, ...]:
+    """Notice formats to post in: ``v02``, ``v03`` or both (``v02,v03``), in that order."""
+    words = tuple(dict.fromkeys(w.lower() for w in string_list(value)))
+    bad = [w for w in words if w not in _FORMATS]
+    if bad or not words:
+        raise ValueError(f"bad post_format {value!r} (use v02, v03 or v02,v03)")
+    return words

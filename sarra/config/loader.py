@@ -18,6 +18,10 @@ option given on the command line also applies to the masks of the files that did
 it before their line (so ``-directory`` on the command line places what a config accepts
 when the config names no directory of its own).
 
+A line naming an option no row knows is kept (``Options.extras``) when the config names
+plugins (:data:`~sarra.config.options.HOOK_OPTIONS`): a plugin may declare it
+(``sarra.hooks`` refuses it at start-up if none does); without plugins it is an error here.
+
 Every problem raises :class:`~sarra.core.errors.ConfigError` with ``where="file:line"``.
 """
 
@@ -48,7 +52,7 @@ from typing import (
 from urllib.parse import unquote
 
 from sarra.config.credentials import broker_user
-from sarra.config.options import OPTIONS, canonical
+from sarra.config.options import HOOK_OPTIONS, OPTIONS, canonical
 from sarra.config.paths import Paths, config_stem, short_name
 from sarra.config.typed import OptionValues
 from sarra.core.errors import ConfigError
@@ -61,6 +65,8 @@ MESSAGE_VARIABLES = frozenset(
     {"SOURCE", "YYYYMMDD", "YYYY", "MM", "DD", "HH", "JJJ", "BD", "PBD", "DR", "PDR"}
 )
 SCOPE = ("directory", "mirror", "strip", "flatten")
+#: one config line kept as written: (option name, value, "file:line")
+Line = Tuple[str, str, str]
 COMMAND_LINE = "command line"
 T = TypeVar("T")
 _VARIABLE = re.compile(r"\$\{([^}]*)\}")
@@ -121,16 +127,29 @@ class Options(OptionValues):
     unless set), typed by :class:`~sarra.config.typed.OptionValues`, so a misspelt name is
     a mypy error and no caller repeats a default.  ``masks``, ``program`` (short name),
     ``config`` (name, or None) and ``config_path`` (Path, or None) describe where it came
-    from.
+    from.  ``hook_lines``: the plugin lines (``on_message``, ``callback``...) in file
+    order; ``extras``: the lines of options no row knows, for the plugins that declare
+    them.
     """
 
-    __slots__ = ("_values", "_set_by", "masks", "program", "config", "config_path")
+    __slots__ = (
+        "_values",
+        "_set_by",
+        "masks",
+        "program",
+        "config",
+        "config_path",
+        "hook_lines",
+        "extras",
+    )
     _values: Mapping[str, Any]
     _set_by: Mapping[str, str]
     masks: Tuple[Mask, ...]
     program: str
     config: str | None
     config_path: Path | None
+    hook_lines: Tuple[Line, ...]
+    extras: Tuple[Line, ...]
 
     def __init__(
         self,
@@ -140,6 +159,8 @@ class Options(OptionValues):
         program: str = "",
         config: str | None = None,
         config_path: Path | None = None,
+        hook_lines: Sequence[Line] = (),
+        extras: Sequence[Line] = (),
     ) -> None:
         init = object.__setattr__
         init(self, "_values", MappingProxyType(dict(values)))
@@ -148,11 +169,13 @@ class Options(OptionValues):
         init(self, "program", program)
         init(self, "config", config)
         init(self, "config_path", config_path)
+        init(self, "hook_lines", tuple(hook_lines))
+        init(self, "extras", tuple(extras))
 
     def __reduce__(self) -> Tuple[Any, ...]:
         # Slots plus a refusing __setattr__ defeat the default copy/pickle protocol.
         args = (dict(self._values), dict(self._set_by), self.masks, self.program, self.config)
-        return (Options, args + (self.config_path,))
+        return (Options, args + (self.config_path, self.hook_lines, self.extras))
 
     if not TYPE_CHECKING:  # mypy reads the declared options of OptionValues instead
 
@@ -211,7 +234,16 @@ class Options(OptionValues):
         if unknown:
             raise ConfigError(f"unknown option {unknown[0]!r}")
         values = {**self._values, **changes}
-        return Options(values, self._set_by, masks, self.program, self.config, self.config_path)
+        return Options(
+            values,
+            self._set_by,
+            masks,
+            self.program,
+            self.config,
+            self.config_path,
+            self.hook_lines,
+            self.extras,
+        )
 
 
 def required(value: Optional[T], name: str) -> T:
@@ -256,6 +288,8 @@ class _Loader:
         self.cli_scope: Dict[str, Any] = {}
         self.pending: List[Tuple[Pattern[str], bool, Dict[str, Any], frozenset, str]] = []
         self.stack: List[Path] = []
+        self.hook_lines: List[Line] = []
+        self.extras: List[Line] = []
 
     # -- variables
     def variable(self, name: str) -> str | None:
@@ -308,8 +342,9 @@ class _Loader:
 
     def _set(self, name: str, value: str, where: str, warn: bool) -> None:
         canon = canonical(name)
-        if canon is None:
-            raise ConfigError(f"unknown option {name!r}")
+        if canon is None:  # perhaps a plugin's: decided in finish()
+            self.extras.append((name, self.substitute(value.strip()), where))
+            return
         opt = OPTIONS[canon]
         text = value.strip()
         if not text:
@@ -322,6 +357,7 @@ class _Loader:
         if opt.multi and text.lower() == "none":
             self.values[canon] = ()
             self.set_by[canon] = where
+            self.hook_lines = [h for h in self.hook_lines if h[0] != canon]
             if canon in ("accept", "reject"):
                 self.pending = [p for p in self.pending if p[1] != (canon == "accept")]
             return
@@ -330,6 +366,8 @@ class _Loader:
         except ValueError as e:
             raise ConfigError(f"option {canon!r}: {e}") from None
         self.set_by[canon] = where
+        if canon in HOOK_OPTIONS:
+            self.hook_lines.append((canon, text, where))
         if opt.multi:
             self.values[canon] = tuple(self.values[canon]) + (converted,)
         else:
@@ -392,7 +430,19 @@ class _Loader:
         for pattern, accept, scope, inherited, where in self.pending:
             placed = {**scope, **{n: v for n, v in self.cli_scope.items() if n in inherited}}
             masks.append(Mask(pattern, accept, where=where, **placed))
-        return Options(self.values, self.set_by, masks, self.program, self.config, config_path)
+        if self.extras and not self.hook_lines:
+            name, _, where = self.extras[0]
+            raise ConfigError(f"unknown option {name!r}", where)
+        return Options(
+            self.values,
+            self.set_by,
+            masks,
+            self.program,
+            self.config,
+            config_path,
+            self.hook_lines,
+            self.extras,
+        )
 
 
 def find_config(program: str, config: str, paths: Paths) -> Path:

@@ -23,8 +23,10 @@ from sarra.config.converters import (
     declare,
     duration,
     events,
+    formats,
     header,
     inflight,
+    inline_encoding,
     integer,
     log_level,
     octal,
@@ -48,11 +50,11 @@ MAX_PROCESSES = 100
 # ---------------------------------------------------------------------------- the table
 
 ALL = PROGRAMS
-CONSUMERS = ("subscribe", "sara", "log", "shovel")
-POSTERS = ("post", "watch", "sara", "shovel")
+CONSUMERS = ("subscribe", "sara", "log", "shovel", "sender")
+POSTERS = ("post", "watch", "sara", "shovel", "sender", "poll")
 FETCHERS = ("subscribe", "sara")
 SOURCES = ("post", "watch")
-DAEMONS = ("subscribe", "sara", "log", "watch", "shovel")
+DAEMONS = ("subscribe", "sara", "log", "watch", "shovel", "sender", "poll")
 
 
 @dataclass(frozen=True)
@@ -85,12 +87,22 @@ def _M(name: str, conv: Callable[[str], Any], help: str, programs: tuple[str, ..
 
 CONS, POST, FETCH, SRC, DAEM = CONSUMERS, POSTERS, FETCHERS, SOURCES, DAEMONS
 PUMP = ("sara", "shovel")
+SEND = ("sender",)
+POLL = ("poll",)
+#: what the sender shares with the fetchers: placement and the way files are written
+PLACE = FETCH + SEND
 LOG = ("log",)
 _ROWS = (
     # -- consuming
     _O("broker", amqp_url, None, "broker to consume from: amqp[s]://user@host[:port]/", CONS),
     _O("exchange", string, None, "exchange to bind to (default: set by the program)", CONS),
-    _O("topic_prefix", string, "v02.post", "first words of the binding key", CONS),
+    _O(
+        "topic_prefix",
+        string,
+        "v02.post",
+        "first words of the binding key; several bind one queue: v02.post,v03",
+        CONS,
+    ),
     _M("subtopic", string, "binding key after topic_prefix (repeatable)", CONS),
     _O("queue_name", string, None, "queue name (default: q_<user>.<program>.<config>...)", CONS),
     _O("durable", boolean, True, "declare the queue durable", CONS),
@@ -122,18 +134,18 @@ _ROWS = (
     _O("source_from_exchange", boolean, False, "set source from the xs_ exchange name", PUMP),
     _M("declare", declare, "declare source|subscriber|exchange <name> (repeatable)"),
     # -- selecting and placing
-    _O("accept", regex, (), "take what matches (file order)", CONS + SRC, True, True),
-    _O("reject", regex, (), "skip what matches (file order)", CONS + SRC, True, True),
-    _O("accept_unmatch", boolean, False, "take what no accept/reject matches", CONS + SRC),
-    _O("directory", string, ".", "where files go; may use ${YYYYMMDD} ${SOURCE}...", FETCH, True),
-    _O("mirror", boolean, False, "keep the posted relative path under directory", FETCH, True),
-    _O("strip", strip_value, 0, "drop N leading path components, or a regex", FETCH, True),
-    _O("flatten", string, "/", "replaces / in the path when not mirroring", FETCH, True),
+    _O("accept", regex, (), "take what matches (file order)", CONS + SRC + POLL, True, True),
+    _O("reject", regex, (), "skip what matches (file order)", CONS + SRC + POLL, True, True),
+    _O("accept_unmatch", boolean, False, "take what no accept/reject matches", CONS + SRC + POLL),
+    _O("directory", string, ".", "where files go (dd_poll: what it lists)", PLACE + POLL, True),
+    _O("mirror", boolean, False, "keep the posted relative path under directory", PLACE, True),
+    _O("strip", strip_value, 0, "drop N leading path components, or a regex", PLACE, True),
+    _O("flatten", string, "/", "replaces / in the path when not mirroring", PLACE, True),
     _O("inflight", inflight, ".tmp", "name while writing: .tmp | . | tmp/ | NONE | seconds"),
     _O("inplace", boolean, True, "assemble file parts into the file itself", FETCH),
-    _O("preserve_time", boolean, True, "set mtime/atime from the post", FETCH),
-    _O("preserve_mode", boolean, True, "set the file mode from the post", FETCH),
-    _O("chmod", octal, 0o644, "file mode when the post carries none", FETCH),
+    _O("preserve_time", boolean, True, "set mtime/atime from the post", PLACE + POLL),
+    _O("preserve_mode", boolean, True, "set the file mode from the post", PLACE),
+    _O("chmod", octal, 0o644, "file mode when the post carries none", PLACE),
     _O("overwrite", boolean, True, "replace existing files (else skip identical ones)", FETCH),
     _O(
         "link_absolute_targets",
@@ -147,7 +159,7 @@ _ROWS = (
         string_list,
         (),
         "local directories file: URLs of notices may be read from (none: refused)",
-        FETCH,
+        PLACE,
     ),
     _O("suppress_duplicates", suppress, 0.0, "ignore a checksum seen within this long"),
     _O(
@@ -163,17 +175,26 @@ _ROWS = (
     _O("retry_delay", duration, 10.0, "first wait before retrying a failed message", DAEM),
     _O("attempts", integer, 3, "transfer attempts before queueing for retry", FETCH),
     _O("timeout", duration, 30.0, "network timeout of a transfer"),
-    _O("throttle", size, 0, "bytes per second per transfer (0: unlimited)", FETCH),
-    _O("timeout_min_rate", size, 1024, "slowest bytes/s a download may average (0: any)", FETCH),
-    _O("download_max_size", size, 1 << 30, "most bytes fetched when a post gives no size", FETCH),
-    _O("redirect_hosts", string_list, (), "hosts an HTTP redirect may lead to (else none)", FETCH),
-    _M("source_hosts", source_hosts, "<source|*> <host|*.domain|addr|net>...: may fetch", FETCH),
-    # -- hooks
+    _O("throttle", size, 0, "bytes per second per transfer (0: unlimited)", PLACE),
+    _O("timeout_min_rate", size, 1024, "slowest bytes/s a download may average (0: any)", PLACE),
+    _O("download_max_size", size, 1 << 30, "most bytes fetched when a post gives no size", PLACE),
+    _O("redirect_hosts", string_list, (), "hosts an HTTP redirect may lead to (else none)", PLACE),
+    _M("source_hosts", source_hosts, "<source|*> <host|*.domain|addr|net>...: may fetch", PLACE),
+    # -- sending and polling
+    _O("destination", url, None, "server to send to, or (dd_poll) to list", SEND + POLL),
+    _O("base_dir", string, None, "local tree the relpaths of notices are read from", SEND),
+    _O("file_time_limit", duration, 5184000.0, "older listed files are not posted (60d)", POLL),
+    # -- hooks (sarra.hooks: plugins of both generations; see HOOK_OPTIONS)
     _M("on_file", string, "script or plugin run when a file is complete (repeatable)"),
     _M("on_part", string, "script or plugin run when a part is written (repeatable)"),
-    _M("on_message", string, "script or plugin run on each accepted message (repeatable)"),
-    _M("on_post", string, "script or plugin run before each post (repeatable)"),
-    _M("plugin", string, "Hook class: dotted path or file path (repeatable)"),
+    _M("on_message", string, "plugin run on each accepted message (repeatable)"),
+    _M("on_post", string, "plugin run before each post (repeatable)"),
+    _M("on_start", string, "plugin run when an instance starts (repeatable)"),
+    _M("on_stop", string, "plugin run when an instance stops (repeatable)"),
+    _M("on_heartbeat", string, "plugin run at each housekeeping (repeatable)"),
+    _M("plugin", string, "v2 plugin or Hook class: name, file or dotted path (repeatable)"),
+    _M("callback", string, "sr3 flow callback: name or dotted path (repeatable)"),
+    _M("callback_prepend", string, "sr3 flow callback run before the others (repeatable)"),
     # -- reports
     _O("report_back", boolean, True, "send a report message for each file processed", CONS),
     _O("report_exchange", string, None, "exchange for reports (default xs_<broker user>)", CONS),
@@ -192,22 +213,33 @@ _ROWS = (
     _O("post_base_url", url, None, "URL that downloaders fetch relative paths from", POST),
     _O("post_base_dir", string, None, "local directory that post_base_url maps to", POST),
     _O("post_topic_prefix", string, "v02.post", "first words of posted topics", POST),
+    _O(
+        "post_format",
+        formats,
+        (),
+        "v02, v03 or v02,v03: formats posted (default: post_topic_prefix's, else v02)",
+        POST,
+    ),
+    _O("inline", boolean, False, "put small files' bytes in v03 posts (content)", SRC),
+    _O("inline_max", size, 4096, "largest file put inline (bytes)", SRC),
+    _O("inline_encoding", inline_encoding, "guess", "inline text as utf-8: guess|text|binary", SRC),
+    _O("inline_only", boolean, False, "post only files small enough to put inline", SRC),
     _O("post_subtopic", string, None, "post with this topic, not the file's directories", POST),
     _O("post_relpath_slash", boolean, False, "post relpaths with a leading / (v2 style)", POST),
-    _O("events", events, ("create", "delete", "link", "modify"), "file events to post", SRC),
+    _O("events", events, ("create", "delete", "link", "modify"), "file events to post", SRC + SEND),
     _O("blocksize", size, 1, "split files in blocks of this size (0: auto, 1: never)", SRC),
-    _O("sum", sum_flag, "d", "checksum to post: d, s, n, 0, z,d or z,s", SRC),
+    _O("sum", sum_flag, "d", "checksum to post: d, s, n, 0, z,d or z,s", SRC + POLL),
     _O("to", string_list, None, "clusters to deliver to (to_clusters header)", POST),
     _O("cluster", string, None, "name of this cluster (default: the broker host)"),
     _O("cluster_aliases", string_list, (), "other names of this cluster"),
     _O("gateway_for", string_list, (), "clusters this pump forwards to", PUMP),
     _M("header", header, "add name=value to every post (repeatable)", POST),
-    _O("source", string, None, "source header to post (default: none)", SRC),
+    _O("source", string, None, "source header to post (default: none)", SRC + POLL),
     _M("path", string, "file or directory to post or watch (repeatable)", SRC),
-    _O("recursive", boolean, True, "descend into directories given as path", SRC),
+    _O("recursive", boolean, True, "descend into directories given as path", SRC + POLL),
     _O("follow_symlinks", boolean, False, "watch and post what symbolic links point to", SRC),
     _O("force_polling", boolean, False, "poll the tree instead of using inotify", ("watch",)),
-    _O("sleep", duration, 5.0, "seconds between scans when polling", ("watch",)),
+    _O("sleep", duration, 5.0, "seconds between scans (dd_poll: listings)", ("watch", "poll")),
     _O("post_on_start", boolean, False, "post every existing file at start", ("watch",)),
     _O("pipe", boolean, False, "read the paths to post from standard input", ("post",)),
     _O("remove", boolean, False, "announce the named paths as removed (R posts)", ("post",)),
@@ -286,6 +318,46 @@ SYNONYMS: Mapping[str, str] = MappingProxyType(
         "logrotate": "log_backups",
         "logrotate_interval": "log_rotate",
         "metrics_writeinterval": "metrics_interval",
+        # sr3 spellings (canonical() compares lower case)
+        "topicprefix": "topic_prefix",
+        "post_topicprefix": "post_topic_prefix",
+        "inlinebytemax": "inline_max",
+        "inlineencoding": "inline_encoding",
+        "inlineonly": "inline_only",
+        "on_housekeeping": "on_heartbeat",
+        "flowcb": "callback",
+        "flow_callback": "callback",
+        "flowcallback": "callback",
+        "fcb": "callback",
+        "cb": "callback",
+        "flowcb_prepend": "callback_prepend",
+        "flow_callback_prepend": "callback_prepend",
+        "flowcallbackprepend": "callback_prepend",
+        "fcbp": "callback_prepend",
+        "cbp": "callback_prepend",
+        "sendto": "destination",
+        "pollurl": "destination",
+        "basedir": "base_dir",
+        "get": "accept",
+        "fileagemax": "file_time_limit",
+    }
+)
+
+#: The options naming plugins: the loader keeps their lines in file order with where
+#: each was written (``Options.hook_lines``), and keeps the lines of options no row knows
+#: (``Options.extras``) for the plugins that declare them (``sarra.hooks``).
+HOOK_OPTIONS = frozenset(
+    {
+        "on_file",
+        "on_part",
+        "on_message",
+        "on_post",
+        "on_start",
+        "on_stop",
+        "on_heartbeat",
+        "plugin",
+        "callback",
+        "callback_prepend",
     }
 )
 

@@ -27,7 +27,7 @@ from sarra.core.errors import ConfigError
 APP = "sarra"
 
 #: Short names of the programs, as used in directory and log names.
-PROGRAMS = ("post", "subscribe", "sara", "log", "watch", "shovel")
+PROGRAMS = ("post", "subscribe", "sara", "log", "watch", "shovel", "sender", "poll")
 
 _PREFIXES = ("dd_", "sr_")
 

@@ -24,7 +24,7 @@ class OptionValues:
     broker: Optional[str]
     #: exchange to bind to (default: set by the program)
     exchange: Optional[str]
-    #: first words of the binding key
+    #: first words of the binding key; several bind one queue: v02.post,v03
     topic_prefix: str
     #: binding key after topic_prefix (repeatable)
     subtopic: Tuple[str, ...]
@@ -56,7 +56,7 @@ class OptionValues:
     reject: Tuple[Pattern[str], ...]
     #: take what no accept/reject matches
     accept_unmatch: bool
-    #: where files go; may use ${YYYYMMDD} ${SOURCE}...
+    #: where files go (dd_poll: what it lists)
     directory: str
     #: keep the posted relative path under directory
     mirror: bool
@@ -104,16 +104,32 @@ class OptionValues:
     redirect_hosts: Tuple[str, ...]
     #: <source|*> <host|*.domain|addr|net>...: may fetch
     source_hosts: Tuple[Tuple[str, Tuple[str, ...]], ...]
+    #: server to send to, or (dd_poll) to list
+    destination: Optional[str]
+    #: local tree the relpaths of notices are read from
+    base_dir: Optional[str]
+    #: older listed files are not posted (60d)
+    file_time_limit: float
     #: script or plugin run when a file is complete (repeatable)
     on_file: Tuple[str, ...]
     #: script or plugin run when a part is written (repeatable)
     on_part: Tuple[str, ...]
-    #: script or plugin run on each accepted message (repeatable)
+    #: plugin run on each accepted message (repeatable)
     on_message: Tuple[str, ...]
-    #: script or plugin run before each post (repeatable)
+    #: plugin run before each post (repeatable)
     on_post: Tuple[str, ...]
-    #: Hook class: dotted path or file path (repeatable)
+    #: plugin run when an instance starts (repeatable)
+    on_start: Tuple[str, ...]
+    #: plugin run when an instance stops (repeatable)
+    on_stop: Tuple[str, ...]
+    #: plugin run at each housekeeping (repeatable)
+    on_heartbeat: Tuple[str, ...]
+    #: v2 plugin or Hook class: name, file or dotted path (repeatable)
     plugin: Tuple[str, ...]
+    #: sr3 flow callback: name or dotted path (repeatable)
+    callback: Tuple[str, ...]
+    #: sr3 flow callback run before the others (repeatable)
+    callback_prepend: Tuple[str, ...]
     #: send a report message for each file processed
     report_back: bool
     #: exchange for reports (default xs_<broker user>)
@@ -134,6 +150,16 @@ class OptionValues:
     post_base_dir: Optional[str]
     #: first words of posted topics
     post_topic_prefix: str
+    #: v02, v03 or v02,v03: formats posted (default: post_topic_prefix's, else v02)
+    post_format: Tuple[str, ...]
+    #: put small files' bytes in v03 posts (content)
+    inline: bool
+    #: largest file put inline (bytes)
+    inline_max: int
+    #: inline text as utf-8: guess|text|binary
+    inline_encoding: str
+    #: post only files small enough to put inline
+    inline_only: bool
     #: post with this topic, not the file's directories
     post_subtopic: Optional[str]
     #: post relpaths with a leading / (v2 style)
@@ -164,7 +190,7 @@ class OptionValues:
     follow_symlinks: bool
     #: poll the tree instead of using inotify
     force_polling: bool
-    #: seconds between scans when polling
+    #: seconds between scans (dd_poll: listings)
     sleep: float
     #: post every existing file at start
     post_on_start: bool

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 from sarra.core import partition
 from sarra.core.errors import MessageError, PathError, SarraError
-from sarra.core.message import MAX_HEADER_BYTES, Notice, check_name, split_sum
+from sarra.core.message import MAX_HEADER_BYTES, Notice, check_name, post_formats, split_sum
 from sarra.core.redaction import public_url
 
 #: schemes a switch may fetch a source's data from (never ``file:``: that would read the
@@ -45,6 +45,10 @@ class SwitchOptions(Protocol):
 
     @property
     def declare(self) -> Tuple[Tuple[str, str], ...]: ...
+    @property
+    def post_format(self) -> Optional[Tuple[str, ...]]: ...
+    @property
+    def post_topic_prefix(self) -> str: ...
     @property
     def to(self) -> Optional[Tuple[str, ...]]: ...
     @property
@@ -84,6 +88,8 @@ class Switch:
     #: host names sources reach this switch by: dd_post and v2 sr_post put the post
     #: broker's host in ``to_clusters`` when the poster names no cluster
     hosts: Tuple[str, ...] = ()
+    #: whether this switch re-announces in v02: only then must a post fit v02's limits
+    posts_v02: bool = True
 
     @property
     def names(self) -> Tuple[str, ...]:
@@ -116,6 +122,7 @@ class Switch:
             base_url=public_url(o.post_base_url or ""),  # as published
             report_routes=dict(o.report_route),
             hosts=tuple(dict.fromkeys(h for h in (broker_host, *hosts) if h)),
+            posts_v02=any(f == "v02" for f, _ in post_formats(o.post_format, o.post_topic_prefix)),
         )
 
 
@@ -148,17 +155,20 @@ def source_from_exchange(exchange: str, sw: Switch) -> str:
     return owner
 
 
-def check_post(notice: Notice) -> None:
+def check_post(notice: Notice, v02: bool = True) -> None:
     """Well-formed ``sum``, ``parts`` and base URL (spec 10.5 step 5), and a post this
     switch can re-announce: a relpath v02 can carry and headers within its limit.  Checked
     before the download, so the switch never stores a file it could not announce.
+
+    ``v02``: the switch re-announces in v02, whose limits (a name without a literal
+    ``%20``, headers under 253 bytes) then apply too.
 
     Raises:
         Refused: code 417 for malformed headers, 403 for a scheme a switch will not fetch.
     """
     if notice.kind != "post":
         raise Refused("not a post", 417, "Expectation Failed : not a post")
-    _check_announceable(notice)
+    _check_announceable(notice, v02)
     try:
         method, value = split_sum(notice.headers.get("sum", ""))
     except MessageError:
@@ -182,13 +192,13 @@ def check_post(notice: Notice) -> None:
                       f"Forbidden : scheme {scheme or '(none)'}")  # fmt: skip
 
 
-def _check_announceable(notice: Notice) -> None:
+def _check_announceable(notice: Notice, v02: bool) -> None:
     """Refuse (417) what ``message.encode`` would refuse after the download."""
     try:
-        check_name(notice.relpath)
+        check_name(notice.relpath, v02=v02)
     except PathError as e:
         raise Refused(f"unusable relpath: {e}", 417, "Expectation Failed : unusable path") from None
-    for name, value in notice.headers.items():
+    for name, value in notice.headers.items() if v02 else ():
         if len(value) * 4 >= MAX_HEADER_BYTES and len(value.encode("utf-8")) >= MAX_HEADER_BYTES:
             raise Refused(f"header {name[:40]!r} is over {MAX_HEADER_BYTES - 1} bytes", 417,
                           "Expectation Failed : header too long")  # fmt: skip
@@ -211,7 +221,7 @@ def ingest(notice: Notice, exchange: str, sw: Switch) -> Notice:
                       f"served here ({', '.join(sw.serves + sw.default_to)})", 403,
                       "Forbidden : unknown destination cluster")  # fmt: skip
     validated = notice.with_headers(changes)
-    check_post(validated)
+    check_post(validated, sw.posts_v02)
     return validated
 
 
@@ -243,7 +253,7 @@ def relay(notice: Notice, sw: Switch) -> Notice:
     if "ALL" not in clusters(notice) and not wanted.intersection(clusters(notice)):
         raise Refused(f"to_clusters {notice.headers.get('to_clusters', '')!r} not served here",
                       403, "Forbidden : not for this cluster")  # fmt: skip
-    check_post(notice)
+    check_post(notice, sw.posts_v02)
     return notice
 
 

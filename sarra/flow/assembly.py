@@ -65,7 +65,13 @@ from typing import Any, Callable, Optional, Tuple
 from sarra.config.loader import Options
 from sarra.core import checksum, partition
 from sarra.core.delivery import Delivery
-from sarra.core.errors import ChecksumMismatch, HookError, MessageError, TransferError
+from sarra.core.errors import (
+    ChecksumMismatch,
+    HookError,
+    MessageError,
+    SarraError,
+    TransferError,
+)
 from sarra.core.partition import Parts
 from sarra.flow.download import VERIFIABLE, apply_metadata, open_inflight, place_of, sum_at
 from sarra.fs.partstate import (
@@ -381,7 +387,7 @@ def part_hooks(hooks: Any) -> Callable[[Delivery], None]:
     def run(d: Delivery) -> None:
         try:
             hooks.emit("on_part", d)
-        except HookError as e:
+        except SarraError as e:  # a HookError, or a path a plugin's view refused
             log.error("%s (block of %s is in place)", e, d.local_path)
 
     return run

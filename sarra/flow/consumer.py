@@ -63,8 +63,12 @@ def remembered_queue(options: Options, state_dir: Path) -> Optional[str]:
 
 
 def topic_keys(prefix: str, subtopics: Optional[Sequence[str]]) -> List[str]:
-    """``<prefix>.<subtopic>`` for every subtopic (default ``#``)."""
-    return [f"{prefix}.{s}" for s in (list(subtopics or ()) or ["#"])]
+    """``<prefix>.<subtopic>`` for every prefix (``prefix`` may list several, comma
+    separated: ``v02.post,v03`` binds one queue to both formats) and every subtopic
+    (default ``#``)."""
+    prefixes = [p.strip() for p in prefix.split(",") if p.strip()] or [prefix]
+    subs = list(subtopics or ()) or ["#"]
+    return list(dict.fromkeys(f"{p}.{s}" for p in prefixes for s in subs))
 
 
 def bindings(options: Options) -> List[str]:

@@ -18,7 +18,7 @@ from sarra.config.credentials import Credentials
 from sarra.config.loader import Options
 from sarra.config.paths import Paths
 from sarra.core.delivery import Delivery
-from sarra.core.errors import ConfigError, HookError
+from sarra.core.errors import ConfigError, SarraError
 from sarra.core.redaction import redact_url
 from sarra.hooks import HookSet
 from sarra.logs.progress import Progress
@@ -49,6 +49,7 @@ class Context:
         self.credentials = Credentials.load(paths.credentials_file())
         self._closers: list = []
         self._policy: Any = None
+        self._hooks: Optional[HookSet] = None
 
     @property
     def config(self) -> str:
@@ -176,6 +177,24 @@ class Context:
 
         self.broker(self.options.broker).delete_queue(queue)
         forget_state(self.state_dir)
+
+    def hooks(self, locate: Optional[Callable[[Delivery], None]] = None) -> HookSet:
+        """The plugins the config names, found in ``<config_dir>/plugins`` and among
+        sarra's (``sarra.hooks.loading``), built once; ``locate`` tells the plugins that
+        read or change where a file goes (roles that download pass their ``Locator``).
+
+        Raises:
+            ConfigError: a plugin cannot be found or built (``file:line``).
+        """
+        from sarra.hooks.loading import load, plugin_dirs
+
+        hooks = getattr(self, "_hooks", None)
+        if hooks is None:  # built once per process: ``foreground`` builds them first
+            dirs = plugin_dirs(self.paths)
+            hooks = self._hooks = load(self.options, plugin_dirs=dirs, instance=self.instance)
+        if locate is not None:
+            hooks.place_with(locate)
+        return hooks
 
     def downloader(
         self, broker: Any, hooks: HookSet, locate: Callable[[Delivery], None], assembler: Any = None
@@ -346,7 +365,7 @@ def file_hooks(hooks: HookSet, lock: Any = None) -> Callable[[Delivery], None]:
             human_size(size),
             human_rate(size, d.elapsed),
         )
-        if not hooks.hooks:
+        if not hooks.has("on_file"):
             return
         try:
             if lock is None:
@@ -354,7 +373,7 @@ def file_hooks(hooks: HookSet, lock: Any = None) -> Callable[[Delivery], None]:
             else:
                 with lock:
                     hooks.emit("on_file", d)
-        except HookError as e:
+        except SarraError as e:  # a HookError, or a path a plugin's view refused
             log.error("%s (file %s is in place)", e, d.local_path)
 
     return run

@@ -11,8 +11,9 @@ links out of the tree, files created ``O_EXCL|O_NOFOLLOW``, mode and times set t
 the fd, existing names replaced only by rename), so no link a notice planted can
 redirect a write.  An ``L`` notice makes a link only if its target stays in the tree
 (``link_absolute_targets`` lets a trusted upstream make absolute ones).  ``file:`` URLs
-are read only below ``file_sources``.  A filesystem error becomes a ``PathError`` or a
-``TransferError`` (permanent or not by errno), never a raw ``OSError``.
+are read only below ``file_sources``.  Inline bytes (v03 ``content``) that match the
+notice are written without a fetch (``sarra.flow.inline``).  A filesystem error becomes a
+``PathError`` or a ``TransferError`` (permanent or not by errno), never a raw ``OSError``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from sarra.core import checksum, partition
 from sarra.core.delivery import Delivery
 from sarra.core.errors import ChecksumMismatch, MessageError, PathError, TransferError
 from sarra.core.message import Notice, parse_time, split_sum
+from sarra.flow.inline import inline_transfer
 from sarra.fs.safefs import (
     NEW_FILE,
     PATH_MAX,
@@ -100,6 +102,28 @@ def place_of(d: Delivery) -> Place:
     return Place.of(d.local_path)
 
 
+def verify(d: Delivery, got: int, expected: Optional[int], sums: list) -> None:
+    """Size and checksum of what arrived for ``d``; a ``z`` sum is filled in on
+    ``d.notice``.  ``sums`` holds the checksum computed while receiving (or nothing).
+
+    Raises:
+        TransferError: wrong size.  ChecksumMismatch: wrong sum.
+    """
+    n = d.notice
+    method, value = split_sum(n.headers.get("sum", ""))
+    if expected is not None and got != expected:
+        raise TransferError(f"{n.relpath}: got {got} bytes, {expected} announced")
+    if sums and method in VERIFIABLE and sums[0].value() != value:
+        raise ChecksumMismatch(
+            f"checksum mismatch for {n.relpath}: announced {method},{value[:16]}..., "
+            f"received {sums[0].value()[:16]}...",
+            expected=value,
+            actual=sums[0].value(),
+        )
+    if method == "z" and sums:
+        d.notice = n.with_headers(sum=f"{value},{sums[0].value()}")
+
+
 class Downloader:
     """Callable work step.  ``locate(delivery)`` sets ``delivery.local_path`` (and
     ``delivery.place``).
@@ -131,7 +155,8 @@ class Downloader:
         self.events = set(options.events)
 
     def __call__(self, d: Delivery) -> None:
-        self.locate(d)
+        if d.place is None:  # else an on_message plugin placed it (sarra.hooks.placing)
+            self.locate(d)
         method, _ = split_sum(d.notice.headers.get("sum", ""))
         try:
             if method == "R":
@@ -186,7 +211,7 @@ class Downloader:
         tmp = inflight_place(target, self.o.inflight)
         dir_fd = self.dirs.open(target.root, target.dir)
         tmp_fd = dir_fd if tmp.dir == target.dir else self.dirs.open(tmp.root, tmp.dir)
-        transfer = self.transfers.get(n.baseurl)
+        transfer = inline_transfer(n) or self.transfers.get(n.baseurl)
         expected = parts.size if parts is not None else None
         with open_inflight(tmp_fd, tmp.name) as f:
             self.progress.start(target.name, expected)
@@ -203,7 +228,7 @@ class Downloader:
                     throttle=self.o.throttle,
                 )
                 f.flush()
-                self._verify(d, got, expected, sums)
+                verify(d, got, expected, sums)
                 apply_metadata(
                     f.fileno(),
                     d.notice,
@@ -218,26 +243,6 @@ class Downloader:
         if tmp != target:
             os.replace(tmp.name, target.name, src_dir_fd=tmp_fd, dst_dir_fd=dir_fd)
         return got
-
-    def _verify(self, d: Delivery, got: int, expected: Optional[int], sums: list) -> None:
-        """Size and checksum of what arrived; a ``z`` sum is filled in on ``d.notice``.
-
-        Raises:
-            TransferError: wrong size.  ChecksumMismatch: wrong sum.
-        """
-        n = d.notice
-        method, value = split_sum(n.headers.get("sum", ""))
-        if expected is not None and got != expected:
-            raise TransferError(f"{n.relpath}: got {got} bytes, {expected} announced")
-        if sums and method in VERIFIABLE and sums[0].value() != value:
-            raise ChecksumMismatch(
-                f"checksum mismatch for {n.relpath}: announced {method},{value[:16]}..., "
-                f"received {sums[0].value()[:16]}...",
-                expected=value,
-                actual=sums[0].value(),
-            )
-        if method == "z" and sums:
-            d.notice = n.with_headers(sum=f"{value},{sums[0].value()}")
 
     def _remote_path(self, baseurl: str, relpath: str) -> str:
         """``sarra.transfer.remote_path``, with the baseurl part parsed once."""

@@ -306,7 +306,8 @@ class Flow:
                 d.reject("duplicate", code=304, text="Not modified1")
                 return False
             if not self.hooks.accepts(d):
-                d.reject("rejected by on_message hook")
+                if d.outcome is None:  # else the hook decided (a retry, say)
+                    d.reject("rejected by on_message hook")
                 return False
             if self.work is None:
                 d.ok(201, "Published")
@@ -380,7 +381,7 @@ class Flow:
 
     def _on_post(self, d: Delivery) -> bool:
         """Run the ``on_post`` hooks of ``d`` (marked in hand); False if one failed."""
-        if not self.hooks.hooks:
+        if not self.hooks.has("on_post"):
             return True
         if self.inhand is not None:
             self.inhand.begin(d)
@@ -389,7 +390,7 @@ class Flow:
         except Exception as e:  # noqa: BLE001 - the error boundary (sarra.flow.boundary)
             outcome_of(d, e, "on_post")
         self._end(d)
-        return d.outcome == OK
+        return d.outcome == OK and d.post_notice is not None  # None: a hook said not to
 
     def _abandon(self, batch: Sequence[Delivery]) -> None:
         for d in batch:
@@ -433,7 +434,7 @@ class Flow:
                 self.retry.remove(d.retry)
             return True
         try:
-            wire = message.encode(d.notice, strict=False)  # as received: local storage
+            wire = message.encode_local(d.notice)  # as received: v02, or v03 if need be
             kept = self.retry.put(
                 wire.topic,
                 wire.headers,

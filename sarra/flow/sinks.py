@@ -1,14 +1,17 @@
 """Sinks that publish what a batch produced: downstream posts and report messages.
 
 Both encode with ``sarra.core.message`` and publish through the broker adapter in one
-confirmed batch (``publish_batch``): no round trip per message.
+confirmed batch (``publish_batch``): no round trip per message.  Posts go out in each
+format the producer is configured for (``message.post_formats``: v02, v03 or both), or,
+for a shovel with no ``post_format``, in the format each message came in; a report goes
+out in the format of the post it answers.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
-from typing import Any, Callable, List, Sequence, Tuple, Union
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 from sarra.core import message
 from sarra.core.delivery import Delivery
@@ -27,12 +30,42 @@ def _outgoing(exchange: str, encoded: message.Encoded, ref: Any = None) -> Any:
         routing_key=encoded.topic,
         headers=encoded.headers,
         body=encoded.body,
+        content_type=encoded.content_type,  # sr3 tells v03 from v02 by it
         ref=ref,
     )
 
 
+Formats = Optional[Sequence[Tuple[str, str]]]
+
+
+def received_format(d: Delivery) -> str:
+    """The format ``d``'s message came in (v02 for a local source)."""
+    if d.received is not None:
+        return message.format_of(bytes(d.received.body))
+    if d.retry is not None:
+        return message.format_of(str(d.retry.body))
+    return "v02"
+
+
+def encode_all(notice: message.Notice, formats: Sequence[Tuple[str, str]]) -> List[Any]:
+    """``notice`` encoded in each (format, topic prefix); v02 output leaves out what v02
+    cannot carry (said once in the log).
+
+    Raises:
+        MessageError: one format cannot carry it: nothing of it is posted.
+    """
+    out = []
+    for fmt, prefix in formats:
+        n = notice.relayable() if fmt == "v02" else notice
+        out.append(message.encode(n, fmt, topic_prefix=prefix))
+    return out
+
+
 class NoticePublisher:
     """Publishes each OK delivery's ``post_notice``; unconfirmed ones become FAILED.
+
+    ``formats``: (format, topic prefix) pairs, each post published once per format;
+    None: in the format its message came in, on its own topic (a shovel).
 
     ``window`` 0 (daemons): each batch waits for its confirms, so a delivery is settled
     (and its message acknowledged) only once its post is confirmed.  ``window`` N > 0
@@ -48,11 +81,13 @@ class NoticePublisher:
         exchange: Exchange,
         window: int = 0,
         late: Callable[[Delivery, str], None] | None = None,
+        formats: Formats = (("v02", "v02.post"),),
     ) -> None:
         self.broker = broker
         self.exchange = exchange
         self.window = window
         self.late = late or (lambda d, reason: log.error("%s", reason))
+        self.formats = formats
 
     def _exchange_for(self, d: Delivery) -> str:
         return self.exchange(d) if callable(self.exchange) else self.exchange
@@ -61,12 +96,17 @@ class NoticePublisher:
         pending: List[Tuple[Any, Delivery]] = []
         for d in deliveries:
             assert d.post_notice is not None
+            formats = self.formats
+            if formats is None:
+                fmt = received_format(d)
+                formats = [(fmt, message.prefix_for(fmt, d.post_notice.topic))]
             try:
-                enc = message.encode(d.post_notice)
+                encoded = encode_all(d.post_notice, formats)
             except MessageError as e:
                 d.fail(f"cannot post {d.describe()}: {e}", code=417, permanent=True)
                 continue
-            pending.append((_outgoing(self._exchange_for(d), enc, d), d))
+            exchange = self._exchange_for(d)
+            pending.extend((_outgoing(exchange, enc, d), d) for enc in encoded)
         if not pending:
             return
         if self.window:
@@ -74,9 +114,8 @@ class NoticePublisher:
             self._collect(self.window)
             return
         failed = {id(o) for o in self.broker.publish_batch([o for o, _ in pending])}
-        for out, d in pending:
-            if id(out) in failed:
-                d.fail(f"post of {d.describe()} not confirmed by the broker", code=503)
+        for d in {id(d): d for out, d in pending if id(out) in failed}.values():
+            d.fail(f"post of {d.describe()} not confirmed by the broker", code=503)
 
     def finish(self) -> None:
         """Wait for every confirm still due (``window`` mode)."""
@@ -144,7 +183,9 @@ class Reporter:
             code, text = d.report
             try:
                 rep = message.make_report(d.notice, code, text, self.host, self.user, d.elapsed)
-                outs.append(_outgoing(self.exchange, message.encode(rep)))
+                fmt = received_format(d)
+                rep = rep if fmt == "v03" else rep.relayable()
+                outs.append(_outgoing(self.exchange, message.encode(rep, fmt)))
             except MessageError as e:
                 log.warning("cannot report on %s: %s", d.describe(), e)
         if outs:

@@ -158,6 +158,9 @@ def setup_logging(
     logging.getLogger("pika").setLevel(
         logging.WARNING if numeric <= logging.DEBUG else logging.CRITICAL
     )
+    # paramiko narrates each SSH connection (connected, authenticated, channel opened and
+    # closed) at INFO: four lines per dd_poll pass; its warnings and errors still show
+    logging.getLogger("paramiko").setLevel(max(numeric, logging.WARNING))
     logging.getLogger(__name__).debug(
         "logging for %s instance %d at %s", program, instance, logging.getLevelName(numeric)
     )

@@ -1,9 +1,11 @@
-"""Turning local files into v02 notices (dd_post, dd_watch).
+"""Turning local files into notices (dd_post, dd_watch), for v02 and v03 alike.
 
 Each file is read once: the checksum of every block is computed in a single pass.
 Symbolic links become ``L`` posts, removals ``R`` posts, renames the ``R``+``newname``
 then post+``oldname`` pair of spec 8.4.  Paths outside ``post_base_dir`` and names that
-v02 cannot carry are refused with ``PathError``.
+the formats posted in cannot carry are refused with ``PathError``.  With ``inline`` and
+v03 among the formats, a file smaller than ``inline_max`` travels in its notice
+(``content``, doc/v03.rst): it is read once, and its checksum is that of the bytes sent.
 """
 
 from __future__ import annotations
@@ -50,6 +52,14 @@ class NoticeMaker:
             self.common["source"] = broker_user
         self.common.update(options.header)  # (name, value) pairs, checked by the converter
         self.slash = options.post_relpath_slash
+        formats = [
+            f for f, _ in message.post_formats(options.post_format, options.post_topic_prefix)
+        ]
+        self.v02 = "v02" in formats
+        self.inline = options.inline and "v03" in formats
+        self.inline_max = options.inline_max
+        self.inline_only = options.inline_only and self.inline
+        self.inline_encoding = options.inline_encoding
         self.rename = options.rename
         self._absolute = self.base_dir is None and self.base_url.lower().startswith("file:")
 
@@ -70,7 +80,7 @@ class NoticeMaker:
             rel = ap[len(self.base_dir) :].lstrip("/")
         else:
             rel = ap.lstrip("/")
-        message.check_name(rel)
+        message.check_name(rel, v02=self.v02)
         return ("/" + rel) if self.slash or self._absolute else rel
 
     def _notice(self, path: str, headers: Dict[str, str], pubtime: Optional[str]) -> Notice:
@@ -80,7 +90,12 @@ class NoticeMaker:
             name = os.path.basename(path)
             h["rename"] = self.rename + name if self.rename.endswith("/") else self.rename
         notice = message.new_post(
-            self.base_url, self.relpath(path), h, pubtime=pubtime, topic_prefix=self.prefix
+            self.base_url,
+            self.relpath(path),
+            h,
+            pubtime=pubtime,
+            topic_prefix=self.prefix,
+            v02=self.v02,
         )
         if self.subtopic:  # -sub: the user's topic instead of the directories (spec 3.7)
             topic = f"{self.prefix}.{self.subtopic}".replace(" ", "%20").replace("#", "%23")
@@ -130,6 +145,13 @@ class NoticeMaker:
             meta["atime"] = message.format_time_ns(st.st_atime_ns)
         if self.o.preserve_mode:
             meta["mode"] = format(st.st_mode & 0o7777, "o")
+        if self.inline and st.st_size < self.inline_max:
+            return [self._inline(path, meta, st.st_size)]
+        if self.inline_only:
+            raise PathError(
+                f"{path}: {st.st_size} bytes, not under inline_max {self.inline_max}: "
+                "not posted (inline_only)"
+            )
         blocks = partition.plan(st.st_size, self.blocksize)
         sums = list(self._block_sums(path, blocks))
         pubtime = message.format_time(time.time())
@@ -137,6 +159,27 @@ class NoticeMaker:
             self._notice(path, {**meta, "parts": b.header(), "sum": s}, pubtime)
             for b, s in zip(blocks, sums)
         ]
+
+    def _inline(self, path: str, meta: Dict[str, str], size: int) -> Notice:
+        """The post of a small file with its bytes inline; its sum and size are those
+        of the bytes read (the file may change meanwhile: the notice stays true).
+
+        Raises:
+            OSError: the file could not be read.
+        """
+        with open(path, "rb") as f:
+            data = f.read(self.inline_max)
+        by_name = self.sum in ("n", "0") or self.sum.startswith("z")
+        c = (
+            checksum.new(self.sum, name=os.path.basename(path))
+            if by_name
+            else checksum.new(self.sum)
+        )
+        c.update(data)
+        headers = {**meta, "parts": f"1,{len(data)},1,0,0", "sum": c.header()}
+        notice = self._notice(path, headers, message.format_time(time.time()))
+        content = message.inline_content_of(data, self.inline_encoding, path)
+        return notice.replace(extra={"content": content})
 
     def _block_sums(self, path: str, blocks: List[partition.Parts]) -> Iterator[str]:
         """One pass over the file, yielding each block's ``sum`` header."""

@@ -24,6 +24,7 @@ from typing import Callable, Dict, Iterable, Iterator, List, Sequence
 
 from sarra.config.credentials import broker_user
 from sarra.config.loader import Options
+from sarra.core import message
 from sarra.core.delivery import FAILED, Delivery
 from sarra.core.errors import ConfigError, ConnectionLost, PathError
 from sarra.core.message import Notice
@@ -234,7 +235,13 @@ def _post(ctx: Context, source: FileSource, exchange: str) -> None:
     source.early = broker.connecting
     # a batch does not wait for its confirms (persistent posts are confirmed once the
     # broker has them on disk): the next files are read meanwhile; finish() waits
-    publisher = NoticePublisher(broker, exchange, window=CONFIRM_WINDOW, late=source.late_failure)
+    publisher = NoticePublisher(
+        broker,
+        exchange,
+        window=CONFIRM_WINDOW,
+        late=source.late_failure,
+        formats=message.post_formats(o.post_format, o.post_topic_prefix),
+    )
     flow = Flow(source=source, publisher=publisher, batch=o.batch, idle=0.0, stop=ctx.stop)
     flow.run()
     try:

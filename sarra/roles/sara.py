@@ -29,7 +29,7 @@ from typing import Any, List
 
 from sarra.config.credentials import broker_user
 from sarra.config.loader import Options, required
-from sarra.core import routing
+from sarra.core import message, routing
 from sarra.core.delivery import OK, Delivery
 from sarra.core.errors import ConfigError
 from sarra.core.message import Notice, post_topic
@@ -39,7 +39,6 @@ from sarra.flow.context import Context
 from sarra.flow.download import Downloader
 from sarra.flow.engine import BrokerSource, Flow
 from sarra.flow.sinks import NoticePublisher, Reporter
-from sarra.hooks import HookSet
 
 log = logging.getLogger(__name__)
 
@@ -143,9 +142,10 @@ def build(ctx: Context, broker: Any, post_broker: Any, assembler: Any = None) ->
     ctx.reset_queue(broker, queue(ctx))
     consumer.setup_queue(broker, o, queue(ctx), exchanges(o), exchange_mode=consumer.DECLARE)
     sw = routing.Switch.from_options(o, ctx.host(o.post_broker or o.broker), hosts=hosts(ctx))
-    hooks = HookSet.from_options(o)
     base_dir = os.path.abspath(os.path.expanduser(o.post_base_dir))
-    download = ctx.downloader(broker, hooks, consumer.Locator(o, {"PBD": base_dir}), assembler)
+    locate = consumer.Locator(o, {"PBD": base_dir})
+    hooks = ctx.hooks(locate)
+    download = ctx.downloader(broker, hooks, locate, assembler)
     post_exchange = required(o.post_exchange, "post_exchange")
     post_broker.declare_exchange(post_exchange)
     reporter = None
@@ -158,7 +158,11 @@ def build(ctx: Context, broker: Any, post_broker: Any, assembler: Any = None) ->
         source=BrokerSource(broker),
         select=Gate(o, sw),
         work=Repost(o, download),
-        publisher=NoticePublisher(post_broker, post_exchange),
+        publisher=NoticePublisher(
+            post_broker,
+            post_exchange,
+            formats=message.post_formats(o.post_format, o.post_topic_prefix),
+        ),
         dedup=ctx.dedup_cache(),
         dedup_basis=o.suppress_basis,
         reporter=reporter,

@@ -19,14 +19,13 @@ from collections import defaultdict
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from sarra.config.loader import Options
-from sarra.core import routing
+from sarra.core import message, routing
 from sarra.core.delivery import Delivery
 from sarra.core.errors import ConfigError
 from sarra.flow import consumer
 from sarra.flow.context import Context
 from sarra.flow.engine import BrokerSource, Flow
 from sarra.flow.sinks import NoticePublisher
-from sarra.hooks import HookSet
 
 log = logging.getLogger(__name__)
 
@@ -103,12 +102,14 @@ class RoutedPublisher:
                 log.info(
                     "report %s -> %s%s", d.describe(), t.exchange, " (next switch)" * bool(url)
                 )
-            NoticePublisher(self._broker(url), lambda d: targets[id(d)].exchange).publish(ds)
+            exchange = lambda d: targets[id(d)].exchange  # noqa: E731
+            NoticePublisher(self._broker(url), exchange, formats=None).publish(ds)
 
 
 def binding_keys(o: Options) -> List[str]:
-    """A report router reads ``v02.report`` whatever ``topic_prefix`` says."""
-    prefix = "v02.report" if o.report_router else o.topic_prefix
+    """A report router reads ``v02.report`` and ``v03.report`` whatever ``topic_prefix``
+    says (sarra's v03 reports; sr3's own go to ``xr_<user>``, not through the router)."""
+    prefix = "v02.report,v03.report" if o.report_router else o.topic_prefix
     return consumer.topic_keys(prefix, o.subtopic)
 
 
@@ -129,13 +130,16 @@ def build(ctx: Context, broker: Any, post_broker: Any) -> Flow:
             raise ConfigError("dd_shovel: set post_exchange")
         post_broker.declare_exchange(o.post_exchange)
         select = consumer.Selector(o)
-        publisher = NoticePublisher(post_broker, o.post_exchange)
+        # as received unless post_format (or a v03 post_topic_prefix) says otherwise
+        named = o.post_format or str(o.post_topic_prefix or "").startswith("v03")
+        formats = message.post_formats(o.post_format, o.post_topic_prefix) if named else None
+        publisher = NoticePublisher(post_broker, o.post_exchange, formats=formats)
     return Flow(
         source=BrokerSource(broker),
         select=select,
         work=None,
         publisher=publisher,
-        hooks=HookSet.from_options(o),
+        hooks=ctx.hooks(),
         retry=ctx.retry_queue(),  # an unconfirmed copy is retried, never dropped
         batch=o.batch,
         housekeeping=o.housekeeping,

@@ -6,11 +6,11 @@ from typing import Any, Optional
 
 from sarra.config.credentials import broker_user
 from sarra.config.loader import required
+from sarra.core import message
 from sarra.flow import consumer
 from sarra.flow.context import Context
 from sarra.flow.engine import BrokerSource, Flow
 from sarra.flow.sinks import NoticePublisher, Reporter
-from sarra.hooks import HookSet
 
 PROGRAM = "dd_subscribe"
 DEFAULTS = {"exchange": "xpublic"}
@@ -30,8 +30,9 @@ def build(ctx: Context, broker: Any, assembler: Optional[Any] = None) -> Flow:
     o = ctx.options
     ctx.reset_queue(broker, queue(ctx))
     consumer.setup_queue(broker, o, queue(ctx), required(o.exchange, "exchange"))
-    hooks = HookSet.from_options(o)
-    work = ctx.downloader(broker, hooks, consumer.Locator(o), assembler)
+    locate = consumer.Locator(o)
+    hooks = ctx.hooks(locate)
+    work = ctx.downloader(broker, hooks, locate, assembler)
     reporter = None
     if o.report_back:
         reporter = Reporter(broker, report_exchange(ctx), broker_user(o.broker))
@@ -39,7 +40,8 @@ def build(ctx: Context, broker: Any, assembler: Optional[Any] = None) -> Flow:
     if o.post_broker and o.post_exchange:
         post_broker = ctx.broker(o.post_broker, "post_broker")
         post_broker.declare_exchange(o.post_exchange)
-        publisher = NoticePublisher(post_broker, o.post_exchange)
+        formats = message.post_formats(o.post_format, o.post_topic_prefix)
+        publisher = NoticePublisher(post_broker, o.post_exchange, formats=formats)
     return Flow(
         source=BrokerSource(broker),
         select=consumer.Selector(o),
@@ -52,7 +54,7 @@ def build(ctx: Context, broker: Any, assembler: Optional[Any] = None) -> Flow:
         batch=o.batch,
         housekeeping=o.housekeeping,
         stop=ctx.stop,
-        threads=ctx.work_threads(broker, hooks, consumer.Locator(o)),
+        threads=ctx.work_threads(broker, hooks, locate),
     )
 
 

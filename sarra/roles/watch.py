@@ -11,11 +11,11 @@ import logging
 
 from sarra.config.credentials import broker_user
 from sarra.config.loader import Options
+from sarra.core import message
 from sarra.core.errors import ConfigError
 from sarra.flow.context import Context
 from sarra.flow.engine import Flow
 from sarra.flow.sinks import NoticePublisher
-from sarra.hooks import HookSet
 from sarra.post.notices import NoticeMaker
 from sarra.watch.source import WatchSource, mask_selector
 from sarra.watch.watcher import Watcher
@@ -83,8 +83,10 @@ def run(ctx: Context) -> int:
         )
         flow = Flow(
             source=source,
-            publisher=NoticePublisher(broker, exchange),
-            hooks=HookSet.from_options(o),
+            publisher=NoticePublisher(
+                broker, exchange, formats=message.post_formats(o.post_format, o.post_topic_prefix)
+            ),
+            hooks=ctx.hooks(),
             batch=o.batch,
             idle=1.0,
             housekeeping=o.housekeeping,

@@ -179,7 +179,7 @@ def build_parser(prog: str = "dd check") -> argparse.ArgumentParser:
         prog=prog,
         description="Nagios/Icinga check of every sarra daemon configuration: see dd(8).",
     )
-    p.add_argument("program", nargs="?", help="subscribe, sara, shovel, log or watch")
+    p.add_argument("program", nargs="?", help="sara, shovel, subscribe, sender, log, watch or poll")
     p.add_argument("config", nargs="?", help="one configuration of that program")
     p.add_argument("--system", action="store_true", help="the system's configs (/etc/sarra)")
     p.add_argument("-v", "--verbose", action="count", default=0, help="one line per problem")

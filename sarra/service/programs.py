@@ -33,6 +33,8 @@ ROLES = {
     "dd_shovel": "sarra.roles.shovel",
     "dd_watch": "sarra.roles.watch",
     "dd_log": "sarra.roles.log",
+    "dd_sender": "sarra.roles.sender",
+    "dd_poll": "sarra.roles.poll",
 }
 
 
@@ -66,6 +68,18 @@ def role(program: str) -> Any:
 
 def options(program: str, config: Optional[str], ns: argparse.Namespace, paths: Paths) -> Options:
     return load(program, config, ns.overrides, paths, defaults=role(program).DEFAULTS)
+
+
+def check_plugins(o: Options, paths: Paths) -> None:
+    """Find every plugin the config names before anything starts (none is run).
+
+    Raises:
+        ConfigError: a plugin that cannot be found or read (``file:line``).
+    """
+    if o.hook_lines:
+        from sarra.hooks.loading import plugin_dirs, resolve
+
+        resolve(o, plugin_dirs(paths))
 
 
 def context(program: str, o: Options, paths: Paths, instance: int, stop: Callable) -> Any:
@@ -128,6 +142,7 @@ def report(program: str, config: str, report: Any) -> int:
 
 def start(program: str, config: str, ns: argparse.Namespace, paths: Paths) -> int:
     o = options(program, config, ns, paths)
+    check_plugins(o, paths)
     mark_wanted(paths.state(program, config), int(o.instances))
     return report(program, config, instances(program, config, o, paths, ns).start())
 
@@ -140,6 +155,7 @@ def stop(program: str, config: str, ns: argparse.Namespace, paths: Paths) -> int
 
 def restart(program: str, config: str, ns: argparse.Namespace, paths: Paths) -> int:
     o = options(program, config, ns, paths)
+    check_plugins(o, paths)
     mark_wanted(paths.state(program, config), int(o.instances))
     return report(program, config, instances(program, config, o, paths, ns).restart())
 

@@ -58,7 +58,7 @@ from sarra.service.programs import clear_wanted, mark_wanted, wanted_count
 log = logging.getLogger(__name__)
 
 #: Daemons in start order: pumps before the subscribers that read what they post.
-ORDER = ("sara", "shovel", "subscribe", "log", "watch")
+ORDER = ("sara", "shovel", "subscribe", "sender", "log", "watch", "poll")
 ACTIONS = (
     "start", "stop", "restart", "status", "sanity", "list", "log", "cleanup", "declare",
     "check", "metrics",
@@ -338,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run every sarra daemon configuration together: see man dd(8).",
     )
     p.add_argument("action", choices=ACTIONS)
-    p.add_argument("program", nargs="?", help="subscribe, sara, shovel, log or watch")
+    p.add_argument("program", nargs="?", help="sara, shovel, subscribe, sender, log, watch or poll")
     p.add_argument("config", nargs="?", help="one configuration of that program")
     p.add_argument("instance", nargs="?", type=int, default=1, help="for log: instance number")
     p.add_argument("--system", action="store_true", help="the system's configs (/etc/sarra)")

@@ -6,7 +6,8 @@ the base class does the shared work once: the read/write loop, checksums compute
 the bytes stream past, throttling, progress callbacks, the byte-count check, the
 announced-size bound and the wall-clock deadline (``sarra.transfer.limits``).
 :class:`TransferPool` (``sarra.transfer.pool``) hands each transfer its limits and,
-where the SSRF policy applies, its guard (``sarra.transfer.netguard``).
+where the SSRF policy applies, its guard (``sarra.transfer.netguard``).  The HTTP
+backend's one speed trick on requests' internals lives in ``sarra.transfer.requests_seam``.
 
 Server paths: :func:`remote_path` joins the baseurl path and a *decoded* relpath with a
 single ``/`` (spec 4.5).  Every backend call takes such an absolute server path.
@@ -41,12 +42,14 @@ from sarra.core.checksum import Checksum
 from sarra.core.errors import TransferError
 from sarra.core.redaction import redact_url
 from sarra.transfer.limits import WATCHDOG, Budget, Limits
+from sarra.transfer.listing import Entry
 from sarra.transfer.pipeline import prefetch
 
 __all__ = [
     "CHUNK_SIZE",
     "Credential",
     "CredentialLookup",
+    "Entry",
     "Transfer",
     "TRANSFERS",
     "backend",
@@ -132,12 +135,13 @@ class Transfer:
     """One connection to one server, reading and writing files by server path.
 
     Backends implement ``connect``, ``close``, ``iter_read``, ``write_from``, ``ls``,
-    ``mkdir``, ``delete``, ``rename`` and ``stat``; they connect lazily, so a transfer
-    whose connection broke reconnects on next use.  :meth:`get` and :meth:`put` are the
-    shared loops: callers position ``dest``/``src``, the loop streams ``chunk_size``
-    pieces, feeds every checksum in ``sums``, calls ``progress(nbytes)`` after each piece
-    (a good place to keep a broker heartbeat alive), throttles to ``throttle`` bytes/s
-    and checks the byte count against ``length``.
+    ``listing``, ``mkdir``, ``delete``, ``rename``, ``stat``, ``chmod`` and ``utime``;
+    they connect lazily, so a transfer whose connection broke reconnects on next use.
+    :meth:`get` and :meth:`put` are the shared loops: callers position ``dest``/``src``,
+    the loop streams ``chunk_size`` pieces, feeds every checksum in ``sums``, calls
+    ``progress(nbytes)`` after each piece (a good place to keep a broker heartbeat
+    alive), throttles to ``throttle`` bytes/s and checks the byte count against
+    ``length``.
     """
 
     scheme = ""
@@ -218,6 +222,19 @@ class Transfer:
     def stat(self, path: str) -> int:
         """Return the size of ``path`` in bytes."""
         raise NotImplementedError
+
+    def listing(self, path: str) -> Iterator[Entry]:
+        """Yield the entries of directory ``path`` as the server lists them, streamed
+        (see :mod:`sarra.transfer.listing`); names only, never ``.`` or ``..``."""
+        raise TransferError(f"{self.scheme}: listing is not supported", permanent=True)
+
+    def chmod(self, path: str, mode: int) -> None:
+        """Set the permission bits of ``path``."""
+        raise TransferError(f"{self.scheme}: chmod is not supported", permanent=True)
+
+    def utime(self, path: str, mtime: float) -> None:
+        """Set the modification (and access) time of ``path``."""
+        raise TransferError(f"{self.scheme}: setting times is not supported", permanent=True)
 
     def abort(self) -> None:
         """Called from another thread when a transfer passed its deadline: make the

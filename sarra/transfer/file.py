@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import errno
 import os
+import stat as stat_mod
 from typing import Iterable, Iterator
 
 from sarra.core.errors import TransferError
-from sarra.transfer import Transfer, read_chunks
+from sarra.transfer import Entry, Transfer, read_chunks
 
 __all__ = ["FileTransfer"]
 
@@ -86,3 +87,30 @@ class FileTransfer(Transfer):
             return os.stat(path).st_size
         except OSError as e:
             raise _error(e, f"stat {path}") from e
+
+    def listing(self, path: str) -> Iterator[Entry]:
+        """Regular files and directories of ``path``; links are neither followed nor
+        listed (a link could lead out of the polled tree)."""
+        try:
+            with os.scandir(path) as entries:
+                for e in entries:
+                    st = e.stat(follow_symlinks=False)
+                    if stat_mod.S_ISDIR(st.st_mode):
+                        yield Entry(e.name, is_dir=True)
+                    elif stat_mod.S_ISREG(st.st_mode):
+                        line = f"{st.st_size} {st.st_mtime_ns}"
+                        yield Entry(e.name, False, st.st_size, st.st_mtime, line)
+        except OSError as e:
+            raise _error(e, f"listing {path}") from e
+
+    def chmod(self, path: str, mode: int) -> None:
+        try:
+            os.chmod(path, mode)
+        except OSError as e:
+            raise _error(e, f"chmod {path}") from e
+
+    def utime(self, path: str, mtime: float) -> None:
+        try:
+            os.utime(path, (mtime, mtime), follow_symlinks=False)
+        except OSError as e:
+            raise _error(e, f"setting times of {path}") from e

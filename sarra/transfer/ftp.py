@@ -21,16 +21,22 @@ import ftplib
 import logging
 import socket
 import ssl
+import time
 from typing import Any, Iterable, Iterator, NoReturn
 
 from sarra.core.errors import TransferError
-from sarra.transfer import Transfer
+from sarra.transfer import Entry, Transfer
+from sarra.transfer.listing import list_entry, mlsd_entry
 
 __all__ = ["FtpTransfer"]
 
 log = logging.getLogger(__name__)
 
 _ERRORS = (ftplib.Error, OSError, EOFError, ValueError)
+#: replies that say a command is not implemented (then LIST stands in for MLSD)
+_UNKNOWN_COMMAND = ("500", "501", "502", "504")
+#: longest listing line read; a longer one is skipped (a hostile server's)
+_MAX_LINE = 8192
 
 
 def _flag(value: Any, default: bool) -> bool:
@@ -226,6 +232,65 @@ class FtpTransfer(Transfer):
         if size is None:
             raise TransferError(f"{self.scheme}: no size for {path}")
         return int(size)
+
+    def listing(self, path: str) -> Iterator[Entry]:
+        """Files and directories of ``path`` from ``MLSD`` (``LIST`` on servers without
+        it), read line by line as the server sends them; links are not listed."""
+        try:
+            yield from self._lines(f"MLSD {path}", mlsd_entry)
+        except _NoMlsd:
+            yield from self._lines(f"LIST {path}", list_entry)
+
+    def _lines(self, command: str, parse: Any) -> Iterator[Entry]:
+        ftp = self._control(binary=False)
+        try:
+            ftp.voidcmd("TYPE A")
+            conn = ftp.transfercmd(command)
+        except ftplib.error_perm as e:
+            if command.startswith("MLSD") and str(e)[:3] in _UNKNOWN_COMMAND:
+                raise _NoMlsd() from e
+            self._fail(e, command)
+        except _ERRORS as e:
+            self._fail(e, command)
+        self._data = conn
+        try:
+            with conn, conn.makefile("r", encoding="utf-8", errors="surrogateescape") as f:
+                for line in _bounded_lines(f):
+                    entry = parse(line)
+                    if entry is not None:
+                        yield entry
+                if isinstance(conn, ssl.SSLSocket):
+                    conn.unwrap()
+        except _ERRORS as e:
+            self._fail(e, command, broken=True)
+        except BaseException:
+            self.close()  # stopped mid-listing: the rest of it would confuse the next reply
+            raise
+        self._end_transfer(command, early=False)
+
+    def chmod(self, path: str, mode: int) -> None:
+        self._call(f"chmod {path}", ftplib.FTP.voidcmd, f"SITE CHMOD {mode:o} {path}")
+
+    def utime(self, path: str, mtime: float) -> None:
+        stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(mtime))
+        self._call(f"setting times of {path}", ftplib.FTP.voidcmd, f"MFMT {stamp} {path}")
+
+
+class _NoMlsd(Exception):
+    """The server does not implement MLSD."""
+
+
+def _bounded_lines(f: Any) -> Iterator[str]:
+    """The lines of ``f`` without their end; a line over ``_MAX_LINE`` is skipped whole."""
+    while True:
+        line = f.readline(_MAX_LINE + 1)
+        if not line:
+            return
+        if len(line) > _MAX_LINE and not line.endswith("\n"):
+            while line and not line.endswith("\n"):  # the rest of the overlong line
+                line = f.readline(_MAX_LINE + 1)
+            continue
+        yield line.rstrip("\r\n")
 
 
 def _quiet_close(ftp: ftplib.FTP) -> None:

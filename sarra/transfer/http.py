@@ -1,4 +1,5 @@
-"""HTTP(S) transfer backend on ``requests`` and its urllib3 pools (read-only: get, stat, ls).
+"""HTTP(S) transfer backend on ``requests`` and its urllib3 pools (read-only: get, stat,
+ls and listing).
 
 Owns: one ``requests.Session`` per transfer (keep-alive; settings merged once),
 explicit ``(connect, read)`` timeouts (the read timeout is the idle limit), streamed
@@ -11,9 +12,10 @@ decoded, and never past what :meth:`Transfer.get` allows (``read_limit``; a larg
 libraries: at most ``MAX_REDIRECTS``, to the same scheme, host and port, or to a host
 in option ``redirect_hosts`` (then without the credentials).  Under an SSRF guard
 (``sarra.transfer.netguard``) every origin gets its own urllib3 pool connected to the
-address the guard checked, with the name in ``Host`` and in the TLS checks.  Requests
-take requests' full path only with proxies, cookies (a ``Set-Cookie`` reply, not under
-a guard) or auth hooks, still without redirects or decoding.
+address the guard checked, with the name in ``Host`` and in the TLS checks.  Else a
+request goes straight to the session adapter's pool if ``requests_seam`` allows it, or
+through ``Session.request``: always so with proxies, cookies (a ``Set-Cookie`` reply,
+not under a guard) or auth hooks, still without redirects or decoding.
 
 A block read sends ``Range: bytes=a-b`` and accepts only a 206 whose ``Content-Range``
 matches, or a 200 when the request covered the whole file from offset 0.  A server that
@@ -25,14 +27,14 @@ never written.  Status mapping: 401/403/404/410 and other 4xx permanent (except 
 
 from __future__ import annotations
 
+import codecs
 import logging
 import os
 import re
 import socket
 import weakref
-from html.parser import HTMLParser
 from typing import Any, Iterator
-from urllib.parse import quote, unquote, urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 import urllib3
@@ -41,8 +43,9 @@ from requests.utils import DEFAULT_CA_BUNDLE_PATH
 from sarra.core.errors import TransferError
 from sarra.core.fetchpolicy import name_matches, normal_name
 from sarra.core.redaction import redact_url
-from sarra.transfer import Transfer
+from sarra.transfer import Entry, Transfer, requests_seam
 from sarra.transfer.limits import gather
+from sarra.transfer.listing import IndexParser, index_entries
 
 __all__ = ["HttpTransfer", "quote_path"]
 
@@ -66,16 +69,6 @@ def _status_error(resp: Any) -> TransferError:
     status = resp.status_code
     permanent = 400 <= status < 500 and status not in _TRANSIENT_4XX
     return TransferError(f"http download failed: {status} {resp.reason}", permanent=permanent)
-
-
-class _Links(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.hrefs: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "a":
-            self.hrefs.extend(v for k, v in attrs if k == "href" and v)
 
 
 class _Reply:
@@ -117,14 +110,26 @@ class _Reply:
             got += len(data)
             yield data
 
-    def text(self, most: int) -> str:
-        """The body (at most ``most`` bytes) as text, for directory listings."""
-        data = b"".join(self.chunks(1 << 16, most))
-        charset = self.headers.get("Content-Type", "").partition("charset=")[2].strip() or "utf-8"
+    def pieces(self, most: int, what: str) -> Iterator[str]:
+        """The body as text, in pieces as it arrives, for directory listings.
+
+        Raises:
+            TransferError: the body is longer than ``most`` bytes (after the pieces of
+                the first ``most``: the rest of the listing is not read).
+        """
+        charset = self.headers.get("Content-Type", "").partition("charset=")[2].strip(' "')
         try:
-            return data.decode(charset, errors="replace")
+            decoder = codecs.getincrementaldecoder(charset or "utf-8")(errors="replace")
         except LookupError:
-            return data.decode("utf-8", errors="replace")
+            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        total = 0
+        for data in self.chunks(1 << 16, most + 1):
+            total += len(data)
+            if total > most:
+                yield decoder.decode(data[: len(data) - (total - most)])
+                raise TransferError(f"{what}: index page longer than {most} bytes, cut there")
+            yield decoder.decode(data)
+        yield decoder.decode(b"", final=True)
 
     def close(self) -> None:
         """Hand the connection back to the pool: kept alive if the body was read whole."""
@@ -169,11 +174,14 @@ class HttpTransfer(Transfer):
             if "verify" in self.options:
                 session.verify = self.options["verify"]
             _settle_environment(session, self.origin)
+            for prefix in ("http://", "https://"):  # its pools' connections reach abort()
+                session.mount(prefix, requests_seam.WatchingAdapter(self._conns))
             self._session = session
             # Session headers and auth merged once; each request copies them (see _send).
             self._template = session.prepare_request(requests.Request("GET", self.origin + "/"))
             self._adapter = session.get_adapter(self._template.url or "")
             self._headers = dict(self._template.headers.items())
+            log.debug("%s", requests_seam.describe())
 
     def close(self) -> None:
         if self._session is not None:
@@ -192,34 +200,27 @@ class HttpTransfer(Transfer):
 
     def _direct(self) -> bool:
         """False when a request must take requests' full path: proxies, cookies or auth
-        hooks, or a requests without ``get_connection_with_tls_context``."""
+        hooks, or, without a guard, when ``requests_seam`` does not allow the trick."""
         self.connect()
         session, template = self._session, self._template
         assert session is not None and template is not None
         if session.cookies or any(template.hooks.values()) or session.proxies:
             return False
-        return hasattr(self._adapter, "get_connection_with_tls_context")
+        return self.guard is not None or requests_seam.ADAPTER.private
 
     def _pool(self, scheme: str, host: str, port: int | None) -> Any:
         """The urllib3 pool for an origin: under a guard, one connected to the address
         the guard checked; else the session adapter's."""
         origin = _origin(scheme, host, port)
         pool = self._pools.get(origin)
-        if pool is not None and pool.pool is not None:  # None: closed
-            return pool
+        if pool is not None and (self.guard is not None or requests_seam.pool_is_open(pool)):
+            return pool  # a guarded pool is only closed by close(), which forgets it
         if self.guard is not None:
             pool = _guarded_pool(self, scheme, host, port)
         else:
-            session = self._session
-            assert session is not None
-            probe = requests.PreparedRequest()
-            probe.prepare(method="GET", url=origin + "/")
-            verify, cert = session.verify, session.cert
-            pool = self._adapter.get_connection_with_tls_context(probe, verify, None, cert)
-            self._adapter.cert_verify(pool, probe.url, verify, cert)
-        if not getattr(pool.ConnectionCls, "sarra_watched", False):
-            pool.ConnectionCls = _watched(pool.ConnectionCls, self._conns)
-        self._pools[origin] = pool
+            assert self._session is not None
+            pool = requests_seam.adapter_pool(self._adapter, self._session, origin)
+        self._pools[origin] = requests_seam.watch_pool(pool, self._conns)
         return pool
 
     def abort(self) -> None:
@@ -245,7 +246,7 @@ class HttpTransfer(Transfer):
         if not self._direct():
             if self.guard is not None:  # the proxy resolves the name: checked as well we can
                 self.guard.address(host, port or _PORTS[scheme])
-            return _Reply(self._request(method, origin + target, merged))
+            return _Reply(self._request(method, origin + target, merged, origin == self.origin))
         pool = self._pool(scheme, host, port)
         if self.guard is not None:
             merged["Host"] = origin.split("://", 1)[1]
@@ -267,10 +268,14 @@ class HttpTransfer(Transfer):
         if "set-cookie" in raw.headers and self.guard is None:
             # requests keeps the cookie (session jar): this and later requests take its path
             reply.close()
-            return _Reply(self._request(method, origin + target, merged))
+            return _Reply(self._request(method, origin + target, merged, origin == self.origin))
         return reply
 
-    def _request(self, method: str, url: str, headers: dict[str, str]) -> requests.Response:
+    def _request(
+        self, method: str, url: str, headers: dict[str, str], own: bool
+    ) -> requests.Response:
+        """Through ``Session.request``; the session's credentials only to its ``own``
+        origin (an auth that leaves the request as it is stands in for them)."""
         assert self._session is not None
         try:
             return self._session.request(
@@ -280,6 +285,7 @@ class HttpTransfer(Transfer):
                 stream=True,
                 allow_redirects=False,
                 timeout=(self.timeout, self.timeout),
+                auth=None if own else _as_is,
             )
         except requests.RequestException as e:
             raise TransferError(f"http {method} {url} failed: {e}") from e
@@ -359,45 +365,27 @@ class HttpTransfer(Transfer):
             raise TransferError(f"http: no Content-Length for {self.url(path)}")
         return int(size)
 
-    def ls(self, path: str) -> list[str]:
-        """Return the names linked from the directory index page at ``path``."""
+    def listing(self, path: str) -> Iterator[Entry]:
+        """Entries of the index page at ``path`` (nginx or Apache autoindex, or any page
+        of links: :class:`~sarra.transfer.listing.IndexParser`), parsed as it streams
+        in; at most ``_MAX_LISTING`` bytes of it are read."""
         directory = path.rstrip("/") + "/"
         reply = self._open("GET", directory, {})
         try:
-            parser = _Links()
-            parser.feed(reply.text(_MAX_LISTING))
+            pieces = reply.pieces(_MAX_LISTING, self.url(directory))
+            yield from index_entries(IndexParser(directory), pieces)
         except (requests.RequestException, urllib3.exceptions.HTTPError) as e:
             raise TransferError(f"http listing of {self.url(directory)} failed: {e}") from e
         finally:
             reply.close()
-        names = set()
-        for href in parser.hrefs:
-            target = urlsplit(href)
-            if target.scheme or target.netloc or target.query or not target.path:
-                continue
-            name = unquote(target.path)
-            if name.startswith("/"):
-                if not name.startswith(directory):
-                    continue
-                name = name[len(directory) :]
-            name = name.rstrip("/")
-            if name and "/" not in name and name not in (".", ".."):
-                names.add(name)
-        return sorted(names)
+
+    def ls(self, path: str) -> list[str]:
+        """Return the names linked from the directory index page at ``path``."""
+        return sorted({e.name for e in self.listing(path)})
 
 
-def _watched(base: type, conns: weakref.WeakSet[Any]) -> type:
-    """``base`` (a urllib3 connection class, a pool's public ``ConnectionCls``) whose
-    instances register in ``conns``, so that :meth:`HttpTransfer.abort` finds them."""
-
-    class Watched(base):  # type: ignore[valid-type, misc]
-        sarra_watched = True
-
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            conns.add(self)
-
-    return Watched
+def _as_is(request: Any) -> Any:
+    return request
 
 
 def _shutdown(sock: Any) -> None:

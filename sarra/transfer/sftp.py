@@ -23,7 +23,7 @@ from typing import Any, Iterable, Iterator, NoReturn
 import paramiko
 
 from sarra.core.errors import TransferError
-from sarra.transfer import Transfer, read_chunks
+from sarra.transfer import Entry, Transfer, read_chunks
 
 __all__ = ["SftpTransfer"]
 
@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 _PERMANENT_ERRNO = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR}
 # Bound paramiko's read-ahead: requests in flight, 32 KiB each.
 _PREFETCH_REQUESTS = 64
+# Directory reads in flight while listing (each answer holds up to ~100 names).
+_LIST_READ_AHEADS = 16
 
 
 class UnknownHostKey(paramiko.SSHException):
@@ -213,3 +215,26 @@ class SftpTransfer(Transfer):
 
     def stat(self, path: str) -> int:
         return int(self._call(f"stat {path}", paramiko.SFTPClient.stat, path).st_size or 0)
+
+    def listing(self, path: str) -> Iterator[Entry]:
+        """Regular files and directories of ``path``, streamed as the server answers
+        (``listdir_iter``); links are neither followed nor listed."""
+        sftp = self._channel()
+        try:
+            for a in sftp.listdir_iter(path, read_aheads=_LIST_READ_AHEADS):
+                mode = a.st_mode or 0
+                if stat_mod.S_ISDIR(mode):
+                    yield Entry(a.filename, is_dir=True)
+                elif stat_mod.S_ISREG(mode):
+                    size, mtime = a.st_size or 0, a.st_mtime
+                    yield Entry(a.filename, False, size, mtime, f"{size} {mtime}")
+        except (OSError, EOFError, UnicodeError, paramiko.SSHException, paramiko.SFTPError) as e:
+            if isinstance(e, UnicodeError):
+                self.close()  # the answers still due would confuse the next request
+            self._fail(e, f"listing {path}")
+
+    def chmod(self, path: str, mode: int) -> None:
+        self._call(f"chmod {path}", paramiko.SFTPClient.chmod, path, mode)
+
+    def utime(self, path: str, mtime: float) -> None:
+        self._call(f"setting times of {path}", paramiko.SFTPClient.utime, path, (mtime, mtime))

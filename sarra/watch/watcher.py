@@ -28,10 +28,12 @@ inotify costs one watch per directory (watchdog's, ~600 bytes, plus the kernel's
 polling keeps watchdog's snapshot of every entry between polls, with a ``CompactStat``
 per entry (~420 bytes per file or directory; about twice that while a poll compares).
 
-Limits: an inotify queue overflow triggers a rescan of every tree (files may be reported
-again). A writer idle for more than ``SCAN_SETTLE`` s on a file in a just-made directory
-may get an early report before the final one. ``O_TMPFILE``/``linkat`` files get no
-close event. watchdog silently skips subdirectories it cannot watch.
+Limits: an inotify queue overflow triggers a rescan of the tree (files may be reported
+again), with a watchdog that reports it (7.1.1 on: see ``watchdog_seam``); with an older
+one it goes unnoticed.  A writer idle for more than ``SCAN_SETTLE`` s on a file in a
+just-made directory may get an early report before the final one.  ``O_TMPFILE``/
+``linkat`` files get no close event.  watchdog silently skips subdirectories it cannot
+watch.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable, Iterator, Sequence
 
+from sarra.watch import watchdog_seam
 from sarra.watch.scan import (
     RecentFiles,
     Sig,
@@ -65,7 +68,6 @@ KINDS = ("file", "remove", "link", "rename")
 SCAN_SETTLE = 0.5
 DEDUPE_WINDOW = 10.0
 OPEN_AT_START = 0.5
-_OVERFLOW_TEXT = "queue overflowed"
 _LIMITS = {
     errno.ENOSPC: ("watch", "max_user_watches", 524288),
     errno.EMFILE: ("instance", "max_user_instances", 512),
@@ -105,18 +107,6 @@ class _EventQueue(queue.Queue):
     dispatch = queue.Queue.put
 
 
-class _OverflowSpy(logging.Handler):
-    """watchdog reports a kernel queue overflow only as a log line: notice it."""
-
-    def __init__(self, q: queue.Queue) -> None:
-        super().__init__(logging.WARNING)
-        self._q = q
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if _OVERFLOW_TEXT in record.getMessage():
-            self._q.put(_OVERFLOW_TEXT)
-
-
 class Watcher:
     """Watch directory trees and report complete files, removals, links and renames.
 
@@ -150,7 +140,6 @@ class Watcher:
         self._held: dict[str, _Held] = {}
         self._sent = RecentFiles(DEDUPE_WINDOW)
         self._observer: object | None = None
-        self._spy: _OverflowSpy | None = None
         self._started: float | None = None
         self.polling = force_polling
 
@@ -171,7 +160,7 @@ class Watcher:
                     self._queue,
                     root,
                     recursive=self.recursive,
-                    event_filter=_event_filter(self.polling),
+                    event_filter=watchdog_seam.event_filter(self.polling),
                     follow_symlink=self.follow_symlinks,
                 )
             observer.start()
@@ -180,16 +169,12 @@ class Watcher:
             raise _os_error(e, self.roots) from e
         self._observer = observer
         if not self.polling:
-            self._spy = _OverflowSpy(self._queue)
-            logging.getLogger("watchdog.observers").addHandler(self._spy)
+            log.debug("%s", watchdog_seam.describe())
         mode = f"polling every {self.poll_interval:g} s" if self.polling else "inotify"
         log.info("watching %s (%s)", ", ".join(self.roots), mode)
 
     def stop(self) -> None:
         """Stop watching; events not yet handed out are dropped. Safe to call twice."""
-        if self._spy is not None:
-            logging.getLogger("watchdog.observers").removeHandler(self._spy)
-            self._spy = None
         if self._observer is not None:
             _stop_observer(self._observer)
             self._observer = None
@@ -270,13 +255,14 @@ class Watcher:
             self._on_raw(self._queue.get_nowait())
 
     def _on_raw(self, ev: object) -> None:
-        if ev == _OVERFLOW_TEXT:
-            log.warning("inotify dropped events (queue overflow); rescanning %s", self.roots)
-            for root in self.roots:
-                self._hold_tree(root)
-            return
         etype = getattr(ev, "event_type", "")
         src = os.fsdecode(getattr(ev, "src_path", ""))
+        if etype == watchdog_seam.LOST:
+            roots = [src] if src in self.roots else self.roots
+            log.warning("inotify dropped events (queue overflow); rescanning %s", roots)
+            for root in roots:
+                self._hold_tree(root)
+            return
         is_dir = bool(getattr(ev, "is_directory", False))
         if etype == "moved":
             self._on_moved(src, os.fsdecode(ev.dest_path), is_dir)  # type: ignore[attr-defined]
@@ -459,14 +445,6 @@ class Watcher:
         return walk_tree(
             top, recursive=self.recursive, follow_symlinks=self.follow_symlinks, skip=self._skip
         )
-
-
-def _event_filter(polling: bool) -> list:
-    from watchdog import events as we
-
-    wanted = [we.FileClosedEvent, we.FileCreatedEvent, we.FileDeletedEvent, we.FileMovedEvent]
-    wanted += [we.DirCreatedEvent, we.DirDeletedEvent, we.DirMovedEvent]
-    return wanted + [we.FileModifiedEvent] if polling else wanted
 
 
 def _os_error(e: OSError, roots: Sequence[str]) -> WatchError:

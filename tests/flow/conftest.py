@@ -23,7 +23,7 @@ from typing import Dict, Iterator, List, Optional
 
 import pytest
 
-from tests.fixtures.servers import ftp_server, http_server, sftp_server  # noqa: F401
+from tests.fixtures.servers import ftp_server, http_server, sftp_server, web_server  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
 INFLIGHT_SUFFIX = ".tmp"
@@ -170,11 +170,13 @@ class FlowEnv:
     def post(self, *args: str, **kw) -> subprocess.CompletedProcess:
         return self.run("dd_post", "-pb", self.broker, *args, **kw)
 
-    def foreground(self, config: str, log_name: Optional[str] = None) -> subprocess.Popen:
-        """``dd_subscribe foreground config`` in the background, output to a log file."""
+    def foreground(
+        self, config: str, log_name: Optional[str] = None, program: str = "dd_subscribe"
+    ) -> subprocess.Popen:
+        """``<program> foreground config`` in the background, output to a log file."""
         log = self.root / (log_name or f"{config}.foreground.log")
         proc = subprocess.Popen(
-            self.argv("dd_subscribe", "foreground", config), env=self.env, cwd=self.root,
+            self.argv(program, "foreground", config), env=self.env, cwd=self.root,
             stdout=open(log, "ab"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )  # fmt: skip
         proc.log_path = log  # type: ignore[attr-defined]

@@ -58,7 +58,7 @@ def guide_blocks(text: str) -> Dict[str, List[str]]:
 def test_guide_blocks_are_found_for_every_use_case():
     blocks = guide_blocks(GUIDE.read_text(encoding="utf-8"))
     counts = {title.split(".")[0]: len(b) for title, b in blocks.items() if b}
-    assert counts == {"1": 4, "2": 4, "3": 4, "4": 4}, counts
+    assert counts == {"1": 4, "2": 4, "3": 4, "4": 4, "5": 4}, counts
 
 
 class Reader:
@@ -203,4 +203,18 @@ def test_use_case_4_on_file_script_runs_once_per_file_with_the_notice_fields(rea
         )
         assert m, line
         assert m[2] == str(r.home / "obs" / name)
+    r.ok(3)
+
+
+def test_use_case_5_a_v2_plugin_and_an_sr3_callback_run_as_written(reader, switch):
+    r = reader("5")
+    r.ok(0)
+    r.ok(1)
+    out = r.until(2, lambda out: "file_log downloaded to:" in out and "skip_part:" in out)
+    lines = out.splitlines()
+    assert lines[0] == "today.txt.wx", out  # the only file, under its marked name
+    alice = switch.user("alice")
+    assert re.search(rf"skip_part: not taking \S+/{alice}/forecast/tomorrow.part$", out, re.M)
+    assert re.search(rf"msg_log received: \S+ http://\S+/{alice}/forecast/today.txt$", out, re.M)
+    assert f"file_log downloaded to: {r.home / 'wx' / 'today.txt.wx'}" in out
     r.ok(3)

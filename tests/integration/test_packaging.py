@@ -21,10 +21,12 @@ import pytest
 from tests.fixtures.require import require_module
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMANDS = ("dd_post", "dd_subscribe", "dd_sara", "dd_log", "dd_watch", "check_sarra")
+COMMANDS = ("dd_post", "dd_subscribe", "dd_sara", "dd_log", "dd_watch", "dd_sender", "dd_poll")
+COMMANDS += ("check_sarra",)
 DEB_TOOLS = ("dpkg-buildpackage", "dh", "man")
 MAN_PAGES = ("dd_post.1", "dd_subscribe.1", "dd_log.1", "dd_watch.1", "dd_post.7", "dd_log.7")
 MAN_PAGES += ("sarra-options.5", "dd.8", "dd_sara.8", "dd_shovel.8", "dd_admin.8")
+MAN_PAGES += ("dd_sender.1", "dd_poll.1")
 
 pytestmark = pytest.mark.integration
 

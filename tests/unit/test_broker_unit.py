@@ -171,7 +171,7 @@ def test_outgoing_becomes_persistent_text_plain_with_string_headers_and_ttl():
 
 
 def test_on_confirm_reads_ack_and_nack_frames():
-    pub = confirms.ConfirmPublisher(SimpleNamespace(call_later=lambda *_: None), "u")
+    pub = confirms.BatchPublisher(SimpleNamespace(call_later=lambda *_: None), "u")
     pub._tracker.sent("a", "x", "k", b"")
     pub._tracker.sent("b", "x", "k", b"")
     nack = SimpleNamespace(method=pika.spec.Basic.Nack(delivery_tag=1))

@@ -2,7 +2,8 @@
 
 parse_time by slicing (was strptime), target_path's link check by lstat below the base
 (was two realpath calls), the HTTP session reading the environment once (was requests'
-trust_env per request), dd_post's one lstat per file, the corked publish.
+trust_env per request), dd_post's one lstat per file, the corked publish (pika_seam; the
+seams themselves: test_seams).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sarra.broker.confirms import _corked
+from sarra.broker.pika_seam import corked as _corked
 from sarra.core.errors import PathError
 from sarra.core.timestamps import TimeFormatError, parse_time
 from sarra.fs.placement import target_path
@@ -228,18 +229,3 @@ def test_a_reply_left_half_read_closes_its_connection_before_handing_it_back():
     chunks.close()
     reply.close()
     assert raw.calls == ["close", "release"]  # unread bytes never serve the next GET
-
-
-def test_sarra_broker_imports_pika_without_asyncio_and_the_adapter_still_loads():
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, sarra.broker.connection, pika\n"
-        "assert 'asyncio' not in sys.modules, 'asyncio imported'\n"
-        "from pika.adapters.blocking_connection import BlockingConnection\n"
-        "import pika.adapters.asyncio_connection as real\n"
-        "assert 'asyncio' in sys.modules and hasattr(real.AsyncioConnection, 'create_connection')\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr

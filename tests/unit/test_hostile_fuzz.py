@@ -29,6 +29,9 @@ After every notice (``Driver.send``):
 
 and after the sequence: 4. a normal file posted afterwards is delivered.
 
+Each notice is sent in v02 or in v03 (``tests/fixtures/hostile_v03.py``: the same values
+as sr3's JSON fields), drawn like the rest (issue 17).
+
 The budget is fixed and the generation derandomized, so CI is reproducible: set
 SARRA_FUZZ_EXAMPLES to change the number of examples, SARRA_FUZZ_SHRINK=1 to get a minimal
 failing example (shrinking is off by default: it would spend minutes on an expected
@@ -79,7 +82,7 @@ def budget(n: int) -> settings:
 #: through a link ``a.tmp``, ``.a.parts``, a directory replaced by a link...)
 NAMES = ["a", "b", "a.tmp", "b.tmp", ".a.parts", "lnk", "lnk.tmp", "v0", "victims", "sub"]
 SPECIALS = ["..", ".", "", "%2e%2e", "...", "..\\..", "a\\..\\..\\b", "\x00", "a\x00b",
-            "\x1b[31m", "\x7f", "\t", "%20", "#", "~", "${SOURCE}"]  # fmt: skip
+            "\x1b[31m", "\x7f", "\t", "%20", "#", "~", "${SOURCE}", "a\nb"]  # fmt: skip
 component = st.one_of(
     st.sampled_from(NAMES),
     st.sampled_from(NAMES),
@@ -231,11 +234,19 @@ def local_read_op(draw: st.DrawFn) -> Op:
     return Op("file", rel, headers, data, None, url)
 
 
-writes = st.one_of(file_op(), file_op(), block_op(), remove_op(), local_read_op())
+def either_format(ops: st.SearchStrategy[Op]) -> st.SearchStrategy[Op]:
+    """Each notice sent in v02, or in v03 as a hostile sr3 poster would (issue 17): the
+    same hostile values then reach the flow through the v03 decoder."""
+    return st.tuples(ops, st.sampled_from(["v02", "v03"])).map(
+        lambda pair: dataclasses.replace(pair[0], fmt=pair[1])
+    )
+
+
+writes = either_format(st.one_of(file_op(), file_op(), block_op(), remove_op(), local_read_op()))
 no_links = st.lists(writes, min_size=1, max_size=6)
 links_then_writes = st.builds(
     lambda links, rest: links + rest,
-    st.lists(link_op(), min_size=1, max_size=4),
+    st.lists(either_format(link_op()), min_size=1, max_size=4),
     st.lists(writes, min_size=1, max_size=5),
 )
 
@@ -412,5 +423,6 @@ def benign() -> List[Op]:
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_benign_sequence_keeps_every_invariant(sandboxes, role):
-    run_sequence(sandboxes, role, benign())
+@pytest.mark.parametrize("fmt", ["v02", "v03"])
+def test_benign_sequence_keeps_every_invariant(sandboxes, role, fmt):
+    run_sequence(sandboxes, role, [dataclasses.replace(op, fmt=fmt) for op in benign()])

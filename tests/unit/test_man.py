@@ -15,7 +15,17 @@ from tests.fixtures.require import require_module
 
 ROOT = Path(__file__).resolve().parents[2]
 MAN = ROOT / "man"
-COMMANDS = ("dd_post", "dd_subscribe", "dd_sara", "dd_shovel", "dd_log", "dd_watch", "dd")
+COMMANDS = (
+    "dd_post",
+    "dd_subscribe",
+    "dd_sara",
+    "dd_shovel",
+    "dd_log",
+    "dd_watch",
+    "dd_sender",
+    "dd_poll",
+    "dd",
+)
 FORMATS = ("dd_post.7", "dd_log.7")
 
 

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sarra.core import v02
 from sarra.core.errors import MessageError, PathError
 from sarra.core.message import (
     IgnoredMessage,
@@ -135,7 +136,7 @@ def test_post_topic_ignores_empty_components_and_uses_prefix() -> None:
 
 def test_post_topic_cuts_on_a_character_boundary_and_warns(caplog) -> None:
     path = "d/" + "€" * 300 + "/f.txt"
-    with caplog.at_level(logging.WARNING, logger="sarra.core.message"):
+    with caplog.at_level(logging.WARNING, logger="sarra.core.notice"):
         topic = post_topic(path)
     raw = topic.encode("utf-8")
     assert len(raw) <= 253 and len(raw) >= 251
@@ -149,9 +150,16 @@ def test_report_topic_changes_only_the_type_word() -> None:
     assert report_topic("v02.post.data.odd dir") == "v02.report.data.odd%20dir"
 
 
-def test_report_topic_refuses_a_non_v02_topic() -> None:
+def test_report_topic_refuses_a_topic_of_no_known_version() -> None:
     with pytest.raises(MessageError, match="not a v02 topic"):
-        report_topic("v03.post.data")
+        report_topic("v04.post.data")
+
+
+def test_report_topic_of_a_v03_topic_puts_report_after_v03() -> None:
+    assert report_topic("v03.data.small") == "v03.report.data.small"
+    assert report_topic("v03.post.data") == "v03.report.data"
+    assert report_topic("v03") == "v03.report"
+    assert report_topic("v03.data.odd dir#1") == "v03.report.data.odd dir%231"
 
 
 # --------------------------------------------------------------------------- Notice
@@ -248,7 +256,7 @@ def test_decode_keeps_report_relpath_with_raw_spaces_from_both_ends() -> None:
         ("v02.post", "2024-01-02 http://h/ x", MessageError, "bad pubtime.*2024-01-02"),
         ("v02.post", "20240102030405.5  x", MessageError, "empty baseurl"),
         ("v02.pulse.tick", "20240102030405.5", IgnoredMessage, "not handled"),
-        ("v02.post", '{"pubTime": "x"}', NotV02, "v03/JSON.*pubTime"),
+        ("v02.post", '{"pubTime": "x"}', MessageError, "v03 relPath missing"),
         ("v02.post", '["x"]', NotV02, "v03/JSON"),
         ("v03.post.x", BODY, NotV02, "not a v02 topic"),
         ("v02.report.x", BODY + " 201 h", MessageError, "5 fields, needs 7"),
@@ -258,6 +266,11 @@ def test_decode_keeps_report_relpath_with_raw_spaces_from_both_ends() -> None:
 def test_malformed_messages_raise_message_error_with_a_clear_text(topic, body, error, text) -> None:
     with pytest.raises(error, match=text):
         decode(topic, {}, body)
+
+
+def test_the_v02_codec_alone_hands_a_json_body_back_as_not_v02() -> None:
+    with pytest.raises(NotV02, match="v03/JSON.*pubTime"):
+        v02.decode("v02.post", {}, '{"pubTime": "x"}')
 
 
 def test_non_utf8_header_value_raises_naming_the_header() -> None:

@@ -48,6 +48,7 @@ def test_from_env_chooses_system_mode_only_when_sarra_system_is_1(monkeypatch, t
     "program, short",
     [("dd_post", "post"), ("dd_subscribe", "subscribe"), ("dd_sara", "sara"), ("dd_log", "log"),
      ("dd_watch", "watch"), ("dd_shovel", "shovel"), ("subscribe", "subscribe"),
+     ("dd_sender", "sender"), ("sr_poll", "poll"),
      ("sr_subscribe", "subscribe"), ("/usr/bin/dd_post", "post")],
 )  # fmt: skip
 def test_short_names(program, short):
@@ -55,8 +56,8 @@ def test_short_names(program, short):
 
 
 def test_unknown_program_is_a_config_error():
-    with pytest.raises(ConfigError, match="unknown program 'dd_poll'"):
-        short_name("dd_poll")
+    with pytest.raises(ConfigError, match="unknown program 'dd_winnow'"):
+        short_name("dd_winnow")
 
 
 def test_derived_paths():

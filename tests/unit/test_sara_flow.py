@@ -45,6 +45,7 @@ class FakeCtx:
     def __init__(self, options, state, files):
         self.options, self.state_dir, self.instance = options, state, 1
         self.files = files
+        self.paths = Paths.under(state)
 
     def transfers(self):
         return FakePool(self.files)
@@ -66,6 +67,7 @@ class FakeCtx:
     dedup_cache = Context.dedup_cache
     reset_queue = Context.reset_queue
     downloader = Context.downloader
+    hooks = Context.hooks
 
 
 def setup(tmp_path: Path, extra: str = "", files=None):

@@ -61,7 +61,9 @@ def test_broker_restarted_three_times_every_daemon_reconnects_nothing_lost(make_
     # every instance reconnected by itself: a connection at start and at least one after.
     # (Restarts close together may be absorbed by one reconnection after its backoff.)
     for s in flow.subscribers():
-        connects = flow.kit.log_lines(s.program, s.conf, "", r"\] sarra\.broker\.connection: connected to")
+        connects = flow.kit.log_lines(
+            s.program, s.conf, "", r"\] sarra\.broker\.connection: connected to"
+        )
         assert len(connects) >= 2 * 2, (s.conf, connects)  # 2 instances each
     for s in flow.subscribers():
         assert sorted(set(flow.tap.paths(201, s.base_scheme))) == sorted(flow.expected), s.conf

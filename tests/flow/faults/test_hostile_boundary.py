@@ -137,7 +137,8 @@ def _flow_lines(log: str, word: str) -> List[str]:
     return [
         ln
         for ln in log.splitlines()
-        if (" ERROR " in ln and word in ln) or re.search(r" INFO (sarra\.flow\.engine: )?rejected ", ln)
+        if (" ERROR " in ln and word in ln)
+        or re.search(r" INFO (sarra\.flow\.engine: )?rejected ", ln)
     ]
 
 
