@@ -251,6 +251,13 @@ _ROWS = (
     _O("log_rotate", duration, 86400.0, "rotate the log this often", DAEM),
     _O("heartbeat", duration, 60.0, "AMQP heartbeat interval (0: off)"),
     _O("housekeeping", duration, 300.0, "interval of periodic housekeeping", DAEM),
+    _O(
+        "metrics_interval",
+        duration,
+        5.0,
+        "save the counters dd metrics/status/check read this often (0: metrics off)",
+        DAEM,
+    ),
     _O("stop_timeout", duration, 10.0, "seconds stop waits before killing an instance", DAEM),
     # -- broker TLS
     _O("broker_ca", string, None, "CA file to verify amqps brokers (default: system CAs)"),
@@ -310,6 +317,7 @@ SYNONYMS: Mapping[str, str] = MappingProxyType(
         "logdays": "log_backups",
         "logrotate": "log_backups",
         "logrotate_interval": "log_rotate",
+        "metrics_writeinterval": "metrics_interval",
         # sr3 spellings (canonical() compares lower case)
         "topicprefix": "topic_prefix",
         "post_topicprefix": "post_topic_prefix",

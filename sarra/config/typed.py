@@ -212,6 +212,8 @@ class OptionValues:
     heartbeat: float
     #: interval of periodic housekeeping
     housekeeping: float
+    #: save the counters dd metrics/status/check read this often (0: metrics off)
+    metrics_interval: float
     #: seconds stop waits before killing an instance
     stop_timeout: float
     #: CA file to verify amqps brokers (default: system CAs)
