@@ -16,6 +16,10 @@ setup(
         "appdirs>=1.4",
         "humanize>=3.0",
         "watchdog>=2.1",
+        # dd metrics: the Prometheus text format and its HTTP answer (0.16 is Debian 12's)
+        "prometheus-client>=0.16",
+        # dd check / check_sarra: the monitoring-plugins conventions (ranges, perfdata)
+        "nagiosplugin>=1.3",
     ],
     extras_require={
         "test": [
@@ -45,6 +49,7 @@ setup(
             )
         ]
         + ["dd = sarra.service.supervisor:entry", "sarra = sarra.service.supervisor:entry"]
+        + ["check_sarra = sarra.service.supervisor:check_entry"]
         + ["dd_admin = sarra.admin.command:entry"]
     },
     classifiers=[

@@ -105,8 +105,6 @@ INERT: Tuple[Tuple[str, str, str], ...] = (
     ("http_user_agent", "sarra's HTTP requests name sarra", "httpUserAgent"),
     ("https_safe_quote", "paths are quoted as v02 says", "httpsSafeQuote"),
     ("log_duplicates", "duplicates are logged at debug level", "logDuplicates"),
-    ("metrics_write_interval", "counters are saved at each housekeeping",
-     "metrics_writeInterval"),
     ("nofsetstat", "file times and modes are set through the open file", ""),
     ("nodupe_driver", "duplicates are kept in SQLite", ""),
     ("cache_stat", "the duplicate cache keeps no statistics", ""),

@@ -315,6 +315,9 @@ _ROWS = (
        aka="logrotate_interval logRotateInterval"),
     _O("heartbeat", duration, 60.0, "AMQP heartbeat interval (0: off)"),
     _O("housekeeping", duration, 300.0, "interval of periodic housekeeping", DAEM),
+    _O("metrics_interval", duration, 5.0,
+       "save the counters dd metrics/status/check read this often (0: metrics off)", DAEM,
+       aka="metrics_writeInterval"),
     _O("stop_timeout", duration, 10.0, "seconds stop waits before killing an instance", DAEM),
     # -- broker TLS
     _O("broker_ca", string, None, "CA file to verify amqps brokers (default: system CAs)"),

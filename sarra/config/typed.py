@@ -228,6 +228,8 @@ class OptionValues:
     heartbeat: float
     #: interval of periodic housekeeping
     housekeeping: float
+    #: save the counters dd metrics/status/check read this often (0: metrics off)
+    metrics_interval: float
     #: seconds stop waits before killing an instance
     stop_timeout: float
     #: CA file to verify amqps brokers (default: system CAs)
@@ -363,8 +365,6 @@ class OptionValues:
     https_safe_quote: Optional[str]
     #: no effect here: duplicates are logged at debug level
     log_duplicates: Optional[str]
-    #: no effect here: counters are saved at each housekeeping
-    metrics_write_interval: Optional[str]
     #: no effect here: file times and modes are set through the open file
     nofsetstat: Optional[str]
     #: no effect here: duplicates are kept in SQLite

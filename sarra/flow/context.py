@@ -159,6 +159,8 @@ class Context:
         from sarra.flow.inhand import InHand
 
         flow.stats_file = self.state_dir / f"stats.{self.instance:02d}.json"
+        flow.stats.every = self.options.metrics_interval
+        flow.stats.broker = connection_of(flow)
         flow.inhand = InHand(self.state_dir / "inhand")  # shared by the instances
         flow.run()
         return 0
@@ -405,6 +407,19 @@ def discard_file(d: Delivery) -> None:
         log.error("discard: cannot delete %s: %s", d.local_path, e)
         return
     log.info("discarded %s", d.local_path)
+
+
+def connection_of(flow: Any) -> Any:
+    """The broker connection whose state and reconnects ``dd metrics`` shows: the one
+    consumed from, else the one posted to (dd_watch); None for neither."""
+    from sarra.flow.sinks import NoticePublisher
+    from sarra.flow.source import BrokerSource
+
+    if isinstance(flow.source, BrokerSource):
+        return flow.source.broker
+    if isinstance(flow.publisher, NoticePublisher):
+        return flow.publisher.broker
+    return None
 
 
 def describe_url(url: Optional[str]) -> str:

@@ -452,8 +452,10 @@ def _lock(f: Any, name: str) -> None:
 
 
 def _climbing_links(dir_fd: int, name: str) -> List[Tuple[List[str], str]]:
-    """The links below directory ``name`` whose target starts with ``..``: (their
-    directory's components below ``name``, target)."""
+    """The links below directory ``name`` whose relative target climbs (has a ``..``
+    component anywhere: ``y/../../x`` climbs as ``../x`` does): (their directory's
+    components below ``name``, target).  Absolute targets resolve the same wherever the
+    link is moved, so moving cannot make them lead out."""
     found = []
     for path, dirs, files, sub_fd in os.fwalk(name, dir_fd=dir_fd):
         for entry in dirs + files:
@@ -461,7 +463,7 @@ def _climbing_links(dir_fd: int, name: str) -> List[Tuple[List[str], str]]:
                 text = os.readlink(entry, dir_fd=sub_fd)
             except OSError:
                 continue  # not a link
-            if text.startswith(".."):
+            if not text.startswith("/") and ".." in text.split("/"):
                 found.append((path.split("/")[1:], text))
     return found
 

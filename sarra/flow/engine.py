@@ -159,6 +159,7 @@ class Flow:
                 if self.clock() >= next_housekeeping:
                     self._safe_housekeeping()
                     next_housekeeping = self.clock() + self.housekeeping_every
+                self.stats.tick(self.stats_file)  # for dd status/metrics/check
             ended = True
         finally:
             if ended:  # not when an error is on its way out: it is the one to report

@@ -1,24 +1,28 @@
-"""The health of one daemon configuration, as ``dd status`` shows it.
+"""The health of one daemon configuration, as ``dd status``, ``dd check`` and
+``dd metrics`` show it.
 
 Pure data and read-only probes: :class:`ConfigStatus` (expected vs running instances,
-hung instances, queue depth, last log activity, retry backlog), the on-disk facts it is
-made of (:func:`retry_backlog`, :func:`queue_of`, :func:`hung_after`), the broker probe
+hung instances, queue depth, last log activity, retry backlog, each instance's saved
+counters: :class:`InstanceFacts`), the on-disk facts it is made of (:func:`retry_backlog`,
+:func:`instance_facts`, :func:`queue_of`, :func:`hung_after`), the broker probe
 (:class:`QueueProbe`, passive queue declares bounded in time) and the table
-(:func:`format_table`).  Nothing here starts or stops anything; ``service.py`` does.
+(:func:`format_table`).  Nothing here starts or stops anything; ``supervisor.py`` does.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from sarra.config.loader import Options
 from sarra.config.paths import Paths, short_name
 from sarra.core.errors import SarraError
+from sarra.flow import stats
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +45,26 @@ class Target:
 
 # ---------------------------------------------------------------- status rows
 @dataclass(frozen=True)
+class InstanceFacts:
+    """One instance: running or not, its retry backlog, its last saved counters
+    (``sarra.flow.stats``; None before its first save)."""
+
+    n: int
+    running: bool
+    retry: int = 0
+    saved: Optional[Dict[str, Any]] = None
+
+    @property
+    def interval(self) -> Optional[Tuple[int, int, float]]:
+        return stats.interval(self.saved) if self.saved else None
+
+    @property
+    def lag(self) -> Optional[float]:
+        """Mean lag of the last interval (seconds); None without messages in it."""
+        return stats.interval_lag(self.saved) if self.saved else None
+
+
+@dataclass(frozen=True)
 class ConfigStatus:
     """What ``dd status`` found for one config."""
 
@@ -53,11 +77,16 @@ class ConfigStatus:
     last_activity: Optional[float] = None
     retry: int = 0
     available: bool = True
-    #: (messages, bytes, seconds) handled in the instances' last housekeeping interval
+    #: (messages, bytes, seconds) handled in the instances' last saved interval
     interval: Optional[Tuple[int, int, float]] = None
+    instances: Tuple[InstanceFacts, ...] = ()
+    #: why the config cannot be read (its state is then "broken")
+    error: str = ""
 
     @property
     def state(self) -> str:
+        if self.error:
+            return "broken"
         if not self.available:
             return "n/a"
         if self.hung:
@@ -71,6 +100,24 @@ class ConfigStatus:
     @property
     def ok(self) -> bool:
         return self.state == "running"
+
+    @property
+    def lag(self) -> Optional[float]:
+        """The worst instance's mean lag in the last interval (seconds), or None."""
+        lags = [i.lag for i in self.instances if i.lag is not None]
+        return max(lags) if lags else None
+
+    @property
+    def rate(self) -> Optional[float]:
+        """Bytes per second over the last interval, summed over the instances."""
+        iv = self.interval
+        return iv[1] / iv[2] if iv is not None and iv[2] > 0 else None
+
+    @property
+    def msg_rate(self) -> Optional[float]:
+        """Messages per second over the last interval, summed over the instances."""
+        iv = self.interval
+        return iv[0] / iv[2] if iv is not None and iv[2] > 0 else None
 
 
 def retry_backlog(state_dir: Path) -> int:
@@ -86,28 +133,59 @@ def retry_backlog(state_dir: Path) -> int:
     )
 
 
-def last_interval(state_dir: Path) -> Optional[Tuple[int, int, float]]:
-    """Messages and bytes in the last housekeeping interval, summed over instances.
+def instance_backlog(state_dir: Path, n: int) -> int:
+    """Entries waiting in instance ``n``'s retry queue (``retry.NN/``)."""
+    d = state_dir / f"retry.{n:02d}"
+    if not d.is_dir():
+        return 0
+    return sum(
+        1
+        for f in d.iterdir()
+        if f.is_file() and not f.name.startswith(".") and not f.name.endswith(".tmp")
+    )
 
-    Each instance saves its counters at housekeeping (``stats.NN.json``, with those of
-    the save before): the difference is what it did in that interval (never negative:
-    see ``sarra.flow.stats``).
+
+def saved_numbers(state_dir: Path) -> List[int]:
+    """Instance numbers that have a ``stats.NN.json``."""
+    found = (_STATS_RE.match(p.name) for p in state_dir.iterdir()) if state_dir.is_dir() else ()
+    return sorted(int(m.group(1)) for m in found if m)
+
+
+_STATS_RE = re.compile(r"^stats\.(\d{2,})\.json$")
+
+
+def instance_facts(
+    state_dir: Path, numbers: Sequence[int], running: Sequence[int]
+) -> Tuple[InstanceFacts, ...]:
+    """Facts of instances ``numbers`` (and any other with a saved counters file)."""
+    every = sorted(set(numbers) | set(saved_numbers(state_dir)))
+    return tuple(
+        InstanceFacts(
+            n,
+            n in running,
+            instance_backlog(state_dir, n),
+            stats.load(state_dir / f"stats.{n:02d}.json"),
+        )
+        for n in every
+    )
+
+
+def summed_interval(facts: Sequence[InstanceFacts]) -> Optional[Tuple[int, int, float]]:
+    """Messages and bytes in the last saved interval, summed over the instances.
+
+    Each instance saves its counters every ``metrics_interval`` (and at housekeeping) in
+    ``stats.NN.json``, with those of the save before: the difference is what it did in
+    that interval (never negative: see ``sarra.flow.stats``).
     """
-    import json
+    found = [f.interval for f in facts if f.interval is not None]
+    if not found:
+        return None
+    return (sum(m for m, _, _ in found), sum(b for _, b, _ in found), max(t for _, _, t in found))
 
-    from sarra.flow.stats import interval
 
-    msgs = nbytes = 0
-    span = 0.0
-    found = False
-    for f in sorted(state_dir.glob("stats.*.json")) if state_dir.is_dir() else ():
-        try:
-            m, b, t = interval(json.loads(f.read_text()))
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            continue
-        found = True
-        msgs, nbytes, span = msgs + m, nbytes + b, max(span, t)
-    return (msgs, nbytes, span) if found else None
+def last_interval(state_dir: Path) -> Optional[Tuple[int, int, float]]:
+    """:func:`summed_interval` of every instance that saved counters in ``state_dir``."""
+    return summed_interval(instance_facts(state_dir, (), ()))
 
 
 def mtime(path: Path) -> Optional[float]:
@@ -206,10 +284,23 @@ HEADER = (
     "instances",
     "state",
     "queue",
+    "lag",
     "last interval",
     "last activity",
     "retry",
 )
+
+
+def human_seconds(seconds: Optional[float]) -> str:
+    """``-``, ``0.4s``, ``12s``, ``5m``, ``3h``, ``2d``: a lag in a few characters."""
+    if seconds is None:
+        return "-"
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    for unit, size, below in (("s", 1.0, 100.0), ("m", 60.0, 6000.0), ("h", 3600.0, 360000.0)):
+        if seconds < below:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds / 86400:.0f}d"
 
 
 def _interval(iv: Optional[Tuple[int, int, float]]) -> str:
@@ -230,9 +321,10 @@ def format_table(rows: Sequence[ConfigStatus], now: float) -> List[str]:
         (
             r.target.short,
             r.target.config,
-            f"{r.running}/{r.expected}",
+            f"{r.running}/{r.expected if not r.error else '-'}",
             r.state,
             "-" if r.queue is None else str(r.queue),
+            human_seconds(r.lag),
             _interval(r.interval),
             _ago(r.last_activity, now),
             str(r.retry),

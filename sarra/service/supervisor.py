@@ -45,20 +45,24 @@ from sarra.service.health import (
     Target,
     format_table,
     hung_after,
-    last_interval,
+    instance_facts,
     mtime,
     queue_of,
     retry_backlog,
+    summed_interval,
     with_queue,
 )
-from sarra.service.instances import RUNNING, OSCalls, Report
+from sarra.service.instances import RUNNING, Instances, OSCalls, Report
 from sarra.service.programs import clear_wanted, mark_wanted, wanted_count
 
 log = logging.getLogger(__name__)
 
 #: Daemons in start order: pumps before the subscribers that read what they post.
 ORDER = ("sara", "shovel", "subscribe", "sender", "log", "watch", "poll")
-ACTIONS = ("start", "stop", "restart", "status", "sanity", "list", "log", "cleanup", "declare")
+ACTIONS = (
+    "start", "stop", "restart", "status", "sanity", "list", "log", "cleanup", "declare",
+    "check", "metrics",
+)  # fmt: skip
 Out = Callable[[str], None]
 
 
@@ -108,7 +112,6 @@ class Service:
         self.now = now
         self.out = out
         self.ns = argparse.Namespace(overrides=[])
-        self.broken = 0
 
     # -- helpers
     def available(self, t: Target) -> bool:
@@ -188,6 +191,7 @@ class Service:
             for s in running
             if (mtime(self.paths.log_file(t.program, t.config, s.n)) or 0.0) < limit
         )
+        facts = instance_facts(state, range(1, expected + 1), [s.n for s in running])
         return ConfigStatus(
             t,
             expected=expected,
@@ -197,11 +201,37 @@ class Service:
             last_activity=max(times) if times else None,
             retry=retry_backlog(state),
             available=self.available(t),
-            interval=last_interval(state),
+            interval=summed_interval(facts),
+            instances=facts,
+        )
+
+    def broken_row(self, t: Target, error: ConfigError) -> ConfigStatus:
+        """The row of a config that cannot be read: its instances as their pidfiles say
+        (started before the file was broken, they may still run)."""
+        state = self.state_dir(t)
+        count = wanted_count(state)
+        found = Instances(
+            t.program,
+            t.config,
+            count or 1,
+            state,
+            lambda n: self.paths.log_file(t.program, t.config, n),
+            lambda n: [],
+            os=self.os,
+        ).status()
+        running = [s.n for s in found if s.state == RUNNING]
+        return ConfigStatus(
+            t,
+            expected=count or 0,
+            running=len(running),
+            wanted=count is not None,
+            retry=retry_backlog(state),
+            instances=instance_facts(state, [s.n for s in found if s.pid], running),
+            error=str(error),
         )
 
     def status_rows(self, ts: Sequence[Target]) -> List[ConfigStatus]:
-        """One row per target; a config that cannot be read is reported and left out.
+        """One row per target; a config that cannot be read is a "broken" row.
 
         Raises:
             SarraError: a pidfile holds garbage.
@@ -211,11 +241,13 @@ class Service:
             try:
                 rows.append(self.probe(t))
             except ConfigError as e:
-                self.out(f"{t.short} {t.config}: error: {e}")
-                self.broken += 1
+                rows.append(self.broken_row(t, e))
         asks: Dict[str, List[str]] = {}
         keys: List[Optional[Tuple[str, str]]] = []
         for row in rows:
+            if row.error:
+                keys.append(None)
+                continue
             o = self.options(row.target)
             q = queue_of(o, self.state_dir(row.target))
             url = o.broker
@@ -226,23 +258,34 @@ class Service:
         return [with_queue(row, depths.get(key) if key else None) for row, key in zip(rows, keys)]
 
     def status(self, ts: Sequence[Target]) -> int:
-        self.broken = 0
+        """The table; exit 0 when every config runs, 2 when one is broken, else 3."""
         rows = self.status_rows(ts)
         for line in format_table(rows, self.now()):
             self.out(line)
+        for r in rows:
+            if r.error:
+                self.out(f"{r.target.short} {r.target.config}: error: {r.error}")
         if not rows:
             self.out(f"no configurations in {self.paths.config_dir}")
-        ok = rows and not self.broken and all(r.ok for r in rows)
+        if any(r.error for r in rows):
+            return programs.EXIT_USAGE
+        ok = rows and all(r.ok for r in rows)
         return programs.EXIT_OK if ok else programs.EXIT_STOPPED
 
     # -- sanity
     def sanity(self, ts: Sequence[Target]) -> int:
-        """Restart dead and hung instances of wanted configs; leave the others alone."""
+        """Restart dead and hung instances of wanted configs; leave the others alone.
+        A broken config is reported (exit 2) and the others are still seen to."""
         codes = [programs.EXIT_OK]
         for t in ts:
             if wanted_count(self.state_dir(t)) is None or not self.available(t):
                 continue
-            row = self.probe(t)
+            try:
+                row = self.probe(t)
+            except ConfigError as e:
+                self.out(f"{t.short} {t.config}: error: {e}")
+                codes.append(programs.EXIT_USAGE)
+                continue
             inst = self.instances(t, self.options(t), row.expected)
             if row.hung:
                 which = ", ".join(f"{n:02d}" for n in row.hung)
@@ -295,12 +338,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run every sarra daemon configuration together: see man dd(8).",
     )
     p.add_argument("action", choices=ACTIONS)
-    p.add_argument("program", nargs="?", help="subscribe, sara, shovel, log or watch")
+    p.add_argument("program", nargs="?", help="sara, shovel, subscribe, sender, log, watch or poll")
     p.add_argument("config", nargs="?", help="one configuration of that program")
     p.add_argument("instance", nargs="?", type=int, default=1, help="for log: instance number")
     p.add_argument("--system", action="store_true", help="the system's configs (/etc/sarra)")
     p.add_argument("-n", "--lines", type=int, default=50, help="for log: lines to show")
     p.add_argument("-f", "--follow", action="store_true", help="for log: keep reading")
+    p.add_argument("-w", "--watch", action="store_true", help="for status: a live view")
+    p.add_argument(
+        "--interval", type=float, default=5.0, help="for status --watch: seconds between frames"
+    )
+    p.add_argument("--count", type=int, default=0, help="for status --watch: frames to draw")
+    p.add_argument("--port", type=int, help="for metrics: serve on this port (0: any free)")
+    p.add_argument("--bind", default="127.0.0.1", help="for metrics: address to serve on")
     return p
 
 
@@ -310,7 +360,18 @@ def run(ns: argparse.Namespace, service: Service) -> int:
             raise ConfigError("log: name the program and the config")
         (t,) = targets(service.paths, ns.program, ns.config)
         return service.log(t, ns.instance, ns.lines, ns.follow)
+    if ns.action == "metrics":  # the configs read again at each scrape: new ones show up
+        from sarra.service import metrics
+
+        def every_row() -> List[ConfigStatus]:
+            return service.status_rows(targets(service.paths, ns.program, ns.config))
+
+        return metrics.run(every_row, ns.bind, ns.port, service.out)
     ts = targets(service.paths, ns.program, ns.config)
+    if ns.action == "status" and ns.watch:
+        from sarra.service import live
+
+        return live.run(lambda: service.status_rows(ts), max(0.5, ns.interval), ns.count)
     table: Dict[str, Callable[[], int]] = {
         "start": lambda: service.start(ts),
         "stop": lambda: service.stop(ts),
@@ -348,6 +409,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     if argv is None and coreutils_call(args):
         _pass_to_coreutils(args)
+    words = [a for a in args if not a.startswith("-")]
+    if words and words[0] == "check":  # a plugin: its own grammar and exit statuses
+        from sarra.service import check
+
+        args.remove("check")
+        return check.main(args, check_rows)
     ns = build_parser().parse_args(args)
     paths = Paths.system() if ns.system else Paths.from_env()
     try:
@@ -365,6 +432,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def entry() -> None:
     sys.exit(main())
+
+
+def check_rows(ns: argparse.Namespace) -> List[ConfigStatus]:
+    """The rows ``dd check`` evaluates (``ns``: its parsed arguments).
+
+    Raises:
+        ConfigError: no such program or config.  SarraError: a pidfile holds garbage.
+    """
+    paths = Paths.system() if ns.system else Paths.from_env()
+    return Service(paths, out=lambda line: None).status_rows(targets(paths, ns.program, ns.config))
+
+
+def check_entry() -> None:
+    """``check_sarra``: ``dd check`` under the name Nagios configurations expect."""
+    from sarra.service import check
+
+    sys.exit(check.main(sys.argv[1:], check_rows, prog="check_sarra"))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ dd_sara, the report router, dd_subscribe, and dd_log showing every delivery.
 from __future__ import annotations
 
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from typing import Iterator, List
 import pytest
 
 from sarra.admin.users import ManagementAPI
+from tests.fixtures.require import require_tools
 from tests.fixtures.waiting import wait_for
 
 pytestmark = [pytest.mark.flow, pytest.mark.integration]
@@ -42,7 +44,9 @@ class Guide:
 
     def run(self, *cmd: str, ok: bool = True, timeout: float = 90) -> subprocess.CompletedProcess:
         argv = list(cmd)
-        if argv[0] == "dd_admin":
+        if argv[0] == "dd":
+            argv = [sys.executable, "-m", "sarra.service.supervisor", *argv[1:]]
+        elif argv[0] == "dd_admin":
             argv = [sys.executable, str(ROOT / "bin" / "dd_admin"), *argv[1:]]
         elif argv[0].startswith("dd_"):
             argv = [sys.executable, "-m", "sarra.cli", *argv]
@@ -177,8 +181,61 @@ def test_guide_sections_5_and_7_deliver_alices_file_and_dd_log_shows_every_deliv
         assert f"{g.u('bob')}@" in lines[3], lines
         eve = g.run("dd_log", "-b", g.url("eve"), "--idle_exit", "2", "foreground")
         assert eve.stdout == ""
+        monitor_as_in_section_9(g)
     finally:
         for program, conf in reversed(started):
             g.run(program, "stop", conf, ok=False)
         web.terminate()
         web.wait(timeout=10)
+
+
+def section_9_blocks() -> List[str]:
+    """The literal blocks of the guide's section 9 (Monitoring a switch), in order."""
+    text = (ROOT / "doc" / "admin-guide.rst").read_text()
+    section = text.split("9. Monitoring a switch", 1)[1].split("\n10. ", 1)[0]
+    blocks, lines = [], section.splitlines()
+    for i, line in enumerate(lines):
+        if line.endswith("::"):
+            body = []
+            for nxt in lines[i + 2 :]:
+                if nxt and not nxt.startswith("    "):
+                    break
+                body.append(nxt[4:])
+            blocks.append("\n".join(body).strip())
+    return blocks
+
+
+def monitor_as_in_section_9(g: Guide) -> None:
+    """Section 9 on the running switch: dd metrics counts bob's file; the guide's
+    Prometheus scrape config is valid; its Nagios command, expanded as Nagios would
+    (``$USER1$``, ``$ARGn$``), says OK."""
+    served, scrape, nagios = section_9_blocks()
+    assert served.startswith("dd metrics --port ")
+
+    def bobs_files() -> bool:
+        out = g.run("dd", "metrics").stdout
+        return 'sarra_files_total{config="obs",instance="1",role="subscribe"} 1.0' in out
+
+    wait_for(bobs_files, 60, "dd metrics to count bob's file", every=1.0)
+    require_tools("promtool")
+    (g.home / "prometheus.yml").write_text(scrape + "\n")
+    checked = g.run("promtool", "check", "config", str(g.home / "prometheus.yml"), ok=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    plugins = g.home / "plugins"
+    plugins.mkdir()
+    wrapper = plugins / "check_sarra"
+    wrapper.write_text(
+        f"#!/bin/sh\nexec {sys.executable} -c "
+        "'from sarra.service.supervisor import check_entry; check_entry()' \"$@\"\n"
+    )
+    wrapper.chmod(0o755)
+    line = next(ln.split(None, 1)[1] for ln in nagios.splitlines() if "command_line" in ln)
+    args = next(ln.split()[1] for ln in nagios.splitlines() if "check_command" in ln).split("!")
+    line = line.replace("$USER1$", str(plugins))
+    for n, value in enumerate(args[1:], 1):
+        line = line.replace(f"$ARG{n}$", value)
+    assert "$" not in line, line
+    got = g.run(*shlex.split(line), ok=False)
+    assert got.returncode == 0 and got.stdout.startswith("SARRA OK - "), got.stdout + got.stderr
+    assert "'subscribe/obs running'=1;;;0;1" in got.stdout

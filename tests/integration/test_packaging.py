@@ -22,6 +22,7 @@ from tests.fixtures.require import require_module
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = ("dd_post", "dd_subscribe", "dd_sara", "dd_log", "dd_watch", "dd_sender", "dd_poll")
+COMMANDS += ("check_sarra",)
 DEB_TOOLS = ("dpkg-buildpackage", "dh", "man")
 MAN_PAGES = ("dd_post.1", "dd_subscribe.1", "dd_log.1", "dd_watch.1", "dd_post.7", "dd_log.7")
 MAN_PAGES += ("sarra-options.5", "dd.8", "dd_sara.8", "dd_shovel.8", "dd_admin.8")
@@ -141,9 +142,14 @@ def test_deb_holds_every_man_page_and_dd_subscribe_renders(deb_root):
 @pytest.mark.slow
 @slow
 def test_deb_holds_the_service_units_and_examples(deb_root):
-    unit = (deb_root / "lib/systemd/system/sarra.service.supervisor").read_text()
+    unit = (deb_root / "lib/systemd/system/sarra.service").read_text()
     assert "ExecStart=/usr/bin/sarra start" in unit and "User=sarra" in unit
     assert "SARRA_SYSTEM=1" in unit
     assert (deb_root / "lib/systemd/system/sarra-sanity.timer").is_file()
+    metrics = (deb_root / "lib/systemd/system/sarra-metrics.service").read_text()
+    assert "ExecStart=/usr/bin/sarra metrics --port " in metrics and "User=sarra" in metrics
+    plugin = deb_root / "usr/lib/nagios/plugins/check_sarra"
+    assert plugin.is_symlink() and os.readlink(plugin).endswith("bin/check_sarra")
     assert (deb_root / "etc/logrotate.d/sarra").is_file()
     assert (deb_root / "usr/share/doc/sarra/examples/default.conf").is_file()
+    assert (deb_root / "usr/share/doc/sarra/examples/grafana-sarra.json").is_file()

@@ -283,9 +283,16 @@ def test_moving_a_climbing_link_up_is_refused(world, new):
     assert not os.path.lexists(world.tree / new)
 
 
-def test_moving_a_directory_holding_climbing_links_up_is_refused(world):
-    (world.tree / "a" / "b" / "d").mkdir(parents=True)
-    (world.tree / "a" / "b" / "d" / "l").symlink_to("../../../x")
+@pytest.mark.parametrize(
+    "target",
+    ["../../../x", "y/../../../../x", "./../../../x", "../y/../../../x", "y/z/../../../../.."],
+    ids=["leading", "after-a-name", "after-dot", "mixed", "to-a-dir"],
+)
+def test_moving_a_directory_holding_climbing_links_up_is_refused(world, target):
+    """A link inside the tree from a/b/d climbs out from d: whatever its first component
+    (``..`` anywhere in a relative target climbs)."""
+    (world.tree / "a" / "b" / "d" / "y" / "z").mkdir(parents=True)
+    (world.tree / "a" / "b" / "d" / "l").symlink_to(target)
     d = Delivery(message.new_post(BASE, "a/b/d", {"sum": "R,x", "newname": "d"}))
     with pytest.raises(PathError):
         downloader(world.tree)(d)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from dataclasses import dataclass, field
@@ -160,7 +161,7 @@ def test_status_table_shows_instances_queue_activity_and_retry_backlog(paths):
     assert row_a.split()[:5] == ["subscribe", "a", "1/1", "running", "-"]
     assert row_a.split()[-1] == "3"
     assert "ago" in row_a
-    assert row_b.split() == ["subscribe", "b", "0/1", "stopped", "42", "-", "-", "0"]
+    assert row_b.split() == ["subscribe", "b", "0/1", "stopped", "42", "-", "-", "-", "0"]
     assert rig.asked == [{BROKER: ["q_feeder.b"]}]
 
 
@@ -179,11 +180,61 @@ def test_status_with_no_configs_exits_3(paths):
     assert "no configurations" in rig.lines[0]
 
 
-def test_status_reports_a_broken_config_and_exits_3(paths):
+def test_status_lists_a_broken_config_as_broken_and_exits_2(paths):
+    add_config(paths, "subscribe", "a", "no_such_option 1\nqueue_name q_feeder.a\n")
+    add_config(paths, "subscribe", "b", "queue_name q_feeder.b\n")
+    rig = Rig(paths)
+    assert rig.svc.status(rig.targets()) == 2
+    header, row_a, row_b, error = rig.lines
+    assert row_a.split()[:4] == ["subscribe", "a", "0/-", "broken"]
+    assert row_b.split()[:4] == ["subscribe", "b", "0/1", "stopped"]
+    assert error.startswith("subscribe a: error:") and "no_such_option" in error
+    assert rig.asked == [{BROKER: ["q_feeder.b"]}]  # not a's: its file cannot be read
+
+
+def test_every_config_broken_is_no_longer_no_configurations(paths):
     add_config(paths, "subscribe", "a", "no_such_option 1\n")
     rig = Rig(paths)
-    assert rig.svc.status(rig.targets()) == 3
-    assert rig.lines[0].startswith("subscribe a: error:")
+    assert rig.svc.status(rig.targets()) == 2
+    assert not any("no configurations" in line for line in rig.lines)
+    assert "broken" in rig.lines[1]
+
+
+def test_a_broken_config_still_shows_the_instances_that_run(paths):
+    add_config(paths, "subscribe", "a")
+    rig = Rig(paths)
+    rig.svc.start(rig.targets())
+    (paths.program_config_dir("subscribe") / "a.conf").write_text("instances many\n")
+    row = rig.svc.status_rows(rig.targets())[0]
+    assert (row.state, row.running, row.expected, row.wanted) == ("broken", 1, 1, True)
+
+
+def test_status_after_a_crash_shows_no_negative_count(paths):
+    """The dead process saved big counters; the new one a few: the interval is the new
+    process's, and no cell of the table is negative."""
+    import json
+
+    from sarra.flow.stats import Stats
+
+    add_config(paths, "subscribe", "a")
+    rig = Rig(paths)
+    rig.svc.start(rig.targets())
+    f = paths.state("subscribe", "a") / "stats.01.json"
+    old = Stats(pid=rig.pid("dd_subscribe", "a"), started=time.time() - 100)
+    old.ok, old.bytes = 5000, 10**9
+    old.save(f, time.time() - 50)
+    old.save(f, time.time() - 20)
+    rig.os.die(rig.pid("dd_subscribe", "a"))
+    rig.svc.sanity(rig.targets())  # the new process
+    new = Stats(pid=rig.pid("dd_subscribe", "a"), started=time.time() - 5)
+    new.ok, new.bytes = 3, 300
+    new.save(f, time.time())
+    assert json.loads(f.read_text())["prev"]["ok"] == 0
+    rig.lines.clear()
+    assert rig.svc.status(rig.targets()) == 0
+    row = rig.lines[1]
+    assert "3 msgs, 300 Bytes in " in row, row
+    assert not re.search(r"(^|\s)-\d", row), row
 
 
 def test_dead_wanted_config_is_shown_dead_and_sanity_restarts_it(paths):
@@ -196,6 +247,22 @@ def test_dead_wanted_config_is_shown_dead_and_sanity_restarts_it(paths):
     assert rig.svc.sanity(rig.targets()) == 0
 
     assert len(rig.os.spawned) == 2
+    assert rig.svc.probe(Target("dd_subscribe", "a")).state == "running"
+
+
+def test_sanity_goes_on_past_a_broken_config_and_exits_2(paths):
+    add_config(paths, "sara", "bad")
+    add_config(paths, "subscribe", "a")
+    rig = Rig(paths)
+    rig.svc.start(rig.targets())
+    for program, config in (("dd_sara", "bad"), ("dd_subscribe", "a")):
+        rig.os.die(rig.pid(program, config))
+    (paths.program_config_dir("sara") / "bad.conf").write_text("no_such_option 1\n")
+    rig.lines.clear()
+
+    assert rig.svc.sanity(rig.targets()) == 2
+
+    assert rig.lines[0].startswith("sara bad: error:")
     assert rig.svc.probe(Target("dd_subscribe", "a")).state == "running"
 
 

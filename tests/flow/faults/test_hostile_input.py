@@ -53,8 +53,26 @@ def mutate(rng: random.Random, kind: str, base: str = "http://127.0.0.1:9/") -> 
     if kind == "empty body":
         return topic, headers, b""
     if kind == "v03 json":
-        v03 = {"pubTime": "20260101T000000", "baseUrl": "http://x/", "relPath": "a/b"}
-        return topic, headers, json.dumps(v03).encode()
+        # a v03 body decodes as v03 whatever the topic (as sr3 posts it): hostile ones
+        v03 = {"pubTime": "20260101T000000", "baseUrl": base, "relPath": "a/b"}
+        v03.update(
+            rng.choice(
+                [
+                    {"relPath": rng.choice(["../../etc/passwd", "a/../../x", "/../x", ".."])},
+                    {"pubTime": "yesterday"},
+                    {"baseUrl": "nourl"},
+                    {"identity": {"method": "md5", "value": "not base64!"}},
+                    {"size": rng.choice([-1, "ten", 1e400, [1]])},
+                    {"relPath": None},
+                ]
+            )
+        )
+        text = json.dumps(v03)
+        return (
+            topic,
+            headers,
+            (text[: rng.randrange(1, len(text))] if rng.random() < 0.2 else text).encode(),
+        )
     if kind == "missing sum":
         headers.pop("sum")
     elif kind == "bad sum":
