@@ -209,7 +209,7 @@ _ROWS = (
     _O("discard", boolean, False, "delete each file once its on_file hooks ran; nothing posted",
        SUB, aka="download-and-discard"),
     _O("delete", boolean, False,
-       "delete the file at the source once it is downloaded and verified (not over http)",
+       "delete the source's file once downloaded and verified: only for a trusted upstream",
        FETCH),
     # -- retries and transfers
     _O("retry_ttl", duration, 172800.0, "give up retrying a failed message after this", DAEM),

@@ -98,7 +98,7 @@ class OptionValues:
     download: bool
     #: delete each file once its on_file hooks ran; nothing posted
     discard: bool
-    #: delete the file at the source once it is downloaded and verified (not over http)
+    #: delete the source's file once downloaded and verified: only for a trusted upstream
     delete: bool
     #: give up retrying a failed message after this
     retry_ttl: float
