@@ -37,7 +37,7 @@ from sarra.core.redaction import public_url
 from sarra.flow import consumer
 from sarra.flow.context import Context
 from sarra.flow.download import Downloader
-from sarra.flow.engine import BrokerSource, Flow
+from sarra.flow.engine import Flow
 from sarra.flow.sinks import NoticePublisher, Reporter
 
 log = logging.getLogger(__name__)
@@ -155,7 +155,7 @@ def build(ctx: Context, broker: Any, post_broker: Any, assembler: Any = None) ->
         post_broker.declare_exchange(report_exchange)
         reporter = Reporter(post_broker, report_exchange, user)
     return Flow(
-        source=BrokerSource(broker),
+        source=ctx.source(broker, queue(ctx)),
         select=Gate(o, sw),
         work=Repost(o, download),
         publisher=NoticePublisher(

@@ -9,7 +9,7 @@ from sarra.config.loader import required
 from sarra.core import message
 from sarra.flow import consumer
 from sarra.flow.context import Context
-from sarra.flow.engine import BrokerSource, Flow
+from sarra.flow.engine import Flow
 from sarra.flow.sinks import NoticePublisher, Reporter
 
 PROGRAM = "dd_subscribe"
@@ -43,7 +43,7 @@ def build(ctx: Context, broker: Any, assembler: Optional[Any] = None) -> Flow:
         formats = message.post_formats(o.post_format, o.post_topic_prefix)
         publisher = NoticePublisher(post_broker, o.post_exchange, formats=formats)
     return Flow(
-        source=BrokerSource(broker),
+        source=ctx.source(broker, queue(ctx)),
         select=consumer.Selector(o),
         work=work,
         publisher=publisher,
