@@ -257,9 +257,12 @@ def source_rate(value: str) -> Tuple[str, int]:
     words = value.split()
     if len(words) != 2 or (words[0] != "*" and not re.fullmatch(r"[\w.-]{1,64}", words[0])):
         raise ValueError(f"bad source_bandwidth {value!r} (expected: <source|*> <rate, e.g. 2M>)")
-    rate = size(words[1])
+    try:
+        rate = size(words[1])
+    except ValueError:
+        rate = 0
     if rate <= 0:
-        raise ValueError(f"bad source_bandwidth {value!r}: the rate must be above 0")
+        raise ValueError(f"bad source_bandwidth {value!r}: the rate must be a size above 0")
     return words[0], rate
 
 

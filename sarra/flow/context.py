@@ -284,6 +284,7 @@ class Context:
                 total=o.bandwidth,
                 per_host=o.bandwidth_per_host,
                 quotas=o.source_bandwidth,
+                by_source=self.program == "sara",
             )
         return self._bandwidth
 

@@ -190,7 +190,7 @@ class SharedSource:
             return True
         if source not in ahead:
             ahead[source] = self.bandwidth.backlog(source)
-        if ahead[source] > HORIZON:
+        if ahead[source] >= HORIZON:
             return False
         ahead[source] += announced_bytes(d) / rate
         return True

@@ -201,7 +201,9 @@ class Bandwidth:
 
     ``config_file``: the config's bucket; ``shared_dir``: the per-server and per-source
     buckets.  ``total``, ``per_host``: bytes/s (0: none); ``quotas``: ``(source or *,
-    bytes/s)`` pairs, the first match wins.  Thread-safe.
+    bytes/s)`` pairs, the first match wins.  ``by_source`` (dd_sara): every transfer
+    draws on the config's total as a member, its source (``-`` for none), so sources
+    get fair shares of it.  Thread-safe.
     """
 
     def __init__(
@@ -212,12 +214,14 @@ class Bandwidth:
         total: int = 0,
         per_host: int = 0,
         quotas: Sequence[Tuple[str, int]] = (),
+        by_source: bool = False,
         clock: Clock = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.total = total
         self.per_host = per_host
         self.quotas = tuple(quotas)
+        self.by_source = by_source
         self.shared_dir = Path(shared_dir)
         self._clock = clock
         self._sleep = sleep
@@ -228,7 +232,7 @@ class Bandwidth:
             bucket = SharedBucket(config_file, key="config", clock=clock)
             self._config = Pacer(bucket, total)
         self._pacers: Dict[str, Pacer] = {}
-        self._pacings: Dict[Tuple[Optional[str], Optional[str], bool], Optional[Pacing]] = {}
+        self._pacings: Dict[Tuple[Any, ...], Optional[Pacing]] = {}
 
     def __bool__(self) -> bool:
         return bool(self.total > 0 or self.per_host > 0 or self.quotas)
@@ -255,8 +259,8 @@ class Bandwidth:
         None when no budget applies."""
         server = server_key(baseurl) if self.per_host > 0 else None
         quota = self.quota(source) if source else 0
-        who = source if (quota or (self._config is not None and source)) else None
-        key = (server, who, total)
+        member = (source or "-") if self.by_source else None
+        key = (server, member, source if quota else None, total)
         with self._lock:
             if key in self._pacings:
                 return self._pacings[key]
@@ -265,11 +269,11 @@ class Bandwidth:
                 self._pacers.clear()
             pacers = []
             if total and self._config is not None:
-                pacers.append(self._member_pacer(who) if who else self._config)
+                pacers.append(self._member_pacer(member) if member else self._config)
             if server is not None:
                 pacers.append(self._shared_pacer("host", server, self.per_host))
-            if who and quota:
-                pacers.append(self._shared_pacer("source", who, quota))
+            if source and quota:
+                pacers.append(self._shared_pacer("source", source, quota))
             pacing = Pacing(pacers, clock=self._clock, sleep=self._sleep) if pacers else None
             self._pacings[key] = pacing
             return pacing
@@ -292,15 +296,15 @@ class Bandwidth:
         """The rate ``source`` may have now: its quota, or its fair share of the
         config's total, whichever is less (0: unlimited)."""
         rates: list[float] = [self.quota(source)] if self.quota(source) else []
-        if self._config is not None:
-            rates.append(self._config.bucket.level(self._config.rate, source))
+        if self._config is not None and self.by_source:
+            rates.append(self._config.bucket.share(self._config.rate, source))
         return min(rates) if rates else 0.0
 
     # ------------------------------------------------------------------ pacers
     def _source_pacers(self, source: str) -> Sequence[Pacer]:
         with self._lock:
             found = []
-            if self._config is not None:
+            if self._config is not None and self.by_source:
                 found.append(self._member_pacer(source))
             if self.quota(source):
                 found.append(self._shared_pacer("source", source, self.quota(source)))

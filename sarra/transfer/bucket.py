@@ -16,11 +16,17 @@ the bytes sent are at most ``rate * window`` plus what was reserved but not yet 
 caller's: a config whose limit changed uses the new one from its restart on.
 
 **Members and fair shares.**  A reservation may name a *member* (dd_sara: the source
-whose file it is).  The bucket then keeps, per member, its own ``tat`` and an estimate
-of the rate it used lately, and paces each member at the max-min fair level: members
-using clearly less than an equal share keep what they use (and may grow), the others
-split the rest equally.  Light sources are never slowed down by heavy ones, and two
-heavy ones get half each, whatever their number of files or instances.
+whose file it is).  Members are not served first come, first served: a member with
+eight transfers would queue eight reservations for each one of a member with one, and
+take eight times its share.  Each member has its own ``tat``, paced at its share of
+the rate, so the shares hold whatever the number of transfers or instances behind
+each.  The shares are max-min fair by demand: a member whose own ``tat`` is ahead of
+now is *demanding* (it wants more than it gets); the others are *light* and are paced
+at half again what they used lately (a member that wants more soon runs ahead of that
+and is demanding from its next reservation on); the demanding ones split what the
+light ones leave, equally.  So two busy sources get half each, and a source sending
+little is never slowed down by a busy one.  The shares add up to the rate, so members
+are not also queued on the bucket's own ``tat``.
 
 **Clock.**  ``time.monotonic`` (``CLOCK_MONOTONIC``: one clock for every process of a
 host, never stepped).  Its origin changes at boot, so the file also records the boot
@@ -39,9 +45,9 @@ import threading
 import time
 import weakref
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional
 
-__all__ = ["SharedBucket", "fair_level"]
+__all__ = ["SharedBucket", "member_share"]
 
 Clock = Callable[[], float]
 
@@ -53,8 +59,8 @@ BOOT_SLACK = 30.0
 RATE_TAU = 2.0
 #: s: a member that reserved nothing for this long is no longer active
 ACTIVE_FOR = 5.0
-#: a member using at least this fraction of the fair level is held to it
-SATURATED = 0.85
+#: a light member is paced at this multiple of the rate it used lately
+HEADROOM = 1.5
 #: members remembered per bucket (dd_sara relays: source names come from notices)
 MAX_MEMBERS = 256
 MAX_NAME = 100
@@ -62,21 +68,25 @@ MAX_NAME = 100
 MAX_STATE = 1 << 16
 
 
-def fair_level(total: float, rates: List[float]) -> float:
-    """The max-min fair share of ``total`` among members using ``rates`` lately.
+def member_share(rate: float, members: Dict[str, List[float]], me: str, now: float) -> float:
+    """The rate ``me`` is paced at, out of ``rate``, among the active ``members``
+    (``name -> [tat, rate used lately, last reservation]``; see the module docstring).
 
-    Members using clearly less than an equal share of what is left keep it; the level
-    is what the others get each.  With no member at the level, ``total``: nobody is
-    held back by the others.
+    Light members (own ``tat`` not ahead of ``now``) get ``HEADROOM`` times what they
+    used, at least a floor of ``rate / (4 n)``; demanding members split the rest
+    equally, never less than the floor.  ``me`` need not be in ``members`` yet (a
+    newcomer is light).
     """
-    left, n = total, len(rates)
-    for r in sorted(rates):
-        level = left / n
-        if r >= level * SATURATED:
-            return level
-        left -= r
-        n -= 1
-    return total
+    everyone = dict(members)
+    everyone.setdefault(me, [now, 0.0, now])
+    floor = rate / (4 * len(everyone))
+    light = {
+        name: max(floor, HEADROOM * _decayed(m, now)) for name, m in everyone.items() if m[0] <= now
+    }
+    demanding = len(everyone) - len(light)
+    if me in light:
+        return min(light[me], rate)
+    return max(floor, (rate - sum(light.values())) / demanding)
 
 
 class SharedBucket:
@@ -121,10 +131,11 @@ class SharedBucket:
             fcntl.flock(self._fd, fcntl.LOCK_EX)
             try:
                 state = self._load(now)
-                start = max(now, state["tat"])
-                state["tat"] = start + nbytes / rate
-                if member is not None:
-                    start = max(start, self._reserve_member(state, member, nbytes, rate, now))
+                if member is None:
+                    start = max(now, state["tat"])
+                    state["tat"] = start + nbytes / rate
+                else:
+                    start = self._reserve_member(state, member, nbytes, rate, now)
                 self._store(state)
             finally:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
@@ -143,7 +154,7 @@ class SharedBucket:
             if len(members) >= MAX_MEMBERS:
                 del members[min(members, key=lambda k: members[k][2])]
             mine = members[name] = [now, 0.0, now]
-        level = fair_level(rate, [_decayed(v, now) for v in members.values()])
+        level = member_share(rate, members, name, now)
         start = max(now, mine[0])
         mine[0] = start + nbytes / level
         mine[1] = _decayed(mine, now) + nbytes / RATE_TAU
@@ -153,25 +164,23 @@ class SharedBucket:
     # ------------------------------------------------------------------ looking
     def backlog(self, member: Optional[str] = None) -> float:
         """Seconds until a reservation made now (by ``member``) could start: how far
-        behind the bucket is.  Read without the lock: a hint, never a promise."""
+        behind the bucket (or the member) is.  A hint, never a promise."""
         now = self._clock()
         with self._lock:
             state = self._load(now)
-        tat = state["tat"]
-        if member is not None:
-            tat = max(tat, state["members"].get(member[:MAX_NAME], [now])[0])
+        if member is None:
+            tat = state["tat"]
+        else:
+            tat = state["members"].get(member[:MAX_NAME], [now])[0]
         return max(0.0, tat - now)
 
-    def level(self, rate: float, member: str) -> float:
-        """The rate ``member`` is paced at now, under a total of ``rate``."""
+    def share(self, rate: float, member: str) -> float:
+        """The rate ``member`` would be paced at now, out of ``rate``."""
         now = self._clock()
         with self._lock:
             state = self._load(now)
-        members = state["members"]
-        rates = [_decayed(v, now) for k, v in members.items() if now - v[2] <= ACTIVE_FOR]
-        if member[:MAX_NAME] not in members:
-            rates.append(0.0)
-        return fair_level(rate, rates)
+        members = {k: v for k, v in state["members"].items() if now - v[2] <= ACTIVE_FOR}
+        return member_share(rate, members, member[:MAX_NAME], now)
 
     # ------------------------------------------------------------------ the file
     def _boot(self) -> float:
@@ -219,16 +228,3 @@ def _well_formed(state: object) -> bool:
         isinstance(v, list) and len(v) == 3 and all(isinstance(x, (int, float)) for x in v)
         for v in members.values()
     )
-
-
-def member_rates(path: Path) -> Tuple[float, Dict[str, float]]:
-    """``(tat, {member: rate used lately})`` of a bucket file, for ``dd status`` and
-    tests; empty when the file is missing or unreadable."""
-    try:
-        state = json.loads(Path(path).read_bytes()[:MAX_STATE])
-    except (OSError, ValueError):
-        return 0.0, {}
-    if not _well_formed(state):
-        return 0.0, {}
-    now = time.monotonic()
-    return state["tat"], {k: _decayed(v, now) for k, v in state["members"].items()}
