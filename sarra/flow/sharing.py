@@ -16,28 +16,37 @@ heartbeat exchange (a protocol, an exchange every instance may write to, and one
 thing to be down).  Between two looks, and while the broker cannot be asked, the last
 share holds.
 
-**Among sources (dd_sara).**  Bytes are paced per source (its ``source_bandwidth``
-quota, and its fair share of ``bandwidth``: ``sarra.transfer.bucket``), but pacing
-alone cannot make the shares hold: one queue delivers the sources' messages in the
-order they were posted, so while an instance waits on a source that is over its quota,
-the others' files wait behind it in the queue.  So messages of a source that is more
-than ``HORIZON`` seconds behind its rate are *held back*: kept unacknowledged (the
-broker still owns them; a crash or a stop hands them back) while the other sources'
-messages go ahead, and handed to the flow once the source has caught up.  Each gather
-admits at most ``HORIZON`` seconds of each source's rate (by the sizes the notices
-announce).  What can be held is bounded by the queue's ``prefetch``: a switch where a
-source often posts far more than its quota needs a larger one (see dd_sara(8)).
+**Among sources (dd_sara).**  Bytes are paced per source only by its
+``source_bandwidth`` quota; the config's ``bandwidth`` is one first-come, first-served
+budget whose use is counted per source (``sarra.transfer.bucket``).  Fairness is
+decided here, before any byte moves, because pacing alone cannot make shares hold: one
+queue delivers the sources' messages in the order they were posted, so while an
+instance waits on a source over its quota, the others' files would wait behind it.
+So a gather *holds back* the messages of a source that is over its rate: more than
+``HORIZON`` seconds behind its quota, or (under a ``bandwidth`` total) having used more
+than its max-min fair share lately (the share among the sources that have messages
+waiting in any instance, each capped by its quota).  Held messages stay
+unacknowledged (the broker still owns them; a crash or a stop hands them back) while
+the other sources' messages go ahead, and are handed to the flow once their source may
+go again.  Each gather admits at most ``HORIZON`` seconds of a source's rate (by the
+sizes the notices announce).  This is the plan's "throttle message posting out of
+pre-validation", made to answer to bytes: the messages are throttled at admission,
+their bytes paced in the transfers.  What can be held is bounded by the queue's
+``prefetch``: a switch where a source often posts far more than its quota needs a
+larger one (see dd_sara(8)).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Set
 
 from sarra.core import partition
 from sarra.core.delivery import Delivery
 from sarra.core.errors import BrokerError, MessageError
+from sarra.transfer.bucket import RATE_TAU
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +56,8 @@ __all__ = ["SharedSource", "source_of"]
 REFRESH = 30.0
 #: s of a source's rate admitted per gather, and how far behind it may be to go on
 HORIZON = 2.0
+#: a source that used up to this multiple of its fair share lately may go on
+SLACK = 1.05
 #: bytes assumed for a notice that announces no size
 UNKNOWN_SIZE = 64 << 10
 
@@ -111,13 +122,24 @@ class SharedSource:
         self._look_at_consumers()
         if not self.by_source:
             return list(self.inner.gather(max_count, timeout))
-        ahead: Dict[str, float] = {}
+        room: Dict[str, float] = {}
         held, self.held = self._current(self.held), []
-        out = self._admit(held, ahead, max_count)
+        wanting = self._want(held, set())
+        out = self._admit(held, room, max_count)
         if len(out) < max_count:
             wait = 0.0 if out else min(timeout, self._soonest())
-            out += self._admit(self.inner.gather(max_count - len(out), wait), ahead, max_count)
+            new = self.inner.gather(max_count - len(out), wait)
+            self._want(new, wanting)
+            out += self._admit(new, room, max_count - len(out))
         return out
+
+    def _want(self, batch: List[Delivery], known: Set[str]) -> Set[str]:
+        """Tell the config's budget which sources have messages waiting (before any is
+        admitted: a source's fair share depends on who else wants some)."""
+        sources = {source_of(d, self.from_exchange) for d in batch} - {None} - known
+        if sources:
+            self.bandwidth.want(sorted(s for s in sources if s is not None))
+        return known | {s for s in sources if s is not None}
 
     def settle(self, d: Delivery) -> None:
         self.inner.settle(d)
@@ -171,35 +193,54 @@ class SharedSource:
             if d.received is None or generation is None or d.received.generation == generation
         ]
 
-    def _admit(self, batch: List[Delivery], ahead: Dict[str, float], room: int) -> List[Delivery]:
-        """The deliveries of ``batch`` whose source may go now (at most ``room``); the
-        others join :attr:`held`.  ``ahead``: seconds of each source's rate admitted so
-        far in this gather, plus how far behind it already was."""
+    def _admit(self, batch: List[Delivery], room: Dict[str, float], most: int) -> List[Delivery]:
+        """The deliveries of ``batch`` whose source may go now (at most ``most``); the
+        others join :attr:`held`.  ``room``: bytes each source may still be admitted
+        in this gather."""
         out: List[Delivery] = []
         for d in batch:
             source = source_of(d, self.from_exchange)
-            if len(out) >= room or (source is not None and not self._may_go(source, d, ahead)):
+            if len(out) >= most or (source is not None and not self._may_go(source, d, room)):
                 self.held.append(d)
             else:
                 out.append(d)
         return out
 
-    def _may_go(self, source: str, d: Delivery, ahead: Dict[str, float]) -> bool:
-        rate = self.bandwidth.source_rate(source)
-        if rate <= 0:
-            return True
-        if source not in ahead:
-            ahead[source] = self.bandwidth.backlog(source)
-        if ahead[source] >= HORIZON:
+    def _may_go(self, source: str, d: Delivery, room: Dict[str, float]) -> bool:
+        if source not in room:
+            room[source] = self._room(source)
+        if room[source] <= 0:
             return False
-        ahead[source] += announced_bytes(d) / rate
+        room[source] -= announced_bytes(d)
         return True
 
+    def _room(self, source: str) -> float:
+        """Bytes of ``source`` one gather may admit: ``HORIZON`` s of its quota less
+        what it is behind, and ``HORIZON`` s of its fair share unless it used more
+        than that share lately (0: hold it)."""
+        bw = self.bandwidth
+        room = math.inf
+        quota = bw.quota(source)
+        if quota:
+            room = quota * (HORIZON - bw.backlog(source))
+        share = bw.fair_share(source)
+        if share > 0:
+            room = min(room, share * HORIZON if bw.used(source) <= share * SLACK else 0.0)
+        return room
+
     def _soonest(self) -> float:
-        """Seconds until the first held source may go again (inf with nothing held)."""
-        waits = [
-            self.bandwidth.backlog(s) - HORIZON
-            for s in {source_of(d, self.from_exchange) for d in self.held}
-            if s is not None
-        ]
-        return max(0.0, min(waits)) if waits else float("inf")
+        """Seconds until a held source may go again (inf with nothing held): what its
+        quota is behind, or how long its use takes to decay to its fair share."""
+        waits = [self._wait_for(s) for s in {source_of(d, self.from_exchange) for d in self.held}]
+        return max(0.0, min(waits)) if waits else math.inf
+
+    def _wait_for(self, source: Optional[str]) -> float:
+        if source is None:
+            return 0.0
+        bw = self.bandwidth
+        wait = bw.backlog(source) - HORIZON if bw.quota(source) else 0.0
+        share = bw.fair_share(source)
+        used = bw.used(source)
+        if share > 0 and used > share * SLACK:
+            wait = max(wait, RATE_TAU * math.log(used / (share * SLACK)))
+        return wait

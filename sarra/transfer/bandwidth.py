@@ -14,8 +14,8 @@ process's draw on one :class:`~sarra.transfer.bucket.SharedBucket`) and :class:`
   ``<state_dir>/bandwidth/``;
 * ``source_bandwidth``: dd_sara's quota of each source, one file per source in the
   same directory (so a switch's ingest and relay configs count a source together);
-  under the config's total, sources are also held to their fair share (the bucket's
-  *members*).
+  dd_sara also counts each source's use of the config's total (the bucket's
+  *members*), for its fair share (``sarra.flow.sharing`` holds back the others).
 
 **Grants.**  Locking a file for every 64 KiB read would cost more than the read, so a
 process reserves a *grant* (1/20 s of the rate, 64 KiB to 4 MiB) at once and spends it
@@ -201,9 +201,9 @@ class Bandwidth:
 
     ``config_file``: the config's bucket; ``shared_dir``: the per-server and per-source
     buckets.  ``total``, ``per_host``: bytes/s (0: none); ``quotas``: ``(source or *,
-    bytes/s)`` pairs, the first match wins.  ``by_source`` (dd_sara): every transfer
-    draws on the config's total as a member, its source (``-`` for none), so sources
-    get fair shares of it.  Thread-safe.
+    bytes/s)`` pairs, the first match wins.  ``by_source`` (dd_sara): every transfer's
+    use of the config's total is counted for its source (``-`` for none), so that
+    sources can be given fair shares of it.  Thread-safe.
     """
 
     def __init__(
@@ -286,33 +286,45 @@ class Bandwidth:
         return 0
 
     def backlog(self, source: str) -> float:
-        """Seconds ``source`` is behind its quota or fair share (0: it may go now)."""
-        behind = 0.0
-        for pacer in self._source_pacers(source):
-            behind = max(behind, pacer.bucket.backlog(pacer.member))
-        return behind
+        """Seconds ``source`` is behind its quota (0: none, or it may go now)."""
+        quota = self.quota(source)
+        if not quota:
+            return 0.0
+        with self._lock:
+            pacer = self._shared_pacer("source", source, quota)
+        return pacer.bucket.backlog()
 
-    def source_rate(self, source: str) -> float:
-        """The rate ``source`` may have now: its quota, or its fair share of the
-        config's total, whichever is less (0: unlimited)."""
-        rates: list[float] = [self.quota(source)] if self.quota(source) else []
-        if self._config is not None and self.by_source:
-            rates.append(self._config.bucket.share(self._config.rate, source))
-        return min(rates) if rates else 0.0
+    @property
+    def fair(self) -> bool:
+        """True when sources share the config's total fairly (dd_sara with a total)."""
+        return self.by_source and self._config is not None
+
+    def fair_share(self, source: str) -> float:
+        """``source``'s max-min fair share of this host's part of the total, among the
+        sources that want more, each capped by its quota (0: no total to share)."""
+        if self._config is None or not self.by_source:
+            return 0.0
+        return self._config.bucket.share(self._config.rate, source, self.quota)
+
+    def used(self, source: str) -> float:
+        """The rate ``source`` used lately out of the config's total (bytes/s)."""
+        if self._config is None or not self.by_source:
+            return 0.0
+        return self._config.bucket.used(source)
+
+    def want(self, sources: Sequence[str]) -> None:
+        """Record that ``sources`` have messages waiting (for their fair shares)."""
+        if self._config is None or not self.by_source or not sources:
+            return
+        try:
+            self._config.bucket.want(sources)
+        except OSError as e:
+            log.warning("bandwidth budget %s unusable: %s", self._config.bucket.path, e)
 
     # ------------------------------------------------------------------ pacers
-    def _source_pacers(self, source: str) -> Sequence[Pacer]:
-        with self._lock:
-            found = []
-            if self._config is not None and self.by_source:
-                found.append(self._member_pacer(source))
-            if self.quota(source):
-                found.append(self._shared_pacer("source", source, self.quota(source)))
-            return found
-
     def _member_pacer(self, member: str) -> Pacer:
-        """The config bucket drawn on for ``member``: same file, fair share applied.
-        Its rate follows the host's share (see :meth:`set_share`) through ``rate``."""
+        """The config bucket drawn on for ``member``: the same budget, its use counted
+        for the member.  Its rate follows the host's share (:meth:`set_share`)."""
         assert self._config is not None
         name = f"config/{member}"
         pacer = self._pacers.get(name)

@@ -15,18 +15,17 @@ the bytes sent are at most ``rate * window`` plus what was reserved but not yet 
 ``tat`` never lags behind ``now``, so there is no burst after a pause.  The rate is the
 caller's: a config whose limit changed uses the new one from its restart on.
 
-**Members and fair shares.**  A reservation may name a *member* (dd_sara: the source
-whose file it is).  Members are not served first come, first served: a member with
-eight transfers would queue eight reservations for each one of a member with one, and
-take eight times its share.  Each member has its own ``tat``, paced at its share of
-the rate, so the shares hold whatever the number of transfers or instances behind
-each.  The shares are max-min fair by demand: a member whose own ``tat`` is ahead of
-now is *demanding* (it wants more than it gets); the others are *light* and are paced
-at half again what they used lately (a member that wants more soon runs ahead of that
-and is demanding from its next reservation on); the demanding ones split what the
-light ones leave, equally.  So two busy sources get half each, and a source sending
-little is never slowed down by a busy one.  The shares add up to the rate, so members
-are not also queued on the bucket's own ``tat``.
+**Members: who used the budget, who wants it.**  A reservation may name a *member*
+(dd_sara: the source whose file it is); the bucket then keeps, per member, the rate it
+used lately (an exponential average over ``RATE_TAU`` s) and when it last wanted more
+(:meth:`SharedBucket.want`: it has messages waiting).  Members are still served first
+come, first served: that keeps the total exact and the link full.  Fairness is decided
+before the bytes move, by which messages are worked (``sarra.flow.sharing``), because
+that is where demand shows: :meth:`SharedBucket.share` is a member's max-min fair share
+among the members that want more (each capped by its own quota), and a member that used
+more than its share lately waits while the others go.  Pacing the members' bytes
+instead would leave the link idle whenever an instance is between two files of a
+source, and could not see the demand of a source whose messages are still queued.
 
 **Clock.**  ``time.monotonic`` (``CLOCK_MONOTONIC``: one clock for every process of a
 host, never stepped).  Its origin changes at boot, so the file also records the boot
@@ -45,9 +44,9 @@ import threading
 import time
 import weakref
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, Iterable, List, Mapping, Optional
 
-__all__ = ["SharedBucket", "member_share"]
+__all__ = ["SharedBucket", "fair_shares"]
 
 Clock = Callable[[], float]
 
@@ -57,36 +56,30 @@ MAX_AHEAD = 600.0
 BOOT_SLACK = 30.0
 #: s: time constant of the per-member rate estimate
 RATE_TAU = 2.0
-#: s: a member that reserved nothing for this long is no longer active
+#: s: a member that neither reserved nor wanted for this long is forgotten
 ACTIVE_FOR = 5.0
-#: a light member is paced at this multiple of the rate it used lately
-HEADROOM = 1.5
 #: members remembered per bucket (dd_sara relays: source names come from notices)
 MAX_MEMBERS = 256
 MAX_NAME = 100
 #: bytes read from the file: the state is small, more is garbage
 MAX_STATE = 1 << 16
 
+#: a member's entry: [rate used lately, when that was computed, when it last wanted]
+Member = List[float]
 
-def member_share(rate: float, members: Dict[str, List[float]], me: str, now: float) -> float:
-    """The rate ``me`` is paced at, out of ``rate``, among the active ``members``
-    (``name -> [tat, rate used lately, last reservation]``; see the module docstring).
 
-    Light members (own ``tat`` not ahead of ``now``) get ``HEADROOM`` times what they
-    used, at least a floor of ``rate / (4 n)``; demanding members split the rest
-    equally, never less than the floor.  ``me`` need not be in ``members`` yet (a
-    newcomer is light).
-    """
-    everyone = dict(members)
-    everyone.setdefault(me, [now, 0.0, now])
-    floor = rate / (4 * len(everyone))
-    light = {
-        name: max(floor, HEADROOM * _decayed(m, now)) for name, m in everyone.items() if m[0] <= now
-    }
-    demanding = len(everyone) - len(light)
-    if me in light:
-        return min(light[me], rate)
-    return max(floor, (rate - sum(light.values())) / demanding)
+def fair_shares(rate: float, caps: Mapping[str, float]) -> Dict[str, float]:
+    """Max-min fair shares of ``rate`` among members that want more, each capped by
+    ``caps[name]`` (its quota; 0: none): the ones capped below an equal split keep
+    their cap, the others split the rest equally."""
+    shares: Dict[str, float] = {}
+    left, n = rate, len(caps)
+    for name, cap in sorted(caps.items(), key=lambda kv: kv[1] if kv[1] > 0 else math.inf):
+        equal = left / n
+        shares[name] = min(cap, equal) if cap > 0 else equal
+        left -= shares[name]
+        n -= 1
+    return shares
 
 
 class SharedBucket:
@@ -115,11 +108,11 @@ class SharedBucket:
         self._fd = os.open(self.path, flags, 0o600)
         weakref.finalize(self, os.close, self._fd)
 
-    # ------------------------------------------------------------------ reserving
+    # ------------------------------------------------------------------ changing
     def reserve(self, nbytes: int, rate: float, member: Optional[str] = None) -> float:
         """Reserve ``nbytes`` at ``rate`` bytes/s; returns when they may start (clock
-        time, possibly in the past: at once).  ``member``: pace it at its fair share
-        (see the module docstring) as well.  ``rate`` <= 0: no limit, returns now.
+        time, possibly in the past: at once).  ``member``: count them as its use.
+        ``rate`` <= 0: no limit, returns now.
 
         Raises:
             OSError: the file cannot be locked, read or written.
@@ -127,62 +120,75 @@ class SharedBucket:
         now = self._clock()
         if rate <= 0:
             return now
-        with self._lock:
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
-            try:
-                state = self._load(now)
-                if member is None:
-                    start = max(now, state["tat"])
-                    state["tat"] = start + nbytes / rate
-                else:
-                    start = self._reserve_member(state, member, nbytes, rate, now)
-                self._store(state)
-            finally:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        with self._locked(now) as state:
+            start = max(now, state["tat"])
+            state["tat"] = start + nbytes / rate
+            if member is not None:
+                m = self._member(state, member, now)
+                m[0] = _decayed(m, now) + nbytes / RATE_TAU
+                m[1] = now
         return start
 
-    def _reserve_member(
-        self, state: dict, member: str, nbytes: int, rate: float, now: float
-    ) -> float:
-        members: Dict[str, List[float]] = state["members"]
-        name = member[:MAX_NAME]
-        for other, (_, _used, last) in list(members.items()):
-            if now - last > ACTIVE_FOR and other != name:
-                del members[other]
-        mine = members.get(name)
-        if mine is None:
-            if len(members) >= MAX_MEMBERS:
-                del members[min(members, key=lambda k: members[k][2])]
-            mine = members[name] = [now, 0.0, now]
-        level = member_share(rate, members, name, now)
-        start = max(now, mine[0])
-        mine[0] = start + nbytes / level
-        mine[1] = _decayed(mine, now) + nbytes / RATE_TAU
-        mine[2] = now
-        return start
+    def want(self, members: Iterable[str]) -> None:
+        """Record that ``members`` want more now (they have messages waiting).
+
+        Raises:
+            OSError: the file cannot be locked, read or written.
+        """
+        names = {m[:MAX_NAME] for m in members}
+        if not names:
+            return
+        now = self._clock()
+        with self._locked(now) as state:
+            for name in names:
+                self._member(state, name, now)[2] = now
 
     # ------------------------------------------------------------------ looking
-    def backlog(self, member: Optional[str] = None) -> float:
-        """Seconds until a reservation made now (by ``member``) could start: how far
-        behind the bucket (or the member) is.  A hint, never a promise."""
+    def backlog(self) -> float:
+        """Seconds until a reservation made now could start: how far behind the bucket
+        is.  A hint, never a promise."""
         now = self._clock()
-        with self._lock:
-            state = self._load(now)
-        if member is None:
-            tat = state["tat"]
-        else:
-            tat = state["members"].get(member[:MAX_NAME], [now])[0]
-        return max(0.0, tat - now)
+        return max(0.0, self._peek(now)["tat"] - now)
 
-    def share(self, rate: float, member: str) -> float:
-        """The rate ``member`` would be paced at now, out of ``rate``."""
+    def used(self, member: str) -> float:
+        """The rate ``member`` used lately (bytes/s)."""
         now = self._clock()
-        with self._lock:
-            state = self._load(now)
-        members = {k: v for k, v in state["members"].items() if now - v[2] <= ACTIVE_FOR}
-        return member_share(rate, members, member[:MAX_NAME], now)
+        m = self._peek(now)["members"].get(member[:MAX_NAME])
+        return _decayed(m, now) if m else 0.0
+
+    def share(self, rate: float, member: str, cap: Callable[[str], float]) -> float:
+        """``member``'s fair share of ``rate`` among the members that want more (and
+        itself), each capped by ``cap(name)`` (0: no cap)."""
+        now = self._clock()
+        wanting = [
+            name for name, m in self._peek(now)["members"].items() if now - m[2] <= ACTIVE_FOR
+        ]
+        name = member[:MAX_NAME]
+        caps = {n: cap(n) for n in {*wanting, name}}
+        return fair_shares(rate, caps)[name]
 
     # ------------------------------------------------------------------ the file
+    def _member(self, state: dict, name: str, now: float) -> Member:
+        members: Dict[str, Member] = state["members"]
+        name = name[:MAX_NAME]
+        for other, m in list(members.items()):
+            if now - max(m[1], m[2]) > ACTIVE_FOR and other != name:
+                del members[other]
+        found = members.get(name)
+        if found is None:
+            if len(members) >= MAX_MEMBERS:
+                del members[min(members, key=lambda k: max(members[k][1], members[k][2]))]
+            found = members[name] = [0.0, now, 0.0]
+        return found
+
+    def _peek(self, now: float) -> dict:
+        """The state, read without the file lock: a hint (a torn read starts afresh)."""
+        with self._lock:
+            return self._load(now)
+
+    def _locked(self, now: float) -> _Locked:
+        return _Locked(self, now)
+
     def _boot(self) -> float:
         return self._wallclock() - self._clock()
 
@@ -198,9 +204,6 @@ class SharedBucket:
         assert isinstance(state, dict)
         if abs(state["boot"] - fresh["boot"]) > BOOT_SLACK or state["tat"] > now + MAX_AHEAD:
             return fresh
-        for m in state["members"].values():
-            if m[0] > now + MAX_AHEAD:
-                m[0] = now
         return state
 
     def _store(self, state: dict) -> None:
@@ -209,10 +212,36 @@ class SharedBucket:
         os.ftruncate(self._fd, len(data))
 
 
-def _decayed(member: List[float], now: float) -> float:
+class _Locked:
+    """``with bucket._locked(now) as state``: the state under the thread and file locks,
+    written back when the block ends without an error."""
+
+    def __init__(self, bucket: SharedBucket, now: float) -> None:
+        self.bucket, self.now = bucket, now
+
+    def __enter__(self) -> dict:
+        self.bucket._lock.acquire()
+        try:
+            fcntl.flock(self.bucket._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self.bucket._lock.release()
+            raise
+        self.state = self.bucket._load(self.now)
+        return self.state
+
+    def __exit__(self, kind: object, *rest: object) -> None:
+        try:
+            if kind is None:
+                self.bucket._store(self.state)
+        finally:
+            fcntl.flock(self.bucket._fd, fcntl.LOCK_UN)
+            self.bucket._lock.release()
+
+
+def _decayed(member: Member, now: float) -> float:
     """A member's rate estimate, decayed to ``now``."""
-    _, used, last = member
-    return used * math.exp(-max(0.0, now - last) / RATE_TAU)
+    used, when, _ = member
+    return used * math.exp(-max(0.0, now - when) / RATE_TAU)
 
 
 def _well_formed(state: object) -> bool:

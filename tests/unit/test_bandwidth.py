@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from sarra.transfer.bandwidth import Bandwidth, Pacer, Pacing, grant_for, server_key
-from sarra.transfer.bucket import MAX_MEMBERS, SharedBucket, member_share
+from sarra.transfer.bucket import MAX_MEMBERS, SharedBucket, fair_shares
 from sarra.transfer.file import FileTransfer
 from sarra.transfer.limits import Budget, Limits
 from sarra.transfer.pool import TransferPool
@@ -104,56 +104,41 @@ def test_the_file_is_private_and_never_followed_through_a_link(tmp_path):
     assert (tmp_path / "target").read_text() == "keep"
 
 
-def member(tat: float, used: float, last: float = 100.0) -> list:
-    return [tat, used, last]
-
-
 @pytest.mark.parametrize(
-    "members, me, share",
+    "caps, shares",
     [
-        ({}, "alice", 250.0),  # a newcomer is light: the floor, rate / 4n
-        ({"alice": member(101.0, 1000.0)}, "alice", 1000.0),  # alone and busy: all of it
-        ({"alice": member(101.0, 500.0), "bob": member(101.0, 500.0)}, "bob", 500.0),
-        # light alice keeps 1.5 x her 100; busy bob gets the rest
-        ({"alice": member(99.0, 100.0), "bob": member(101.0, 900.0)}, "bob", 850.0),
-        ({"alice": member(99.0, 100.0), "bob": member(101.0, 900.0)}, "alice", 150.0),
-        # a light member's share never goes below the floor (rate / 4n)
-        ({"alice": member(99.0, 0.0), "bob": member(101.0, 900.0)}, "alice", 125.0),
+        ({"alice": 0}, {"alice": 1000}),  # alone: all of it
+        ({"alice": 0, "bob": 0}, {"alice": 500, "bob": 500}),
+        ({"alice": 100, "bob": 0}, {"alice": 100, "bob": 900}),  # a quota below half
+        ({"alice": 800, "bob": 0}, {"alice": 500, "bob": 500}),  # a quota above half
+        ({"a": 100, "b": 200, "c": 0, "d": 0}, {"a": 100, "b": 200, "c": 350, "d": 350}),
     ],
 )
-def test_member_shares_are_max_min_by_demand(members, me, share):
-    assert member_share(1000.0, members, me, 100.0) == pytest.approx(share)
+def test_fair_shares_are_max_min_with_quotas_as_caps(caps, shares):
+    assert fair_shares(1000, caps) == pytest.approx(shares)
 
 
-def test_two_busy_members_get_half_each_whatever_their_demand(tmp_path):
-    """bob asks three times as often as alice (three transfers to her one, each
-    reserving again when its last reservation is less than a second ahead); both go
-    at half the rate, and together at the rate."""
+def test_members_use_is_counted_and_shares_go_to_those_that_want(tmp_path):
     clock = Clock()
     b = bucket(tmp_path / "b", clock)
-    got = {"alice": 0, "bob": 0}
-    for step in range(400):
-        clock.t = 100.0 + step * 0.05
-        for who in ["alice"] + ["bob"] * 3:
-            if b.backlog(who) < 1.0:
-                b.reserve(100, 1000, who)
-                got[who] += 100
-    assert got["alice"] + got["bob"] == pytest.approx(1000 * 21, rel=0.05)
-    assert got["bob"] == pytest.approx(got["alice"], rel=0.1), got
+    for _ in range(20):
+        clock.t += 0.1
+        b.reserve(100, 1000, "bob")  # bob moves 1000 B/s
+    assert b.used("bob") == pytest.approx(1000 * (1 - 2.718**-1), rel=0.05)  # 2 s of tau
+    assert b.used("alice") == 0.0
+    no_cap = lambda name: 0  # noqa: E731
+    assert b.share(1000, "bob", no_cap) == 1000  # nobody else wants any
+    b.want(["alice"])
+    assert b.share(1000, "bob", no_cap) == 500
+    assert b.share(1000, "alice", lambda n: 100 if n == "alice" else 0) == 100
+    clock.t += 6  # alice's want is old: forgotten
+    assert b.share(1000, "bob", no_cap) == 1000
 
 
-def test_a_light_member_is_not_slowed_by_a_busy_one(tmp_path):
-    """bob is busy; alice sends 100 bytes a second: each of hers starts at once."""
+def test_members_are_served_first_come_first_served_on_the_total(tmp_path):
     clock = Clock()
     b = bucket(tmp_path / "b", clock)
-    late = []
-    for step in range(200):
-        clock.t = 100.0 + step * 0.05
-        while b.backlog("bob") < 1.0:
-            b.reserve(100, 1000, "bob")
-        if step % 20 == 0:
-            late.append(b.reserve(100, 1000, "alice") - clock.t)
-    assert late == [0.0] * len(late)
+    assert [b.reserve(100, 100, who) for who in ("alice", "bob", None)] == [100, 101, 102]
 
 
 def test_members_are_bounded(tmp_path):
@@ -325,14 +310,18 @@ def test_the_hosts_share_scales_the_config_total_of_every_source(tmp_path):
     assert alice.pacers[0].rate == 250
 
 
-def test_backlog_and_rate_of_a_source(tmp_path):
+def test_backlog_and_fair_share_of_a_source(tmp_path):
     clock = Clock()
-    bw = budgets(tmp_path, clock, quotas=(("alice", 1000),))
+    bw = budgets(tmp_path, clock, total=2000, quotas=(("alice", 1000),), by_source=True)
     assert bw.backlog("alice") == 0.0
-    assert bw.source_rate("alice") == 1000
-    assert bw.source_rate("eve") == 0.0  # no quota, no total: unlimited
+    assert bw.backlog("eve") == 0.0  # no quota: never behind one
     bw.pacing("http://srv.example/", "alice").wait(5000)  # reserves a grant: 64 KiB
     assert bw.backlog("alice") == pytest.approx(65.536)
+    assert bw.used("alice") > 0 and bw.used("eve") == 0
+    bw.want(["alice", "eve"])
+    assert bw.fair_share("eve") == 1000 and bw.fair_share("alice") == 1000
+    plain = budgets(tmp_path / "other", clock, total=2000)  # dd_subscribe: no sources
+    assert plain.fair_share("alice") == 0.0 and not plain.fair
 
 
 # ------------------------------------------------------------------ in the transfer loops

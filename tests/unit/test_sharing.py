@@ -209,3 +209,29 @@ def test_dd_sara_with_quotas_holds_back_without_acknowledging(tmp_path):
     assert [n.headers["source"] for n in reposted] == ["eve"]
     assert len(b.acked) == 1 and b.acked[0].exchange == "xs_eve"
     assert [d.notice.relpath for d in flow.source.held] == ["tree/a.txt"]
+
+
+def test_under_the_total_a_source_over_its_fair_share_waits_for_the_others(tmp_path):
+    """bob had the whole 2000 B/s to himself; alice's messages arrive: bob's share is
+    now half, he used more than that lately, so his wait and hers go."""
+    clock, b = Clock(), FakeBroker()
+    src = shared(tmp_path, b, clock, total=2000, by_source=True)
+    config_bucket = src.bandwidth.pacing("file:/x/", "bob").pacers[0].bucket
+    for _ in range(30):
+        clock.t += 0.1
+        config_bucket.reserve(200, 2000, "bob")
+    for i in range(2):
+        b.put(post(f"b{i}"), exchange="xs_bob")
+        b.put(post(f"a{i}"), exchange="xs_alice")
+    assert [d.notice.relpath for d in src.gather(10, 0)] == ["a0", "a1"]
+    assert [d.notice.relpath for d in src.held] == ["b0", "b1"]
+    clock.t += 3.0  # bob's use decays below his share
+    assert [d.notice.relpath for d in src.gather(10, 0)] == ["b0", "b1"]
+
+
+def test_the_total_alone_holds_nobody_back(tmp_path):
+    clock, b = Clock(), FakeBroker()
+    src = shared(tmp_path, b, clock, total=2000, by_source=True)
+    for i in range(3):
+        b.put(post(f"b{i}"), exchange="xs_bob")
+    assert len(src.gather(10, 0)) == 3  # within 2 s of 2000 B/s
