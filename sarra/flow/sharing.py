@@ -18,22 +18,27 @@ share holds.
 
 **Among sources (dd_sara).**  Bytes are paced per source only by its
 ``source_bandwidth`` quota; the config's ``bandwidth`` is one first-come, first-served
-budget whose use is counted per source (``sarra.transfer.bucket``).  Fairness is
-decided here, before any byte moves, because pacing alone cannot make shares hold: one
-queue delivers the sources' messages in the order they were posted, so while an
-instance waits on a source over its quota, the others' files would wait behind it.
-So a gather *holds back* the messages of a source that is over its rate: more than
-``HORIZON`` seconds behind its quota, or (under a ``bandwidth`` total) having used more
-than its max-min fair share lately (the share among the sources that have messages
-waiting in any instance, each capped by its quota).  Held messages stay
-unacknowledged (the broker still owns them; a crash or a stop hands them back) while
-the other sources' messages go ahead, and are handed to the flow once their source may
-go again.  Each gather admits at most ``HORIZON`` seconds of a source's rate (by the
-sizes the notices announce).  This is the plan's "throttle message posting out of
-pre-validation", made to answer to bytes: the messages are throttled at admission,
-their bytes paced in the transfers.  What can be held is bounded by the queue's
-``prefetch``: a switch where a source often posts far more than its quota needs a
-larger one (see dd_sara(8)).
+budget whose use is counted per source (``sarra.transfer.bucket``).  Who gets to move
+bytes is decided here, before any byte moves, because pacing alone cannot make shares
+hold: one queue delivers the sources' messages in the order they were posted, and an
+instance works its batch one file at a time, so with pacing alone a source that posts
+much would occupy every instance while the others' files waited in the queue.
+
+So each gather of an instance admits the messages of **one** limited source (a source
+with a quota, or any source under a ``bandwidth`` total): the one that got the least
+of what it may have lately (rate used / its *cap*, the smaller of its quota and its
+max-min fair share of the total among the sources with messages waiting), preferring a
+source no other instance is working on (the bucket records who works on what); at most
+``HORIZON`` seconds of its cap (by the sizes the notices announce), and none while it is
+more than ``HORIZON`` s behind its quota.  Several instances thus spread over several
+sources, each source getting up to its cap through the instance(s) on it, and a source
+that had more than its share waits while the others catch up.  The other messages are
+*held back*: kept unacknowledged (the broker still owns them; a crash or a stop hands
+them back) and handed to the flow by a later gather.  Sources without a cap go at once.
+This is the plan's "throttle message posting out of pre-validation", made to answer to
+bytes: messages are throttled at admission, their bytes paced in the transfers.  What
+can be held is bounded by the queue's ``prefetch``: a switch where a source often posts
+far more than its share needs a larger one (see dd_sara(8)).
 """
 
 from __future__ import annotations
@@ -41,12 +46,11 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import Any, Callable, Dict, List, Optional, Set
+from typing import Any, Callable, List, Optional, Set
 
 from sarra.core import partition
 from sarra.core.delivery import Delivery
 from sarra.core.errors import BrokerError, MessageError
-from sarra.transfer.bucket import RATE_TAU
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +60,6 @@ __all__ = ["SharedSource", "source_of"]
 REFRESH = 30.0
 #: s of a source's rate admitted per gather, and how far behind it may be to go on
 HORIZON = 2.0
-#: a source that used up to this multiple of its fair share lately may go on
-SLACK = 1.05
 #: bytes assumed for a notice that announces no size
 UNKNOWN_SIZE = 64 << 10
 
@@ -122,24 +124,29 @@ class SharedSource:
         self._look_at_consumers()
         if not self.by_source:
             return list(self.inner.gather(max_count, timeout))
-        room: Dict[str, float] = {}
-        held, self.held = self._current(self.held), []
-        wanting = self._want(held, set())
-        out = self._admit(held, room, max_count)
-        if len(out) < max_count:
-            wait = 0.0 if out else min(timeout, self._soonest())
-            new = self.inner.gather(max_count - len(out), wait)
-            self._want(new, wanting)
-            out += self._admit(new, room, max_count - len(out))
+        held = self._current(self.held)
+        ready = any(self._may_go(s) for s in self._sources(held))
+        wait = 0.0 if ready else min(timeout, self._soonest(held))
+        pool = held + list(self.inner.gather(max_count, wait))
+        sources = self._sources(pool)
+        self.bandwidth.want(sorted(s for s in sources if s is not None))
+        chosen = self._choose(sources)
+        room = start = self._room(chosen) if chosen is not None else 0.0
+        out: List[Delivery] = []
+        self.held = []
+        for d in pool:
+            source = source_of(d, self.from_exchange)
+            free = source is None or self.bandwidth.cap(source) == math.inf
+            if len(out) < max_count and (free or (source == chosen and room > 0)):
+                out.append(d)
+                if not free:
+                    room -= announced_bytes(d)
+            else:
+                self.held.append(d)
+        if chosen is not None:
+            planned = start - room
+            self.bandwidth.work(chosen, self._clock() + planned / self.bandwidth.cap(chosen))
         return out
-
-    def _want(self, batch: List[Delivery], known: Set[str]) -> Set[str]:
-        """Tell the config's budget which sources have messages waiting (before any is
-        admitted: a source's fair share depends on who else wants some)."""
-        sources = {source_of(d, self.from_exchange) for d in batch} - {None} - known
-        if sources:
-            self.bandwidth.want(sorted(s for s in sources if s is not None))
-        return known | {s for s in sources if s is not None}
 
     def settle(self, d: Delivery) -> None:
         self.inner.settle(d)
@@ -183,6 +190,9 @@ class SharedSource:
             )
 
     # ------------------------------------------------------------------ among sources
+    def _sources(self, batch: List[Delivery]) -> Set[Optional[str]]:
+        return {source_of(d, self.from_exchange) for d in batch}
+
     def _current(self, held: List[Delivery]) -> List[Delivery]:
         """Held deliveries still acknowledgeable: after a reconnect the broker hands
         the old ones out again, so those are forgotten here."""
@@ -193,54 +203,44 @@ class SharedSource:
             if d.received is None or generation is None or d.received.generation == generation
         ]
 
-    def _admit(self, batch: List[Delivery], room: Dict[str, float], most: int) -> List[Delivery]:
-        """The deliveries of ``batch`` whose source may go now (at most ``most``); the
-        others join :attr:`held`.  ``room``: bytes each source may still be admitted
-        in this gather."""
-        out: List[Delivery] = []
-        for d in batch:
-            source = source_of(d, self.from_exchange)
-            if len(out) >= most or (source is not None and not self._may_go(source, d, room)):
-                self.held.append(d)
-            else:
-                out.append(d)
-        return out
+    def _may_go(self, source: Optional[str]) -> bool:
+        """True when ``source``'s messages may be admitted now (no cap, or not more
+        than ``HORIZON`` s behind its quota)."""
+        if source is None or self.bandwidth.cap(source) == math.inf:
+            return True
+        return not self.bandwidth.quota(source) or self.bandwidth.backlog(source) < HORIZON
 
-    def _may_go(self, source: str, d: Delivery, room: Dict[str, float]) -> bool:
-        if source not in room:
-            room[source] = self._room(source)
-        if room[source] <= 0:
-            return False
-        room[source] -= announced_bytes(d)
-        return True
+    def _choose(self, sources: Set[Optional[str]]) -> Optional[str]:
+        """The limited source this gather admits: nobody else on it first, then the
+        least served relative to its cap (see the module docstring)."""
+        now = self._clock()
+        candidates = [
+            s
+            for s in sources
+            if s is not None and self.bandwidth.cap(s) < math.inf and self._may_go(s)
+        ]
+        if not candidates:
+            return None
+
+        def order(s: str) -> tuple:
+            taken = self.bandwidth.working(s) > now
+            return (taken, self.bandwidth.used(s) / self.bandwidth.cap(s), s)
+
+        return min(candidates, key=order)
 
     def _room(self, source: str) -> float:
-        """Bytes of ``source`` one gather may admit: ``HORIZON`` s of its quota less
-        what it is behind, and ``HORIZON`` s of its fair share unless it used more
-        than that share lately (0: hold it)."""
+        """Bytes of ``source`` one gather may admit: ``HORIZON`` s of its cap, less
+        what it is behind its quota."""
         bw = self.bandwidth
-        room = math.inf
-        quota = bw.quota(source)
-        if quota:
-            room = quota * (HORIZON - bw.backlog(source))
-        share = bw.fair_share(source)
-        if share > 0:
-            room = min(room, share * HORIZON if bw.used(source) <= share * SLACK else 0.0)
+        room = bw.cap(source) * HORIZON
+        if bw.quota(source):
+            room = min(room, bw.quota(source) * (HORIZON - bw.backlog(source)))
         return room
 
-    def _soonest(self) -> float:
-        """Seconds until a held source may go again (inf with nothing held): what its
-        quota is behind, or how long its use takes to decay to its fair share."""
-        waits = [self._wait_for(s) for s in {source_of(d, self.from_exchange) for d in self.held}]
+    def _soonest(self, held: List[Delivery]) -> float:
+        """Seconds until a held source may go again (inf with nothing held)."""
+        waits = [
+            self.bandwidth.backlog(s) - HORIZON if s is not None else 0.0
+            for s in self._sources(held)
+        ]
         return max(0.0, min(waits)) if waits else math.inf
-
-    def _wait_for(self, source: Optional[str]) -> float:
-        if source is None:
-            return 0.0
-        bw = self.bandwidth
-        wait = bw.backlog(source) - HORIZON if bw.quota(source) else 0.0
-        share = bw.fair_share(source)
-        used = bw.used(source)
-        if share > 0 and used > share * SLACK:
-            wait = max(wait, RATE_TAU * math.log(used / (share * SLACK)))
-        return wait

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import threading
 import time
@@ -50,6 +51,7 @@ Clock = Callable[[], float]
 GRANT_TIME = 0.05
 MIN_GRANT = 64 << 10
 MAX_GRANT = 4 << 20
+COUNT_GRANT = 256 << 10
 #: s: the longest single sleep, so that a stop request is seen soon
 SLEEP_SLICE = 0.25
 #: bucket files kept in the shared directory before unused ones are pruned
@@ -75,6 +77,9 @@ def server_key(baseurl: str) -> Optional[str]:
 
 
 def grant_for(rate: float) -> int:
+    """Bytes reserved at once at ``rate`` (no rate: bytes only counted, a few at once)."""
+    if rate <= 0:
+        return COUNT_GRANT
     return int(min(MAX_GRANT, max(MIN_GRANT, rate * GRANT_TIME)))
 
 
@@ -175,8 +180,9 @@ class Pacing:
 
     @property
     def piece(self) -> int:
-        """The most bytes a transfer should read before waiting: the smallest grant."""
-        return min(p.grant for p in self.pacers)
+        """The most bytes a transfer should read before waiting: the smallest grant of
+        a pacer that limits (one that only counts does not cut reads)."""
+        return min([p.grant for p in self.pacers if p.rate > 0] or [MAX_GRANT])
 
     def wait(self, nbytes: int, stop: Callable[[], bool] = lambda: False) -> float:
         """Sleep until ``nbytes`` more may have gone (in slices, returning early when
@@ -228,7 +234,7 @@ class Bandwidth:
         self._lock = threading.Lock()
         self._share = 1.0
         self._config: Optional[Pacer] = None
-        if total > 0:
+        if total > 0 or by_source:  # dd_sara counts each source's use even without a total
             bucket = SharedBucket(config_file, key="config", clock=clock)
             self._config = Pacer(bucket, total)
         self._pacers: Dict[str, Pacer] = {}
@@ -268,8 +274,10 @@ class Bandwidth:
                 self._pacings.clear()
                 self._pacers.clear()
             pacers = []
-            if total and self._config is not None:
-                pacers.append(self._member_pacer(member) if member else self._config)
+            if member and (total or not self.total):  # counted even where not limited
+                pacers.append(self._member_pacer(member))
+            elif total and self._config is not None:
+                pacers.append(self._config)
             if server is not None:
                 pacers.append(self._shared_pacer("host", server, self.per_host))
             if source and quota:
@@ -294,32 +302,43 @@ class Bandwidth:
             pacer = self._shared_pacer("source", source, quota)
         return pacer.bucket.backlog()
 
-    @property
-    def fair(self) -> bool:
-        """True when sources share the config's total fairly (dd_sara with a total)."""
-        return self.by_source and self._config is not None
-
-    def fair_share(self, source: str) -> float:
-        """``source``'s max-min fair share of this host's part of the total, among the
-        sources that want more, each capped by its quota (0: no total to share)."""
-        if self._config is None or not self.by_source:
-            return 0.0
-        return self._config.bucket.share(self._config.rate, source, self.quota)
+    def cap(self, source: str) -> float:
+        """The most ``source`` may have now: its quota, or its max-min fair share of
+        this host's part of the total (among the sources that want more, each capped
+        by its quota), whichever is less; inf when neither applies."""
+        cap = float(self.quota(source) or math.inf)
+        if self._config is not None and self.by_source and self.total > 0:
+            share = self._config.bucket.share(self._config.rate, source, self.quota)
+            cap = min(cap, share)
+        return cap
 
     def used(self, source: str) -> float:
-        """The rate ``source`` used lately out of the config's total (bytes/s)."""
-        if self._config is None or not self.by_source:
-            return 0.0
-        return self._config.bucket.used(source)
+        """The rate ``source`` used lately (bytes/s; dd_sara counts it)."""
+        return self._counted(lambda b: b.used(source), 0.0)
+
+    def working(self, source: str) -> float:
+        """Until when some instance works on ``source`` (clock time)."""
+        return self._counted(lambda b: b.working(source), 0.0)
+
+    def work(self, source: str, until: float) -> None:
+        """Record that this instance works on ``source`` until ``until``."""
+        self._counted(lambda b: b.work(source, until), None)
 
     def want(self, sources: Sequence[str]) -> None:
         """Record that ``sources`` have messages waiting (for their fair shares)."""
-        if self._config is None or not self.by_source or not sources:
-            return
+        if sources:
+            self._counted(lambda b: b.want(sources), None)
+
+    def _counted(self, fn: Callable[[SharedBucket], Any], default: Any) -> Any:
+        """``fn`` on the config's bucket, where dd_sara counts its sources; ``default``
+        without one, or when the file fails (logged: a limit never fails a message)."""
+        if self._config is None or not self.by_source:
+            return default
         try:
-            self._config.bucket.want(sources)
+            return fn(self._config.bucket)
         except OSError as e:
             log.warning("bandwidth budget %s unusable: %s", self._config.bucket.path, e)
+            return default
 
     # ------------------------------------------------------------------ pacers
     def _member_pacer(self, member: str) -> Pacer:

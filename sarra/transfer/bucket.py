@@ -15,16 +15,16 @@ the bytes sent are at most ``rate * window`` plus what was reserved but not yet 
 ``tat`` never lags behind ``now``, so there is no burst after a pause.  The rate is the
 caller's: a config whose limit changed uses the new one from its restart on.
 
-**Members: who used the budget, who wants it.**  A reservation may name a *member*
-(dd_sara: the source whose file it is); the bucket then keeps, per member, the rate it
-used lately (an exponential average over ``RATE_TAU`` s) and when it last wanted more
-(:meth:`SharedBucket.want`: it has messages waiting).  Members are still served first
+**Members: who used the budget, who wants it, who is on it.**  A reservation may name
+a *member* (dd_sara: the source whose file it is); the bucket then keeps, per member,
+the rate it used lately (an exponential average over ``RATE_TAU`` s), when it last
+wanted more (:meth:`SharedBucket.want`: it has messages waiting) and until when some
+instance is working on it (:meth:`SharedBucket.work`).  Members are still served first
 come, first served: that keeps the total exact and the link full.  Fairness is decided
 before the bytes move, by which messages are worked (``sarra.flow.sharing``), because
 that is where demand shows: :meth:`SharedBucket.share` is a member's max-min fair share
-among the members that want more (each capped by its own quota), and a member that used
-more than its share lately waits while the others go.  Pacing the members' bytes
-instead would leave the link idle whenever an instance is between two files of a
+among the members that want more (each capped by its own quota).  Pacing the members'
+bytes instead would leave the link idle whenever an instance is between two files of a
 source, and could not see the demand of a source whose messages are still queued.
 
 **Clock.**  ``time.monotonic`` (``CLOCK_MONOTONIC``: one clock for every process of a
@@ -64,8 +64,10 @@ MAX_NAME = 100
 #: bytes read from the file: the state is small, more is garbage
 MAX_STATE = 1 << 16
 
-#: a member's entry: [rate used lately, when that was computed, when it last wanted]
+#: a member's entry: [rate used lately, when that was computed, when it last wanted,
+#: until when an instance works on it]
 Member = List[float]
+FIELDS = 4
 
 
 def fair_shares(rate: float, caps: Mapping[str, float]) -> Dict[str, float]:
@@ -118,11 +120,12 @@ class SharedBucket:
             OSError: the file cannot be locked, read or written.
         """
         now = self._clock()
-        if rate <= 0:
+        if rate <= 0 and member is None:
             return now
         with self._locked(now) as state:
-            start = max(now, state["tat"])
-            state["tat"] = start + nbytes / rate
+            start = max(now, state["tat"]) if rate > 0 else now
+            if rate > 0:
+                state["tat"] = start + nbytes / rate
             if member is not None:
                 m = self._member(state, member, now)
                 m[0] = _decayed(m, now) + nbytes / RATE_TAU
@@ -143,7 +146,23 @@ class SharedBucket:
             for name in names:
                 self._member(state, name, now)[2] = now
 
+    def work(self, member: str, until: float) -> None:
+        """Record that an instance works on ``member`` until ``until`` (clock time).
+
+        Raises:
+            OSError: the file cannot be locked, read or written.
+        """
+        now = self._clock()
+        with self._locked(now) as state:
+            m = self._member(state, member, now)
+            m[3] = max(m[3], until)
+
     # ------------------------------------------------------------------ looking
+    def working(self, member: str) -> float:
+        """Until when some instance works on ``member`` (clock time; past: nobody)."""
+        m = self._peek(self._clock())["members"].get(member[:MAX_NAME])
+        return m[3] if m else 0.0
+
     def backlog(self) -> float:
         """Seconds until a reservation made now could start: how far behind the bucket
         is.  A hint, never a promise."""
@@ -172,13 +191,13 @@ class SharedBucket:
         members: Dict[str, Member] = state["members"]
         name = name[:MAX_NAME]
         for other, m in list(members.items()):
-            if now - max(m[1], m[2]) > ACTIVE_FOR and other != name:
+            if now - max(m[1], m[2], m[3]) > ACTIVE_FOR and other != name:
                 del members[other]
         found = members.get(name)
         if found is None:
             if len(members) >= MAX_MEMBERS:
-                del members[min(members, key=lambda k: max(members[k][1], members[k][2]))]
-            found = members[name] = [0.0, now, 0.0]
+                del members[min(members, key=lambda k: max(members[k][1:]))]
+            found = members[name] = [0.0, now, 0.0, 0.0]
         return found
 
     def _peek(self, now: float) -> dict:
@@ -240,7 +259,7 @@ class _Locked:
 
 def _decayed(member: Member, now: float) -> float:
     """A member's rate estimate, decayed to ``now``."""
-    used, when, _ = member
+    used, when = member[0], member[1]
     return used * math.exp(-max(0.0, now - when) / RATE_TAU)
 
 
@@ -254,6 +273,6 @@ def _well_formed(state: object) -> bool:
     if not isinstance(members, dict) or len(members) > MAX_MEMBERS:
         return False
     return all(
-        isinstance(v, list) and len(v) == 3 and all(isinstance(x, (int, float)) for x in v)
+        isinstance(v, list) and len(v) == FIELDS and all(isinstance(x, (int, float)) for x in v)
         for v in members.values()
     )

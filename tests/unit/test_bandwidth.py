@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import multiprocessing
 from pathlib import Path
 
@@ -310,18 +311,32 @@ def test_the_hosts_share_scales_the_config_total_of_every_source(tmp_path):
     assert alice.pacers[0].rate == 250
 
 
-def test_backlog_and_fair_share_of_a_source(tmp_path):
+def test_backlog_and_cap_of_a_source(tmp_path):
     clock = Clock()
-    bw = budgets(tmp_path, clock, total=2000, quotas=(("alice", 1000),), by_source=True)
+    bw = budgets(tmp_path, clock, total=3000, quotas=(("alice", 1000),), by_source=True)
     assert bw.backlog("alice") == 0.0
     assert bw.backlog("eve") == 0.0  # no quota: never behind one
     bw.pacing("http://srv.example/", "alice").wait(5000)  # reserves a grant: 64 KiB
     assert bw.backlog("alice") == pytest.approx(65.536)
     assert bw.used("alice") > 0 and bw.used("eve") == 0
+    assert bw.cap("alice") == 1000 and bw.cap("eve") == 3000  # quota; alone: all
     bw.want(["alice", "eve"])
-    assert bw.fair_share("eve") == 1000 and bw.fair_share("alice") == 1000
-    plain = budgets(tmp_path / "other", clock, total=2000)  # dd_subscribe: no sources
-    assert plain.fair_share("alice") == 0.0 and not plain.fair
+    assert bw.cap("eve") == 2000  # alice's quota leaves eve the rest
+    quotas_only = budgets(tmp_path / "q", clock, quotas=(("alice", 1000),), by_source=True)
+    assert quotas_only.cap("alice") == 1000 and quotas_only.cap("eve") == math.inf
+    quotas_only.pacing("http://srv.example/", "eve").wait(5000)
+    assert quotas_only.used("eve") > 0  # counted, not limited
+    plain = budgets(tmp_path / "p", clock, total=3000)  # dd_subscribe: no sources
+    assert plain.cap("alice") == math.inf and plain.used("alice") == 0.0
+
+
+def test_who_works_on_a_source_is_shared(tmp_path):
+    clock = Clock()
+    one = budgets(tmp_path, clock, quotas=(("alice", 1000),), by_source=True)
+    two = budgets(tmp_path, clock, quotas=(("alice", 1000),), by_source=True)
+    one.work("alice", 105.0)
+    assert two.working("alice") == 105.0
+    assert two.working("eve") == 0.0
 
 
 # ------------------------------------------------------------------ in the transfer loops
