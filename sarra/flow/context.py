@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 
 from sarra.config.credentials import Credentials
 from sarra.config.loader import Options
-from sarra.config.paths import Paths
+from sarra.config.paths import Paths, short_name
 from sarra.core.delivery import Delivery
 from sarra.core.errors import ConfigError, SarraError
 from sarra.core.redaction import redact_url
@@ -51,6 +51,11 @@ class Context:
         self._policy: Any = None
         self._hooks: Optional[HookSet] = None
         self._bandwidth: Any = None
+
+    @property
+    def role(self) -> str:
+        """The program's short name (``dd_sara`` -> ``sara``): ``program`` is as called."""
+        return short_name(self.program)
 
     @property
     def config(self) -> str:
@@ -284,7 +289,7 @@ class Context:
                 total=o.bandwidth,
                 per_host=o.bandwidth_per_host,
                 quotas=o.source_bandwidth,
-                by_source=self.program == "sara",
+                by_source=self.role == "sara",
             )
         return self._bandwidth
 
@@ -306,7 +311,7 @@ class Context:
             source,
             bandwidth,
             instances=o.instances,
-            by_source=self.program == "sara",
+            by_source=self.role == "sara",
             from_exchange=bool(o.source_from_exchange),
         )
 

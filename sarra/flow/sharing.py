@@ -27,14 +27,17 @@ much would occupy every instance while the others' files waited in the queue.
 So each gather of an instance admits the messages of **one** limited source (a source
 with a quota, or any source under a ``bandwidth`` total): the one that got the least
 of what it may have lately (rate used / its *cap*, the smaller of its quota and its
-max-min fair share of the total among the sources with messages waiting), preferring a
-source no other instance is working on (the bucket records who works on what); at most
-``HORIZON`` seconds of its cap (by the sizes the notices announce), and none while it is
-more than ``HORIZON`` s behind its quota.  Several instances thus spread over several
-sources, each source getting up to its cap through the instance(s) on it, and a source
-that had more than its share waits while the others catch up.  The other messages are
-*held back*: kept unacknowledged (the broker still owns them; a crash or a stop hands
-them back) and handed to the flow by a later gather.  Sources without a cap go at once.
+max-min fair share of the total among the sources with messages waiting), among those
+for which the instances have the least work in hand.  The instances record in the config's
+bucket how much work (in seconds at its cap, by the sizes the notices announce) they
+took for each source; a source may be taken while less than ``HORIZON`` seconds of it
+are in hand (and its quota is less than that behind), and a gather takes what is left
+of those seconds.  Several instances thus spread over several sources, each source
+getting up to its cap, and a source that had more than its share waits while the
+others catch up; when a single stream cannot reach a source's cap, its work runs late,
+the seconds in hand pass, and more instances take it.  The other messages are *held
+back*: kept unacknowledged (the broker still owns them; a crash or a stop hands them
+back) and handed to the flow by a later gather.  Sources without a cap go at once.
 This is the plan's "throttle message posting out of pre-validation", made to answer to
 bytes: messages are throttled at admission, their bytes paced in the transfers.  What
 can be held is bounded by the queue's ``prefetch``: a switch where a source often posts
@@ -46,7 +49,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import Any, Callable, List, Optional, Set
+from typing import Any, Callable, List, Optional, Set, Tuple
 
 from sarra.core import partition
 from sarra.core.delivery import Delivery
@@ -59,7 +62,7 @@ __all__ = ["SharedSource", "source_of"]
 #: s between two looks at the queue's consumer count
 REFRESH = 30.0
 #: s of a source's rate admitted per gather, and how far behind it may be to go on
-HORIZON = 2.0
+HORIZON = 0.5
 #: bytes assumed for a notice that announces no size
 UNKNOWN_SIZE = 64 << 10
 
@@ -130,8 +133,7 @@ class SharedSource:
         pool = held + list(self.inner.gather(max_count, wait))
         sources = self._sources(pool)
         self.bandwidth.want(sorted(s for s in sources if s is not None))
-        chosen = self._choose(sources)
-        room = start = self._room(chosen) if chosen is not None else 0.0
+        chosen, room = self._claim(sources)
         out: List[Delivery] = []
         self.held = []
         for d in pool:
@@ -143,9 +145,8 @@ class SharedSource:
                     room -= announced_bytes(d)
             else:
                 self.held.append(d)
-        if chosen is not None:
-            planned = start - room
-            self.bandwidth.work(chosen, self._clock() + planned / self.bandwidth.cap(chosen))
+        if chosen is not None:  # what was claimed but not taken, or taken beyond it
+            self.bandwidth.settle(chosen, room / self.bandwidth.cap(chosen))
         return out
 
     def settle(self, d: Delivery) -> None:
@@ -204,38 +205,33 @@ class SharedSource:
         ]
 
     def _may_go(self, source: Optional[str]) -> bool:
-        """True when ``source``'s messages may be admitted now (no cap, or not more
-        than ``HORIZON`` s behind its quota)."""
+        """True when ``source``'s messages may be admitted now: no cap, or its bytes
+        less than ``HORIZON`` s behind (its quota, its fair share)."""
         if source is None or self.bandwidth.cap(source) == math.inf:
             return True
-        return not self.bandwidth.quota(source) or self.bandwidth.backlog(source) < HORIZON
+        return self.bandwidth.backlog(source) < HORIZON
 
-    def _choose(self, sources: Set[Optional[str]]) -> Optional[str]:
-        """The limited source this gather admits: nobody else on it first, then the
-        least served relative to its cap (see the module docstring)."""
+    def _claim(self, sources: Set[Optional[str]]) -> Tuple[Optional[str], float]:
+        """The limited source this gather admits and the bytes it may take: the first,
+        in order of preference, with work left to claim; when every one has its
+        ``HORIZON`` in hand, one message of the first (an instance with messages never
+        idles: the pacing keeps the shares).  See the module docstring."""
+        bw = self.bandwidth
         now = self._clock()
         candidates = [
-            s
-            for s in sources
-            if s is not None and self.bandwidth.cap(s) < math.inf and self._may_go(s)
+            s for s in sources if s is not None and bw.cap(s) < math.inf and self._may_go(s)
         ]
-        if not candidates:
-            return None
 
         def order(s: str) -> tuple:
-            taken = self.bandwidth.working(s) > now
-            return (taken, self.bandwidth.used(s) / self.bandwidth.cap(s), s)
+            in_hand = max(0.0, bw.working(s) - now)
+            return (round(in_hand, 1), bw.used(s) / bw.cap(s), s)
 
-        return min(candidates, key=order)
-
-    def _room(self, source: str) -> float:
-        """Bytes of ``source`` one gather may admit: ``HORIZON`` s of its cap, less
-        what it is behind its quota."""
-        bw = self.bandwidth
-        room = bw.cap(source) * HORIZON
-        if bw.quota(source):
-            room = min(room, bw.quota(source) * (HORIZON - bw.backlog(source)))
-        return room
+        ranked = sorted(candidates, key=order)
+        for source in ranked:
+            seconds = bw.claim(source, HORIZON - bw.backlog(source))
+            if seconds > 0:
+                return source, seconds * bw.cap(source)
+        return (ranked[0], 1.0) if ranked else (None, 0.0)
 
     def _soonest(self, held: List[Delivery]) -> float:
         """Seconds until a held source may go again (inf with nothing held)."""

@@ -134,12 +134,20 @@ def pacer(
 
 class Pacer:
     """One process's draw on one bucket at ``rate`` bytes/s (which may change: the
-    host's share of a config's total).  ``member``: the bucket's fair share applies."""
+    host's share of a config's total).  ``member``: its use is counted, and paced at
+    its fair share of the rate (``quota`` giving each member's cap)."""
 
-    def __init__(self, bucket: SharedBucket, rate: float, member: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        bucket: SharedBucket,
+        rate: float,
+        member: Optional[str] = None,
+        quota: Callable[[str], float] = lambda name: 0,
+    ) -> None:
         self.bucket = bucket
         self.rate = float(rate)
         self.member = member
+        self.quota = quota
         self._lock = threading.Lock()
         self._left = 0
         self._ready = 0.0
@@ -158,7 +166,7 @@ class Pacer:
         with self._lock:
             if self._left < nbytes:
                 want = max(self.grant, nbytes - self._left)
-                self._ready = self.bucket.reserve(want, self.rate, self.member)
+                self._ready = self.bucket.reserve(want, self.rate, self.member, self.quota)
                 self._left += want
             self._left -= nbytes
             return self._ready
@@ -294,13 +302,15 @@ class Bandwidth:
         return 0
 
     def backlog(self, source: str) -> float:
-        """Seconds ``source`` is behind its quota (0: none, or it may go now)."""
+        """Seconds ``source``'s bytes are behind: its quota's, or its own pacing at its
+        fair share of the total (0: it may go now)."""
         quota = self.quota(source)
-        if not quota:
-            return 0.0
-        with self._lock:
-            pacer = self._shared_pacer("source", source, quota)
-        return pacer.bucket.backlog()
+        behind = self._counted(lambda b: b.backlog(source), 0.0) if self.total > 0 else 0.0
+        if quota:
+            with self._lock:
+                pacer = self._shared_pacer("source", source, quota)
+            behind = max(behind, pacer.bucket.backlog())
+        return behind
 
     def cap(self, source: str) -> float:
         """The most ``source`` may have now: its quota, or its max-min fair share of
@@ -317,12 +327,18 @@ class Bandwidth:
         return self._counted(lambda b: b.used(source), 0.0)
 
     def working(self, source: str) -> float:
-        """Until when some instance works on ``source`` (clock time)."""
+        """Until when the instances have work taken for ``source`` (clock time)."""
         return self._counted(lambda b: b.working(source), 0.0)
 
-    def work(self, source: str, until: float) -> None:
-        """Record that this instance works on ``source`` until ``until``."""
-        self._counted(lambda b: b.work(source, until), None)
+    def claim(self, source: str, most: float) -> float:
+        """Take up to ``most`` seconds of ``source``'s work, less what the instances
+        have in hand (``SharedBucket.claim``); without the config's bucket: ``most``."""
+        return self._counted(lambda b: b.claim(source, most), most)
+
+    def settle(self, source: str, seconds: float) -> None:
+        """Correct a claim of ``source``'s work (``SharedBucket.settle``)."""
+        if seconds:
+            self._counted(lambda b: b.settle(source, seconds), None)
 
     def want(self, sources: Sequence[str]) -> None:
         """Record that ``sources`` have messages waiting (for their fair shares)."""
@@ -348,7 +364,7 @@ class Bandwidth:
         name = f"config/{member}"
         pacer = self._pacers.get(name)
         if pacer is None:
-            pacer = self._pacers[name] = _Following(self._config, member)
+            pacer = self._pacers[name] = _Following(self._config, member, self.quota)
         return pacer
 
     def _shared_pacer(self, kind: str, key: str, rate: int) -> Pacer:
@@ -368,8 +384,8 @@ class _Following(Pacer):
     """A member's draw on the config bucket: the rate is the config pacer's, read at
     each reservation (it changes with the host's share)."""
 
-    def __init__(self, config: Pacer, member: str) -> None:
-        super().__init__(config.bucket, config.rate, member)
+    def __init__(self, config: Pacer, member: str, quota: Callable[[str], float]) -> None:
+        super().__init__(config.bucket, config.rate, member, quota)
         self._config = config
 
     def take(self, nbytes: int) -> float:

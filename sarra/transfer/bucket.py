@@ -18,14 +18,17 @@ caller's: a config whose limit changed uses the new one from its restart on.
 **Members: who used the budget, who wants it, who is on it.**  A reservation may name
 a *member* (dd_sara: the source whose file it is); the bucket then keeps, per member,
 the rate it used lately (an exponential average over ``RATE_TAU`` s), when it last
-wanted more (:meth:`SharedBucket.want`: it has messages waiting) and until when some
-instance is working on it (:meth:`SharedBucket.work`).  Members are still served first
-come, first served: that keeps the total exact and the link full.  Fairness is decided
-before the bytes move, by which messages are worked (``sarra.flow.sharing``), because
-that is where demand shows: :meth:`SharedBucket.share` is a member's max-min fair share
-among the members that want more (each capped by its own quota).  Pacing the members'
-bytes instead would leave the link idle whenever an instance is between two files of a
-source, and could not see the demand of a source whose messages are still queued.
+wanted more (:meth:`SharedBucket.want`: it has messages waiting), until when the
+instances have work in hand for it (:meth:`SharedBucket.claim`), and its own ``tat``.
+Under a rate, a member's bytes wait for both: the bucket's ``tat`` (first come, first
+served, so the total is exact) and its own, which moves at the member's max-min fair
+share of the rate (times ``HEADROOM``) among the members that instances are working on
+(each capped by its quota; a member whose messages no instance can take yet does not
+hold the others back, or the link would go idle).  So a source with two transfers going
+gets no more than one with a single transfer.  The member's own ``tat`` alone would not
+keep the total; the bucket's alone would give a source a share in proportion to its
+transfers.  Which messages get worked (who has transfers going) is decided before, by
+``sarra.flow.sharing``, with :meth:`SharedBucket.claim`.
 
 **Clock.**  ``time.monotonic`` (``CLOCK_MONOTONIC``: one clock for every process of a
 host, never stepped).  Its origin changes at boot, so the file also records the boot
@@ -58,6 +61,12 @@ BOOT_SLACK = 30.0
 RATE_TAU = 2.0
 #: s: a member that neither reserved nor wanted for this long is forgotten
 ACTIVE_FOR = 5.0
+#: s: a member that had messages waiting this long ago still wants more
+WANT_FOR = 3.0
+#: members' bytes are paced at this multiple of their fair share: the total stays
+#: exact (first come, first served), and a member may take some of what another,
+#: between two of its files, leaves unused, so the link stays full
+HEADROOM = 1.1
 #: members remembered per bucket (dd_sara relays: source names come from notices)
 MAX_MEMBERS = 256
 MAX_NAME = 100
@@ -65,9 +74,9 @@ MAX_NAME = 100
 MAX_STATE = 1 << 16
 
 #: a member's entry: [rate used lately, when that was computed, when it last wanted,
-#: until when an instance works on it]
+#: until when the instances have work in hand for it, its own tat]
 Member = List[float]
-FIELDS = 4
+FIELDS = 5
 
 
 def fair_shares(rate: float, caps: Mapping[str, float]) -> Dict[str, float]:
@@ -111,10 +120,17 @@ class SharedBucket:
         weakref.finalize(self, os.close, self._fd)
 
     # ------------------------------------------------------------------ changing
-    def reserve(self, nbytes: int, rate: float, member: Optional[str] = None) -> float:
+    def reserve(
+        self,
+        nbytes: int,
+        rate: float,
+        member: Optional[str] = None,
+        cap: Callable[[str], float] = lambda name: 0,
+    ) -> float:
         """Reserve ``nbytes`` at ``rate`` bytes/s; returns when they may start (clock
-        time, possibly in the past: at once).  ``member``: count them as its use.
-        ``rate`` <= 0: no limit, returns now.
+        time, possibly in the past: at once).  ``rate`` <= 0: no limit, returns now.
+        ``member``: count them as its use and, under a rate, pace them at its fair
+        share too (:meth:`share`, ``cap`` giving each member's quota).
 
         Raises:
             OSError: the file cannot be locked, read or written.
@@ -130,6 +146,11 @@ class SharedBucket:
                 m = self._member(state, member, now)
                 m[0] = _decayed(m, now) + nbytes / RATE_TAU
                 m[1] = now
+                if rate > 0:
+                    share = _share(state["members"], rate, member[:MAX_NAME], cap, now, True)
+                    mine = max(now, m[4])
+                    m[4] = mine + nbytes / (share * HEADROOM)
+                    start = max(start, mine)
         return start
 
     def want(self, members: Iterable[str]) -> None:
@@ -146,8 +167,10 @@ class SharedBucket:
             for name in names:
                 self._member(state, name, now)[2] = now
 
-    def work(self, member: str, until: float) -> None:
-        """Record that an instance works on ``member`` until ``until`` (clock time).
+    def claim(self, member: str, most: float) -> float:
+        """Take work for ``member``: up to ``most`` seconds less what the instances
+        already have in hand for it (at once, under the lock, so two instances never
+        take the same seconds); returns the seconds taken (0: none left).
 
         Raises:
             OSError: the file cannot be locked, read or written.
@@ -155,19 +178,39 @@ class SharedBucket:
         now = self._clock()
         with self._locked(now) as state:
             m = self._member(state, member, now)
-            m[3] = max(m[3], until)
+            taken = max(0.0, most - max(0.0, m[3] - now))
+            m[3] = max(m[3], now) + taken
+            return taken
+
+    def settle(self, member: str, seconds: float) -> None:
+        """Correct a claim by ``seconds``: positive, claimed work no message needed
+        (given back); negative, work taken beyond the claim (a last file bigger than
+        what was left).
+
+        Raises:
+            OSError: the file cannot be locked, read or written.
+        """
+        now = self._clock()
+        with self._locked(now) as state:
+            m = self._member(state, member, now)
+            m[3] = max(now, m[3] - seconds)
 
     # ------------------------------------------------------------------ looking
     def working(self, member: str) -> float:
-        """Until when some instance works on ``member`` (clock time; past: nobody)."""
+        """Until when the instances have work taken for ``member`` (clock time; past:
+        none)."""
         m = self._peek(self._clock())["members"].get(member[:MAX_NAME])
         return m[3] if m else 0.0
 
-    def backlog(self) -> float:
-        """Seconds until a reservation made now could start: how far behind the bucket
-        is.  A hint, never a promise."""
+    def backlog(self, member: Optional[str] = None) -> float:
+        """Seconds until a reservation made now (for ``member``) could start: how far
+        behind the bucket (the member's own pacing) is.  A hint, never a promise."""
         now = self._clock()
-        return max(0.0, self._peek(now)["tat"] - now)
+        state = self._peek(now)
+        if member is None:
+            return max(0.0, state["tat"] - now)
+        m = state["members"].get(member[:MAX_NAME])
+        return max(0.0, m[4] - now) if m else 0.0
 
     def used(self, member: str) -> float:
         """The rate ``member`` used lately (bytes/s)."""
@@ -176,28 +219,24 @@ class SharedBucket:
         return _decayed(m, now) if m else 0.0
 
     def share(self, rate: float, member: str, cap: Callable[[str], float]) -> float:
-        """``member``'s fair share of ``rate`` among the members that want more (and
-        itself), each capped by ``cap(name)`` (0: no cap)."""
+        """``member``'s max-min fair share of ``rate`` among the members that want more
+        (wanted within ``WANT_FOR`` s, or have work in hand) and itself, each capped by
+        ``cap(name)`` (its quota; 0: none)."""
         now = self._clock()
-        wanting = [
-            name for name, m in self._peek(now)["members"].items() if now - m[2] <= ACTIVE_FOR
-        ]
-        name = member[:MAX_NAME]
-        caps = {n: cap(n) for n in {*wanting, name}}
-        return fair_shares(rate, caps)[name]
+        return _share(self._peek(now)["members"], rate, member[:MAX_NAME], cap, now)
 
     # ------------------------------------------------------------------ the file
     def _member(self, state: dict, name: str, now: float) -> Member:
         members: Dict[str, Member] = state["members"]
         name = name[:MAX_NAME]
         for other, m in list(members.items()):
-            if now - max(m[1], m[2], m[3]) > ACTIVE_FOR and other != name:
+            if now - max(m[1:4]) > ACTIVE_FOR and other != name:
                 del members[other]
         found = members.get(name)
         if found is None:
             if len(members) >= MAX_MEMBERS:
-                del members[min(members, key=lambda k: max(members[k][1:]))]
-            found = members[name] = [0.0, now, 0.0, 0.0]
+                del members[min(members, key=lambda k: max(members[k][1:4]))]
+            found = members[name] = [0.0, now, 0.0, 0.0, now]
         return found
 
     def _peek(self, now: float) -> dict:
@@ -223,6 +262,8 @@ class SharedBucket:
         assert isinstance(state, dict)
         if abs(state["boot"] - fresh["boot"]) > BOOT_SLACK or state["tat"] > now + MAX_AHEAD:
             return fresh
+        for m in state["members"].values():
+            m[3], m[4] = min(m[3], now + MAX_AHEAD), min(m[4], now + MAX_AHEAD)
         return state
 
     def _store(self, state: dict) -> None:
@@ -255,6 +296,23 @@ class _Locked:
         finally:
             fcntl.flock(self.bucket._fd, fcntl.LOCK_UN)
             self.bucket._lock.release()
+
+
+def _share(
+    members: Dict[str, Member],
+    rate: float,
+    name: str,
+    cap: Callable[[str], float],
+    now: float,
+    worked: bool = False,
+) -> float:
+    """``name``'s fair share of ``rate`` among the members that want more or, with
+    ``worked`` (pacing bytes), only those some instance has work in hand for: a source
+    whose messages no instance can take now must not slow the others' bytes down."""
+    wanting = [
+        k for k, m in members.items() if m[3] > now or (not worked and now - m[2] <= WANT_FOR)
+    ]
+    return fair_shares(rate, {k: cap(k) for k in {*wanting, name}})[name]
 
 
 def _decayed(member: Member, now: float) -> float:

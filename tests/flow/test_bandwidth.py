@@ -17,15 +17,14 @@ pushes that, so the test uses those figures.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.fixtures import rabbit
 from tests.fixtures.linkrate import (
-    MiB,
     DiskMeter,
+    MiB,
     busy,
     delay_proxy,
     when,

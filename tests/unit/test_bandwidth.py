@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from sarra.transfer.bandwidth import Bandwidth, Pacer, Pacing, grant_for, server_key
-from sarra.transfer.bucket import MAX_MEMBERS, SharedBucket, fair_shares
+from sarra.transfer.bucket import HEADROOM, MAX_MEMBERS, SharedBucket, fair_shares
 from sarra.transfer.file import FileTransfer
 from sarra.transfer.limits import Budget, Limits
 from sarra.transfer.pool import TransferPool
@@ -180,7 +180,7 @@ def test_concurrent_processes_lose_no_reservation(tmp_path):
 class Counting(SharedBucket):
     calls = 0
 
-    def reserve(self, nbytes, rate, member=None):
+    def reserve(self, nbytes, rate, member=None, cap=None):
         type(self).calls += 1
         return super().reserve(nbytes, rate, member)
 
@@ -224,7 +224,7 @@ def test_a_broken_bucket_file_never_fails_a_transfer(tmp_path, caplog):
     clock = Clock()
 
     class Broken(SharedBucket):
-        def reserve(self, nbytes, rate, member=None):
+        def reserve(self, nbytes, rate, member=None, cap=None):
             raise OSError(5, "I/O error")
 
     pacing = Pacing([Pacer(Broken(tmp_path / "b", clock=clock), 10)], clock=clock)
@@ -334,8 +334,15 @@ def test_who_works_on_a_source_is_shared(tmp_path):
     clock = Clock()
     one = budgets(tmp_path, clock, quotas=(("alice", 1000),), by_source=True)
     two = budgets(tmp_path, clock, quotas=(("alice", 1000),), by_source=True)
-    one.work("alice", 105.0)
-    assert two.working("alice") == 105.0
+    assert one.claim("alice", 2.0) == 2.0  # 2 s of alice's work taken at t=100
+    assert two.claim("alice", 2.0) == 0.0  # none left for another instance
+    assert two.working("alice") == 102.0
+    clock.t = 101.5
+    assert two.claim("alice", 2.0) == pytest.approx(1.5)
+    two.settle("alice", 1.0)  # its messages needed less
+    assert one.working("alice") == pytest.approx(102.5)
+    one.settle("alice", -0.5)  # a last file bigger than what was left
+    assert two.working("alice") == pytest.approx(103.0)
     assert two.working("eve") == 0.0
 
 
@@ -395,3 +402,24 @@ def test_the_pool_caps_reads_at_a_grant_and_sets_the_pacing_per_source(tmp_path)
     pool.source = None
     assert pool.get("file:/tmp/").pacing is None
     assert pool.get("file:/tmp/").chunk_size == FileTransfer.chunk_size
+
+
+def test_under_a_rate_a_member_is_paced_at_its_fair_share(tmp_path):
+    """alice has three transfers going, eve one; instances work on both: under
+    1000 B/s each gets about 500 (at most HEADROOM times that), not 750 and 250 as
+    first come, first served would give."""
+    clock = Clock()
+    b = bucket(tmp_path / "b", clock)
+    for who in ("alice", "eve"):
+        b.claim(who, 100.0)  # instances are working on both
+    got = {"alice": 0, "eve": 0}
+    for step in range(200):
+        clock.t = 100.0 + step * 0.05
+        for who in ["alice"] * 3 + ["eve"]:
+            # a transfer reserves again once its last reservation has started
+            if b.reserve(0, 1000, who) <= clock.t + 0.05:
+                b.reserve(50, 1000, who)
+                got[who] += 50
+    assert got["alice"] <= HEADROOM * 1000 / 2 * 10.5, got
+    assert got["eve"] >= (2 - HEADROOM) * 1000 / 2 * 9.5, got
+    assert got["alice"] + got["eve"] <= 1000 * 10.5

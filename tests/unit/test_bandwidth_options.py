@@ -75,7 +75,7 @@ def test_a_limit_means_a_shared_source_and_one_budget_set_per_process(tmp_path):
 
 def test_dd_sara_shares_by_source(tmp_path):
     o, paths = options(tmp_path, "sara", "source_bandwidth alice 1M\n")
-    source = Context("sara", o, paths).source(FakeBroker(), "q")
+    source = Context("dd_sara", o, paths).source(FakeBroker(), "q")  # as the command calls it
     assert source.by_source and source.from_exchange
 
 

@@ -69,7 +69,8 @@ class FakeCtx:
     downloader = Context.downloader
     hooks = Context.hooks
     # the real flow source, with bandwidth sharing when the options ask for it
-    program = "sara"
+    program = "dd_sara"
+    role = Context.role
     _bandwidth = None
     source = Context.source
     bandwidth = Context.bandwidth
