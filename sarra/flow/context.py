@@ -321,7 +321,7 @@ class Context:
         subscriber fetching from its own network is legitimate).  None: no policy."""
         o = self.options
         lines = o.source_hosts
-        ingest = self.program == "sara" and o.source_from_exchange
+        ingest = self.role == "sara" and o.source_from_exchange
         if not lines and not ingest:
             return None
         if self._policy is None:
