@@ -5,7 +5,7 @@ Three kinds, in the shapes that ``sarra.roles.sara`` and the report router of
 
 * ``sara/ingest.conf``: dd_sara takes the declared sources' posts from ``xs_<source>``,
   stores them under ``post_base_dir``, re-announces them on ``xpublic``, each source
-  held to its ``source_bandwidth`` quota of admin.conf;
+  held to its ``source_bandwidth`` quota of admin.conf (and all to ``ingest_bandwidth``);
 * ``sara/from_<cluster>.conf``: one per ``link``: dd_sara relays what another switch's
   ``xpublic`` addresses to this cluster (the same quotas: a source's budget is the
   switch's, shared by ingest and relays);
@@ -46,6 +46,7 @@ def ingest_config(c: AdminConfig) -> str:
         # hosts the sources may make the switch fetch from (SSRF policy, dd_sara(8))
         *(f"source_hosts {h}" for h in c.source_hosts),
         *_quotas(c),
+        *([f"bandwidth {c.ingest_bandwidth}"] if c.ingest_bandwidth else []),
     ]
     return HEADER.format(admin=c.path) + "\n".join(lines) + "\n"
 

@@ -182,12 +182,11 @@ class SharedSource:
             self.consumers = count
             self.bandwidth.set_share(self.instances / count)
             log.info(
-                "bandwidth: this host takes %d/%d of %d bytes/s (%d instances of %d consumers)",
+                "bandwidth: this host takes %d/%d of %d bytes/s (its instances of the "
+                "queue's consumers)",
                 self.instances,
                 count,
                 self.bandwidth.total,
-                self.instances,
-                count,
             )
 
     # ------------------------------------------------------------------ among sources

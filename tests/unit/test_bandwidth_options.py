@@ -89,6 +89,7 @@ post_base_dir /srv/sw1
 post_base_url http://sw1.example.com/
 source_bandwidth alice   10M
 source_bandwidth * 1M
+ingest_bandwidth 40M
 """
 
 
@@ -99,9 +100,11 @@ def test_admin_conf_quotas_go_to_the_ingest_and_relay_configs(tmp_path):
     link = admin_conf.Link("sw2", "amqp://feeder@sw2.example.com/sw2")
     for text in (ingest_config(cfg), relay_config(cfg, link)):
         assert "source_bandwidth alice 10M\nsource_bandwidth * 1M\n" in text
+    assert "\nbandwidth 40M\n" in ingest_config(cfg)
+    assert "\nbandwidth " not in relay_config(cfg, link)
 
 
 def test_a_bad_quota_in_admin_conf_names_its_line(tmp_path):
     (tmp_path / "admin.conf").write_text(ADMIN + "source_bandwidth alice lots\n")
-    with pytest.raises(ConfigError, match=r"admin.conf:10: bad source_bandwidth"):
+    with pytest.raises(ConfigError, match=r"admin.conf:11: bad source_bandwidth"):
         admin_conf.load_admin_config(tmp_path / "admin.conf")
