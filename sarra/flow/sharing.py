@@ -16,13 +16,13 @@ heartbeat exchange (a protocol, an exchange every instance may write to, and one
 thing to be down).  Between two looks, and while the broker cannot be asked, the last
 share holds.
 
-**Among sources (dd_sara).**  Bytes are paced per source only by its
-``source_bandwidth`` quota; the config's ``bandwidth`` is one first-come, first-served
-budget whose use is counted per source (``sarra.transfer.bucket``).  Who gets to move
-bytes is decided here, before any byte moves, because pacing alone cannot make shares
-hold: one queue delivers the sources' messages in the order they were posted, and an
-instance works its batch one file at a time, so with pacing alone a source that posts
-much would occupy every instance while the others' files waited in the queue.
+**Among sources (dd_sara).**  A source's bytes are paced by its ``source_bandwidth``
+quota and, under a ``bandwidth`` total, at its fair share of it
+(``sarra.transfer.bucket``).  Pacing alone cannot make the shares hold, though: one
+queue delivers the sources' messages in the order they were posted, and an instance
+works its batch one file at a time, so a source that posts much would occupy every
+instance while the others' files waited in the queue.  Who gets the instances is
+decided here, before any byte moves.
 
 So each gather of an instance admits the messages of **one** limited source (a source
 with a quota, or any source under a ``bandwidth`` total): the one that got the least
@@ -49,7 +49,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import Any, Callable, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from sarra.core import partition
 from sarra.core.delivery import Delivery
@@ -131,14 +131,15 @@ class SharedSource:
         ready = any(self._may_go(s) for s in self._sources(held))
         wait = 0.0 if ready else min(timeout, self._soonest(held))
         pool = held + list(self.inner.gather(max_count, wait))
-        sources = self._sources(pool)
-        self.bandwidth.want(sorted(s for s in sources if s is not None))
-        chosen, room = self._claim(sources)
+        named = {s for s in self._sources(pool) if s is not None}
+        self.bandwidth.want(sorted(named))
+        caps = {s: self.bandwidth.cap(s) for s in named}  # after want: shares depend on it
+        chosen, room = self._claim(caps)
         out: List[Delivery] = []
         self.held = []
         for d in pool:
             source = source_of(d, self.from_exchange)
-            free = source is None or self.bandwidth.cap(source) == math.inf
+            free = source is None or caps[source] == math.inf
             if len(out) < max_count and (free or (source == chosen and room > 0)):
                 out.append(d)
                 if not free:
@@ -146,7 +147,7 @@ class SharedSource:
             else:
                 self.held.append(d)
         if chosen is not None:  # what was claimed but not taken, or taken beyond it
-            self.bandwidth.settle(chosen, room / self.bandwidth.cap(chosen))
+            self.bandwidth.settle(chosen, room / caps[chosen])
         return out
 
     def settle(self, d: Delivery) -> None:
@@ -210,26 +211,26 @@ class SharedSource:
             return True
         return self.bandwidth.backlog(source) < HORIZON
 
-    def _claim(self, sources: Set[Optional[str]]) -> Tuple[Optional[str], float]:
+    def _claim(self, caps: Dict[str, float]) -> Tuple[Optional[str], float]:
         """The limited source this gather admits and the bytes it may take: the first,
         in order of preference, with work left to claim; when every one has its
         ``HORIZON`` in hand, one message of the first (an instance with messages never
-        idles: the pacing keeps the shares).  See the module docstring."""
+        idles: the pacing keeps the shares).  ``caps``: each source's cap (inf: none).
+        See the module docstring."""
         bw = self.bandwidth
         now = self._clock()
-        candidates = [
-            s for s in sources if s is not None and bw.cap(s) < math.inf and self._may_go(s)
-        ]
+        behind = {s: bw.backlog(s) for s, cap in caps.items() if cap < math.inf}
+        candidates = [s for s, late in behind.items() if late < HORIZON]
 
         def order(s: str) -> tuple:
             in_hand = max(0.0, bw.working(s) - now)
-            return (round(in_hand, 1), bw.used(s) / bw.cap(s), s)
+            return (round(in_hand, 1), bw.used(s) / caps[s], s)
 
         ranked = sorted(candidates, key=order)
         for source in ranked:
-            seconds = bw.claim(source, HORIZON - bw.backlog(source))
+            seconds = bw.claim(source, HORIZON - behind[source])
             if seconds > 0:
-                return source, seconds * bw.cap(source)
+                return source, seconds * caps[source]
         return (ranked[0], 1.0) if ranked else (None, 0.0)
 
     def _soonest(self, held: List[Delivery]) -> float:

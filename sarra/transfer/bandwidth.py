@@ -13,9 +13,11 @@ process's draw on one :class:`~sarra.transfer.bucket.SharedBucket`) and :class:`
   sends to one server (``scheme://host:port``), one file per server in
   ``<state_dir>/bandwidth/``;
 * ``source_bandwidth``: dd_sara's quota of each source, one file per source in the
-  same directory (so a switch's ingest and relay configs count a source together);
-  dd_sara also counts each source's use of the config's total (the bucket's
-  *members*), for its fair share (``sarra.flow.sharing`` holds back the others).
+  same directory (so a switch's ingest and relay configs count a source together).
+  dd_sara also draws on the config's bucket as the notice's source (the bucket's
+  *member*): its use is counted, and under a total paced at its fair share
+  (``sarra.transfer.bucket``); ``sarra.flow.sharing`` decides which sources' files
+  the instances take.
 
 **Grants.**  Locking a file for every 64 KiB read would cost more than the read, so a
 process reserves a *grant* (1/20 s of the rate, 64 KiB to 4 MiB) at once and spends it
@@ -51,7 +53,7 @@ Clock = Callable[[], float]
 GRANT_TIME = 0.05
 MIN_GRANT = 64 << 10
 MAX_GRANT = 4 << 20
-COUNT_GRANT = 256 << 10
+COUNT_GRANT = 1 << 20
 #: s: the longest single sleep, so that a stop request is seen soon
 SLEEP_SLICE = 0.25
 #: bucket files kept in the shared directory before unused ones are pruned
@@ -148,6 +150,8 @@ class Pacer:
         self.rate = float(rate)
         self.member = member
         self.quota = quota
+        #: the bucket file failed (logged once; its limit is not waited for)
+        self.failed = False
         self._lock = threading.Lock()
         self._left = 0
         self._ready = 0.0
@@ -202,7 +206,9 @@ class Pacing:
             try:
                 ready = max(ready, p.take(nbytes))
             except OSError as e:
-                log.warning("bandwidth budget %s unusable: %s", p.bucket.path, e)
+                if not p.failed:  # said once: this runs for every piece
+                    log.warning("bandwidth budget %s unusable: %s", p.bucket.path, e)
+                p.failed = True
         start = now = self._clock()
         while ready > now and not stop():
             self._sleep(min(SLEEP_SLICE, ready - now))

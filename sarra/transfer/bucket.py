@@ -230,12 +230,12 @@ class SharedBucket:
         members: Dict[str, Member] = state["members"]
         name = name[:MAX_NAME]
         for other, m in list(members.items()):
-            if now - max(m[1:4]) > ACTIVE_FOR and other != name:
+            if now - max(m[1:]) > ACTIVE_FOR and other != name:
                 del members[other]
         found = members.get(name)
         if found is None:
             if len(members) >= MAX_MEMBERS:
-                del members[min(members, key=lambda k: max(members[k][1:4]))]
+                del members[min(members, key=lambda k: max(members[k][1:]))]
             found = members[name] = [0.0, now, 0.0, 0.0, now]
         return found
 
