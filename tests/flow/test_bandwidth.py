@@ -17,6 +17,8 @@ pushes that, so the test uses those figures.
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -157,3 +159,38 @@ def test_a_limit_change_takes_effect_on_restart(flowenv, http_server):
     print(f"before/after restart (MiB/s): {[round(r / MiB, 2) for r in measured]}")
     assert 0.85 * 3 * MiB <= measured[0] <= 1.15 * 3 * MiB
     assert 0.85 * 8 * MiB <= measured[1] <= 1.15 * 8 * MiB
+
+
+def test_two_sender_instances_hold_the_total_they_send(flowenv, sftp_server):
+    """dd_sender (2 instances) with ``bandwidth 3M`` sends 24 MiB over SFTP at 3 MiB/s
+    +-10 % (5 s windows, measured where the server writes)."""
+    fe, rate, count = flowenv, 3 * MiB, 12
+    src = fe.root / "out"
+    total = write_set(src / "set", count, 2 * MiB)
+    remote = sftp_server.root / f"bw{os.getpid()}"
+    remote.mkdir()
+    url = f"sftp://root@127.0.0.1:{sftp_server.port}/"
+    fe.add_credentials(
+        f"{url} ssh_keyfile={sftp_server.client_key},known_hosts={sftp_server.known_hosts}"
+    )
+    fe.config(
+        "sender", "bw",
+        f"exchange xs_guest\ndestination {url}\ndirectory {remote}\nbase_dir {src}\n"
+        f"instances 2\nprefetch 2\nbatch 2\nbandwidth {rate}\naccept .*\n",
+    )  # fmt: skip
+    try:
+        fe.run("dd_sender", "declare", "bw")
+        fe.run("dd_sender", "start", "bw")
+        assert rabbit.wait_for_connections(fe.vhost, 2, timeout=60)
+        with DiskMeter({"remote": remote}) as meter:
+            fe.post("-u", "http://pump.example/", "-pbd", str(src), str(src / "set"))
+            wait_for(lambda: count_files(remote) >= count, 120, f"{count} files sent")
+    finally:
+        fe.run("dd_sender", "stop", "bw", check=False)
+        arrived = listing(remote)
+        shutil.rmtree(remote, ignore_errors=True)
+    assert arrived == listing(src)
+    rates, average = rates_of(meter, total, 5.0)
+    mib = [round(r / MiB, 2) for r in rates]
+    print(f"sent, 5 s windows (MiB/s): {mib}; average {average / MiB:.2f}")
+    assert rates and all(0.9 * rate <= r <= 1.1 * rate for r in rates), mib
