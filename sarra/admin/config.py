@@ -50,6 +50,10 @@ class AdminConfig:
     users: Dict[str, str] = field(default_factory=dict)  # name -> role
     exchanges: List[str] = field(default_factory=list)
     source_hosts: List[str] = field(default_factory=list)  # copied into dd_sara ingest
+    #: ``<source|*> <rate>`` lines, copied into the dd_sara ingest and relay configs
+    source_bandwidth: List[str] = field(default_factory=list)
+    #: the ingest's total (its ``bandwidth``), "" for none
+    ingest_bandwidth: str = ""
 
     @property
     def vhost(self) -> str:
@@ -109,6 +113,12 @@ def load_admin_config(path: Path) -> AdminConfig:
             elif name == "source_hosts":
                 converters.source_hosts(value)  # checked here, written to the ingest config
                 cfg.source_hosts.append(value)
+            elif name == "ingest_bandwidth":
+                converters.size(value)  # checked here, written to the ingest config
+                cfg.ingest_bandwidth = value
+            elif name == "source_bandwidth":
+                converters.source_rate(value)  # checked here, written to dd_sara's configs
+                cfg.source_bandwidth.append(" ".join(value.split()))
             elif name == "declare":
                 kind, who = converters.declare(value)
                 if kind == "exchange":
@@ -120,7 +130,7 @@ def load_admin_config(path: Path) -> AdminConfig:
             else:
                 raise ValueError(
                     f"unknown setting {name!r} (one of {', '.join(_SETTINGS)}, declare, link, "
-                    "source_hosts)"
+                    "source_hosts, source_bandwidth, ingest_bandwidth)"
                 )
         except ValueError as e:
             raise ConfigError(str(e), where) from None

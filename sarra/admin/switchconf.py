@@ -4,9 +4,11 @@ Three kinds, in the shapes that ``sarra.roles.sara`` and the report router of
 ``sarra.roles.shovel`` read (see ``etc/sara/*.conf``, ``etc/shovel/reports.conf``):
 
 * ``sara/ingest.conf``: dd_sara takes the declared sources' posts from ``xs_<source>``,
-  stores them under ``post_base_dir``, re-announces them on ``xpublic``;
+  stores them under ``post_base_dir``, re-announces them on ``xpublic``, each source
+  held to its ``source_bandwidth`` quota of admin.conf (and all to ``ingest_bandwidth``);
 * ``sara/from_<cluster>.conf``: one per ``link``: dd_sara relays what another switch's
-  ``xpublic`` addresses to this cluster;
+  ``xpublic`` addresses to this cluster (the same quotas: a source's budget is the
+  switch's, shared by ingest and relays);
 * ``shovel/reports.conf``: the report router, with one ``report_route`` per link so
   reports about data from another switch go back toward it.
 
@@ -43,6 +45,8 @@ def ingest_config(c: AdminConfig) -> str:
         "suppress_duplicates 10m",
         # hosts the sources may make the switch fetch from (SSRF policy, dd_sara(8))
         *(f"source_hosts {h}" for h in c.source_hosts),
+        *_quotas(c),
+        *([f"bandwidth {c.ingest_bandwidth}"] if c.ingest_bandwidth else []),
     ]
     return HEADER.format(admin=c.path) + "\n".join(lines) + "\n"
 
@@ -59,8 +63,15 @@ def relay_config(c: AdminConfig, link: Link) -> str:
         f"post_base_dir {c.post_base_dir}",
         f"post_base_url {c.post_base_url}",
         "suppress_duplicates 10m",
+        *_quotas(c),
     ]
     return HEADER.format(admin=c.path) + "\n".join(lines) + "\n"
+
+
+def _quotas(c: AdminConfig) -> List[str]:
+    """The sources' bandwidth quotas (sarra.flow.sharing: a source over its quota waits,
+    the others go ahead)."""
+    return [f"source_bandwidth {q}" for q in c.source_bandwidth]
 
 
 def report_router_config(c: AdminConfig) -> str:

@@ -12,6 +12,8 @@ API (``requests``), and the admin configuration ``admin.conf``::
     post_base_dir /var/www/sarra             # where dd_sara stores, and the web server serves
     post_base_url http://sw1.example.com/
     link     sw2 amqp://feeder@sw2.example.com/sw2   # another switch (dd_admin link)
+    source_bandwidth alice 10M               # alice's quota on this switch (bytes/s)
+    ingest_bandwidth 40M                     # what dd_sara ingest takes in all
 
 The vhost is the admin URL's path (``sarra.broker.urls`` rule).  Regexes are the v2
 ones, tightened so that one user's rules never cover another user whose name starts

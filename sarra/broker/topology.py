@@ -184,6 +184,19 @@ class Declaring:
 
         return self._run_admin(f"declare of queue {name!r}", declare)
 
+    def consumers(self, queue: str) -> int:
+        """The number of consumers of ``queue`` now (a passive declare: nothing changes);
+        every instance of a config, on every host, is one.
+
+        Raises:
+            BrokerError: the queue is missing or refused.  ConnectionLost: as above.
+        """
+        self._ensure()
+        return self._run_admin(
+            f"passive declare of queue {queue!r}",
+            lambda ch: int(ch.queue_declare(queue, passive=True).method.consumer_count),
+        )
+
     def bind(self, queue: str, exchange: str, routing_key: str) -> None:
         """Bind ``queue`` to ``exchange`` with ``routing_key``.
 

@@ -291,6 +291,20 @@ def source_hosts(value: str) -> Tuple[str, Tuple[str, ...]]:
     return words[0], tuple(host_pattern(w) for w in words[1:])
 
 
+def source_rate(value: str) -> Tuple[str, int]:
+    """``<source|*> <bytes/s>`` -> ``(source, rate)``: a source's bandwidth quota (dd_sara)."""
+    words = value.split()
+    if len(words) != 2 or (words[0] != "*" and not re.fullmatch(r"[\w.-]{1,64}", words[0])):
+        raise ValueError(f"bad source_bandwidth {value!r} (expected: <source|*> <rate, e.g. 2M>)")
+    try:
+        rate = size(words[1])
+    except ValueError:
+        rate = 0
+    if rate <= 0:
+        raise ValueError(f"bad source_bandwidth {value!r}: the rate must be a size above 0")
+    return words[0], rate
+
+
 def route(value: str) -> Tuple[str, str]:
     """``<cluster|*> <broker url>`` -> ``(cluster, url)``: next hop of reports for a cluster."""
     words = value.split()

@@ -45,6 +45,7 @@ from sarra.config.converters import (
     route,
     size,
     source_hosts,
+    source_rate,
     string,
     string_list,
     strip_value,
@@ -222,6 +223,10 @@ _ROWS = (
     _O("download_max_size", size, 1 << 30, "most bytes fetched when a post gives no size", PLACE),
     _O("redirect_hosts", string_list, (), "hosts an HTTP redirect may lead to (else none)", PLACE),
     _M("source_hosts", source_hosts, "<source|*> <host|*.domain|addr|net>...: may fetch", PLACE),
+    # -- bandwidth limits shared by processes (sarra.transfer.bandwidth)
+    _O("bandwidth", size, 0, "bytes/s of this config in all: instances, threads, hosts", PLACE),
+    _O("bandwidth_per_host", size, 0, "bytes/s to or from one server, all flows of a host", PLACE),
+    _M("source_bandwidth", source_rate, "<source|*> <bytes/s>: quota of a source", ("sara",)),
     # -- sending and polling
     _O("destination", url, None, "server to send to, or (dd_poll) to list", SEND + POLL,
        aka="sendTo pollUrl remoteUrl"),

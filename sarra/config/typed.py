@@ -118,6 +118,12 @@ class OptionValues:
     redirect_hosts: Tuple[str, ...]
     #: <source|*> <host|*.domain|addr|net>...: may fetch
     source_hosts: Tuple[Tuple[str, Tuple[str, ...]], ...]
+    #: bytes/s of this config in all: instances, threads, hosts
+    bandwidth: int
+    #: bytes/s to or from one server, all flows of a host
+    bandwidth_per_host: int
+    #: <source|*> <bytes/s>: quota of a source
+    source_bandwidth: Tuple[Tuple[str, int], ...]
     #: server to send to, or (dd_poll) to list
     destination: Optional[str]
     #: local tree the relpaths of notices are read from

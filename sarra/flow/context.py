@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 from sarra.config.credentials import Credentials
 from sarra.config.loader import Options
-from sarra.config.paths import Paths
+from sarra.config.paths import Paths, short_name
 from sarra.core.delivery import Delivery
 from sarra.core.errors import ConfigError, SarraError
 from sarra.core.redaction import redact_url
@@ -51,6 +51,12 @@ class Context:
         self._closers: list = []
         self._policy: Any = None
         self._hooks: Optional[HookSet] = None
+        self._bandwidth: Any = None
+
+    @property
+    def role(self) -> str:
+        """The program's short name (``dd_sara`` -> ``sara``): ``program`` is as called."""
+        return short_name(self.program)
 
     @property
     def config(self) -> str:
@@ -257,9 +263,10 @@ class Context:
         self._closers.append(threads.close)
         return threads
 
-    def transfers(self) -> Any:
-        """A transfer pool with the download limits of the options and, where one
-        applies, the SSRF policy (see :meth:`fetch_policy`)."""
+    def transfers(self, *, total: bool = True, policy: bool = True) -> Any:
+        """A transfer pool with the download limits of the options, the bandwidth
+        limits (:meth:`bandwidth`; ``total`` False: without the config's total) and,
+        with ``policy``, where one applies, the SSRF policy (see :meth:`fetch_policy`)."""
         from sarra.transfer.limits import Limits
         from sarra.transfer.pool import TransferPool
 
@@ -270,10 +277,53 @@ class Context:
             timeout=float(o.timeout or 30),
             options={"redirect_hosts": o.redirect_hosts},
             limits=limits,
-            policy=self.fetch_policy(),
+            policy=self.fetch_policy() if policy else None,
+            bandwidth=self.bandwidth(),
+            total=total,
         )
         self._closers.append(pool.close_all)
         return pool
+
+    def bandwidth(self) -> Any:
+        """The bandwidth budgets of this process (``sarra.transfer.bandwidth``), built
+        once and shared by its pools and threads; None when no limit is set."""
+        o = self.options
+        if not (o.bandwidth or o.bandwidth_per_host or o.source_bandwidth):
+            return None
+        if self._bandwidth is None:
+            from sarra.transfer.bandwidth import Bandwidth, shared_budgets
+
+            self._bandwidth = Bandwidth(
+                config_file=self.state_dir / "bandwidth",
+                shared_dir=shared_budgets(self.paths.state_dir),
+                total=o.bandwidth,
+                per_host=o.bandwidth_per_host,
+                quotas=o.source_bandwidth,
+                by_source=self.role == "sara",
+            )
+        return self._bandwidth
+
+    def source(self, broker: Any, queue: str) -> Any:
+        """The flow's source: ``queue`` on ``broker``, with the host's share of the
+        config's total learned from the broker and, where sources have quotas or a
+        fair share, their messages held back while they are over it
+        (``sarra.flow.sharing``)."""
+        from sarra.flow.source import BrokerSource
+
+        source = BrokerSource(broker, queue)
+        bandwidth = self.bandwidth()
+        if bandwidth is None:
+            return source
+        from sarra.flow.sharing import SharedSource
+
+        o = self.options
+        return SharedSource(
+            source,
+            bandwidth,
+            instances=o.instances,
+            by_source=self.role == "sara",
+            from_exchange=bool(o.source_from_exchange),
+        )
 
     def fetch_policy(self) -> Any:
         """The SSRF policy (``sarra.core.fetchpolicy``): always for dd_sara ingesting sources'
@@ -281,7 +331,7 @@ class Context:
         subscriber fetching from its own network is legitimate).  None: no policy."""
         o = self.options
         lines = o.source_hosts
-        ingest = self.program == "sara" and o.source_from_exchange
+        ingest = self.role == "sara" and o.source_from_exchange
         if not lines and not ingest:
             return None
         if self._policy is None:

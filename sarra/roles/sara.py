@@ -35,7 +35,7 @@ from sarra.core.errors import ConfigError
 from sarra.flow import consumer
 from sarra.flow.context import Context
 from sarra.flow.download import Downloader
-from sarra.flow.engine import BrokerSource, Flow
+from sarra.flow.engine import Flow
 from sarra.flow.repost import LocalCopy
 from sarra.flow.sinks import NoticePublisher, Reporter
 
@@ -149,7 +149,7 @@ def build(ctx: Context, broker: Any, post_broker: Any, assembler: Any = None) ->
         post_broker.declare_exchange(report_exchange)
         reporter = Reporter(post_broker, report_exchange, user)
     return Flow(
-        source=BrokerSource(broker),
+        source=ctx.source(broker, queue(ctx)),
         select=Gate(o, sw),
         work=Repost(o, download),
         publisher=NoticePublisher(

@@ -18,7 +18,7 @@ from sarra.core import message
 from sarra.core.errors import ConfigError
 from sarra.flow import consumer
 from sarra.flow.context import Context
-from sarra.flow.engine import BrokerSource, Flow
+from sarra.flow.engine import Flow
 from sarra.flow.repost import post_exchange
 from sarra.flow.send import Sender
 from sarra.flow.sinks import NoticePublisher, Reporter
@@ -62,7 +62,7 @@ def build(ctx: Context, broker: Any, destination: TransferPool) -> Flow:
     work = Sender(
         o,
         destination=destination,
-        fetch=ctx.transfers(),
+        fetch=ctx.transfers(total=False),  # the config's total is for what it sends
         spool=ctx.state_dir / f"spool.{ctx.instance:02d}",
         progress=ctx.progress(broker),
         post_base_url=(o.post_base_url or o.destination) if publisher else None,
@@ -72,7 +72,7 @@ def build(ctx: Context, broker: Any, destination: TransferPool) -> Flow:
         exchange = o.report_exchange or f"xs_{broker_user(o.broker)}"
         reporter = Reporter(broker, exchange, broker_user(o.broker))
     return Flow(
-        source=BrokerSource(broker),
+        source=ctx.source(broker, queue(ctx)),
         select=consumer.Selector(o),
         work=work,
         publisher=publisher,
@@ -89,11 +89,9 @@ def build(ctx: Context, broker: Any, destination: TransferPool) -> Flow:
 def run(ctx: Context) -> int:
     o = ctx.options
     check(o)  # before the broker: a configuration error is not retried
-    destination = TransferPool(credentials=ctx.credentials.lookup, timeout=float(o.timeout))
-    try:
-        return ctx.run_flow(build(ctx, ctx.broker(o.broker), destination))
-    finally:
-        destination.close_all()
+    # no SSRF policy: the destination is the config's own; its bandwidth limits apply
+    destination = ctx.transfers(policy=False)
+    return ctx.run_flow(build(ctx, ctx.broker(o.broker), destination))
 
 
 def declare(ctx: Context) -> None:

@@ -21,7 +21,7 @@ from sarra.config.loader import required
 from sarra.core import message
 from sarra.flow import consumer
 from sarra.flow.context import Context
-from sarra.flow.engine import BrokerSource, Flow
+from sarra.flow.engine import Flow
 from sarra.flow.repost import LocalCopy, followed_by, post_exchange
 from sarra.flow.sinks import NoticePublisher, Reporter
 
@@ -73,7 +73,7 @@ def build(ctx: Context, broker: Any, assembler: Optional[Any] = None) -> Flow:
     if o.report_back and (o.download or posts is not None):  # v2: 201 Published if posted
         reporter = Reporter(broker, report_exchange(ctx), broker_user(o.broker))
     return Flow(
-        source=BrokerSource(broker),
+        source=ctx.source(broker, queue(ctx)),
         select=consumer.Selector(o),
         work=work,
         publisher=posts,

@@ -22,7 +22,6 @@ import contextlib
 import importlib
 import logging
 import re
-import time
 from types import MappingProxyType
 from typing import (
     Any,
@@ -41,6 +40,8 @@ from urllib.parse import unquote, urlsplit
 from sarra.core.checksum import Checksum
 from sarra.core.errors import TransferError
 from sarra.core.redaction import redact_url
+from sarra.transfer.bandwidth import Throttle as _Throttle  # noqa: F401 - tests use it
+from sarra.transfer.bandwidth import pacer
 from sarra.transfer.limits import WATCHDOG, Budget, Limits
 from sarra.transfer.listing import Entry
 from sarra.transfer.pipeline import prefetch
@@ -109,28 +110,6 @@ def pool_key(baseurl: str) -> tuple[str, str | None, str, int | None]:
     return (parts.scheme.lower(), parts.username, parts.hostname or "", parts.port)
 
 
-class _Throttle:
-    """Sleeps so that ``total`` bytes never arrive faster than ``rate`` bytes/s."""
-
-    def __init__(
-        self,
-        rate: int,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.rate = rate
-        self._clock = clock
-        self._sleep = sleep
-        self._start = clock()
-
-    def wait(self, total: int) -> None:
-        if self.rate <= 0:
-            return
-        ahead = total / self.rate - (self._clock() - self._start)
-        if ahead > 0:
-            self._sleep(ahead)
-
-
 class Transfer:
     """One connection to one server, reading and writing files by server path.
 
@@ -140,8 +119,8 @@ class Transfer:
     :meth:`get` and :meth:`put` are the shared loops: callers position ``dest``/``src``,
     the loop streams ``chunk_size`` pieces, feeds every checksum in ``sums``, calls
     ``progress(nbytes)`` after each piece (a good place to keep a broker heartbeat
-    alive), throttles to ``throttle`` bytes/s and checks the byte count against
-    ``length``.
+    alive), throttles to ``throttle`` bytes/s, waits for the shared bandwidth
+    budgets (:attr:`pacing`) and checks the byte count against ``length``.
     """
 
     scheme = ""
@@ -154,6 +133,9 @@ class Transfer:
     #: During :meth:`get` of a whole file: the most bytes the caller accepts.  A backend
     #: asks the server for at most one byte more (to see that it sends too much).
     read_limit: int | None = None
+    #: Set by :class:`TransferPool` where bandwidth limits apply: the shared budgets
+    #: (:class:`sarra.transfer.bandwidth.Pacing`) this transfer waits for after each piece.
+    pacing: Any = None
 
     def __init__(
         self,
@@ -242,6 +224,10 @@ class Transfer:
 
     # -- shared loops ------------------------------------------------------------------
 
+    def _pace(self, throttle: int, budget: Budget | None) -> Callable[[int], None] | None:
+        """What the loops call after each piece (:func:`sarra.transfer.bandwidth.pacer`)."""
+        return pacer(throttle, self.pacing, self.limits.stop, budget)
+
     def get(
         self,
         remote_path: str,
@@ -270,7 +256,6 @@ class Transfer:
                 written), more than ``limit`` (permanent: the same server would send
                 them again), or the deadline passed or a stop was asked (transient).
         """
-        throttler = _Throttle(throttle)
         total = 0
         announced = length if length is not None else limit
         bound = announced if announced is not None else self.limits.max_size
@@ -278,7 +263,8 @@ class Transfer:
         # read by the backend's generator when it starts, within this call
         self.read_limit = None if length is not None else bound
         reads = self.iter_read(remote_path, offset, length)
-        written = _written(reads, dest, remote_path, length, bound, budget)
+        pace = self._pace(throttle, budget)
+        written = _written(reads, dest, remote_path, length, bound, budget, pace)
         chunks = _read_ahead(written, self.chunk_size)
         watch = WATCHDOG.watch(budget, self.abort)  # ends a read blocked mid-chunk too
         try:
@@ -289,7 +275,6 @@ class Transfer:
                     total += len(chunk)
                     if progress is not None:
                         progress(len(chunk))
-                    throttler.wait(total)
         except TransferError as e:
             if watch.fired is None:
                 raise
@@ -323,8 +308,9 @@ class Transfer:
         """
         sent = [0]
 
+        pace = self._pace(throttle, None)
+
         def chunks() -> Iterator[bytes]:
-            throttler = _Throttle(throttle)
             while length is None or sent[0] < length:
                 want = self.chunk_size if length is None else min(self.chunk_size, length - sent[0])
                 chunk = _read(src, want, remote_path)
@@ -336,7 +322,8 @@ class Transfer:
                 yield chunk
                 if progress is not None:
                     progress(len(chunk))
-                throttler.wait(sent[0])
+                if pace is not None:
+                    pace(len(chunk))
 
         truncate = offset == 0 and length is None
         self.write_from(remote_path, chunks(), offset, truncate=truncate)
@@ -365,10 +352,12 @@ def _written(
     length: int | None,
     bound: int,
     budget: Budget,
+    pace: Callable[[int], None] | None = None,
 ) -> Iterator[bytes]:
     """Write each chunk to ``dest`` (never past ``length`` nor ``bound``), then pass it
     on for hashing; the deadline is checked after each chunk (in the reader thread when
-    there is one, so it stops too)."""
+    there is one, so it stops too), and the bandwidth limits are waited for there too,
+    so that reading ahead never runs ahead of them."""
     done = 0
     for chunk in chunks:
         if length is not None and done + len(chunk) > length:
@@ -379,6 +368,8 @@ def _written(
             )
         _write(dest, chunk, what)
         done += len(chunk)
+        if pace is not None:
+            pace(len(chunk))
         budget.check(what, done)
         yield chunk
 

@@ -69,6 +69,11 @@ class Budget:
         self.start = limits.clock()
         self.got = 0
 
+    def excuse(self, seconds: float) -> None:
+        """Do not count ``seconds`` against the deadline: the transfer waited for a
+        bandwidth limit of ours, not for the server."""
+        self.start += seconds
+
     def allowed(self, got: int) -> float:
         """Seconds this transfer may take, ``got`` bytes having arrived."""
         rate = self.limits.min_rate

@@ -5,6 +5,9 @@ Owns :class:`TransferPool`: one open transfer per server, each given the downloa
 (``sarra.core.fetchpolicy``), the :class:`~sarra.transfer.netguard.Guard` of the source whose
 notice is being worked on (:attr:`TransferPool.source`).  Transfers are kept per source
 under a policy, so a connection one source was allowed to open never serves another.
+With a :class:`~sarra.transfer.bandwidth.Bandwidth`, each transfer handed out carries the
+pacing of its server and of that source (``Transfer.pacing``), and reads no more than a
+grant at a time.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from sarra.transfer.limits import Limits
 
 if TYPE_CHECKING:  # imported where a policy is used: dd_post never needs ipaddress
     from sarra.core.fetchpolicy import FetchPolicy
+    from sarra.transfer.bandwidth import Bandwidth
 
 __all__ = ["TransferPool"]
 
@@ -27,7 +31,9 @@ class TransferPool:
 
     With a ``policy``, per ``(source, scheme, user, host, port)``: set :attr:`source`
     before getting the transfers of a notice.  Not thread-safe: use one pool per
-    process or thread.  ``close_all`` closes them all.
+    process or thread.  ``close_all`` closes them all.  ``bandwidth``: the budgets its
+    transfers draw on; ``total`` False leaves the config's total out (dd_sender's
+    fetches: its total is for what it sends).
     """
 
     def __init__(
@@ -39,6 +45,8 @@ class TransferPool:
         registry: Mapping[str, str | type[Transfer]] | None = None,
         limits: Limits | None = None,
         policy: FetchPolicy | None = None,
+        bandwidth: Bandwidth | None = None,
+        total: bool = True,
     ) -> None:
         self._credentials = credentials
         self._timeout = timeout
@@ -46,6 +54,8 @@ class TransferPool:
         self._registry = registry
         self._limits = limits
         self._policy = policy
+        self._bandwidth = bandwidth if bandwidth else None
+        self._total = total
         #: The source whose notice is being worked on (its SSRF policy applies).
         self.source: str | None = None
         self._open: dict[_Key, Transfer] = {}
@@ -69,7 +79,7 @@ class TransferPool:
         scope = self.source if self._policy is not None else None
         transfer = self._by_url.get((scope, baseurl))
         if transfer is not None:
-            return transfer
+            return self._paced(transfer, baseurl)
         key = (scope, *pool_key(baseurl))
         transfer = self._open.get(key)
         if transfer is None:
@@ -90,6 +100,15 @@ class TransferPool:
         if len(self._by_url) >= 1000:
             self._by_url.clear()
         self._by_url[(scope, baseurl)] = transfer
+        return self._paced(transfer, baseurl)
+
+    def _paced(self, transfer: Transfer, baseurl: str) -> Transfer:
+        """``transfer`` with the pacing of ``baseurl``'s server and the current source."""
+        if self._bandwidth is not None:
+            pacing = self._bandwidth.pacing(baseurl, self.source, self._total)
+            transfer.pacing = pacing
+            default = type(transfer).chunk_size
+            transfer.chunk_size = min(default, pacing.piece) if pacing else default
         return transfer
 
     def close_all(self) -> None:

@@ -58,7 +58,7 @@ def guide_blocks(text: str) -> Dict[str, List[str]]:
 def test_guide_blocks_are_found_for_every_use_case():
     blocks = guide_blocks(GUIDE.read_text(encoding="utf-8"))
     counts = {title.split(".")[0]: len(b) for title, b in blocks.items() if b}
-    assert counts == {"1": 4, "2": 4, "3": 4, "4": 4, "5": 4}, counts
+    assert counts == {"1": 4, "2": 4, "3": 4, "4": 4, "5": 4, "6": 4}, counts
 
 
 class Reader:
@@ -218,3 +218,14 @@ def test_use_case_5_a_v2_plugin_and_an_sr3_callback_run_as_written(reader, switc
     assert re.search(rf"msg_log received: \S+ http://\S+/{alice}/forecast/today.txt$", out, re.M)
     assert f"file_log downloaded to: {r.home / 'wx' / 'today.txt.wx'}" in out
     r.ok(3)
+
+
+def test_use_case_6_a_bandwidth_limit_is_one_budget_for_all_instances(reader):
+    r = reader("6")
+    try:
+        r.ok(0)
+        r.ok(1)
+        out = r.until(2, lambda out: out.splitlines()[:1] == ["8"] and "takes" in out)
+        assert out.splitlines()[1:] == ["bandwidth: this host takes 2/2 of 2097152 bytes/s"]
+    finally:
+        r.run(3)

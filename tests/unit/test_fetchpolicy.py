@@ -269,3 +269,18 @@ def test_an_ingest_without_any_source_hosts_line_says_once_that_it_refuses_all(
         c.fetch_policy()
     said = [r for r in caplog.records if "no source_hosts lines" in r.getMessage()]
     assert len(said) == (1 if warned else 0)
+
+
+def test_dd_sara_as_the_command_names_it_ingests_under_the_policy(tmp_path):
+    """Context is built with the program as called (``dd_sara``): an ingest without
+    ``source_hosts`` lines gets the policy that refuses every host, not no policy."""
+    from sarra.config.loader import load
+    from sarra.config.paths import Paths
+    from sarra.flow.context import Context
+
+    paths = Paths.under(tmp_path)
+    conf = paths.config_file("sara", "ingest")
+    conf.parent.mkdir(parents=True)
+    conf.write_text("broker amqp://feeder@localhost/\n")
+    o = load("dd_sara", "ingest", paths=paths, defaults={"source_from_exchange": True})
+    assert Context("dd_sara", o, paths).fetch_policy() is not None

@@ -68,6 +68,12 @@ class FakeCtx:
     reset_queue = Context.reset_queue
     downloader = Context.downloader
     hooks = Context.hooks
+    # the real flow source, with bandwidth sharing when the options ask for it
+    program = "dd_sara"
+    role = Context.role
+    _bandwidth = None
+    source = Context.source
+    bandwidth = Context.bandwidth
 
 
 def setup(tmp_path: Path, extra: str = "", files=None):
