@@ -188,7 +188,9 @@ def start_sara(net: Net, tmp: Path, url: str = "", extra: str = "") -> tuple:
     net.config("sara", "A", (
         f"broker {net.url('A', 'feederA')}\ncluster A\n"
         f"declare source {net.user('alice')}\ndeclare source {net.user('eve')}\n"
-        f"post_base_url {base}\npost_base_dir {www}\n{extra}"
+        f"post_base_url {base}\npost_base_dir {www}\n"
+        "source_hosts * 127.0.0.1\n"  # the sources' servers are on loopback (SSRF policy)
+        f"{extra}"
     ))  # fmt: skip
     proc = net.foreground("dd_sara", "A")
     net.wait_consuming("A", f"q_{net.user('feederA')}.dd_sara.A")
