@@ -5,7 +5,7 @@ every function is linear in the length of its input: no backtracking regex, no n
 scan.  :func:`redact` used to be one regex (``scheme://user:password@``) whose scheme
 part backtracked from every start position: 100 KB of ``a`` took ~27 s to redact and
 one long relpath stalled a switch, SIGTERM unanswered meanwhile.  Standard library
-only: ``logsetup``, ``options`` and ``credentials`` all import it.  It is also the one
+only: ``logs.setup``, ``config.options`` and ``config.credentials`` import it.  It is the one
 place that hides a password: :func:`redact` for free text, :func:`redact_url` for one URL
 in a log line, :func:`public_url` for a URL to publish.
 """

@@ -11,21 +11,12 @@ from pathlib import Path
 import pytest
 
 from sarra.config import options as optdefs
+from sarra.service.programs import ROLES
 from tests.fixtures.require import require_module
 
 ROOT = Path(__file__).resolve().parents[2]
 MAN = ROOT / "man"
-COMMANDS = (
-    "dd_post",
-    "dd_subscribe",
-    "dd_sara",
-    "dd_shovel",
-    "dd_log",
-    "dd_watch",
-    "dd_sender",
-    "dd_poll",
-    "dd",
-)
+COMMANDS = (*ROLES, "dd")  # every program the launchers and setup.py install
 FORMATS = ("dd_post.7", "dd_log.7")
 
 
