@@ -379,8 +379,10 @@ class Bandwidth:
         if pacer is None:
             digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:24]
             path = self.shared_dir / f"{kind}-{digest}"
-            if not path.exists():
-                prune(self.shared_dir)
+            if not path.exists() and prune(self.shared_dir) >= MAX_FILES * 4:
+                # names from notices flooding in faster than they age out: every new one
+                # shares one budget (stricter, never unbounded files)
+                path = self.shared_dir / f"{kind}-overflow"
             bucket = SharedBucket(path, key=name[:200], clock=self._clock)
             pacer = self._pacers[name] = Pacer(bucket, rate)
         return pacer
@@ -399,22 +401,26 @@ class _Following(Pacer):
         return super().take(nbytes)
 
 
-def prune(directory: Path, now: Optional[float] = None) -> None:
+def prune(directory: Path, now: Optional[float] = None) -> int:
     """Remove the bucket files of ``directory`` unused for ``PRUNE_AGE`` seconds once it
-    holds ``MAX_FILES`` or more (servers and sources named by notices come and go)."""
+    holds ``MAX_FILES`` or more (servers and sources named by notices come and go).
+    Returns how many entries are left."""
     try:
         entries = list(os.scandir(directory))
     except FileNotFoundError:
-        return
+        return 0
     if len(entries) < MAX_FILES:
-        return
+        return len(entries)
     limit = (time.time() if now is None else now) - PRUNE_AGE
+    left = len(entries)
     for e in entries:
         try:
             if e.is_file(follow_symlinks=False) and e.stat().st_mtime < limit:
                 os.unlink(e.path)
+                left -= 1
         except OSError:
             continue
+    return left
 
 
 def shared_budgets(state_dir: Path) -> Path:

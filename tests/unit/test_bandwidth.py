@@ -423,3 +423,23 @@ def test_under_a_rate_a_member_is_paced_at_its_fair_share(tmp_path):
     assert got["alice"] <= HEADROOM * 1000 / 2 * 10.5, got
     assert got["eve"] >= (2 - HEADROOM) * 1000 / 2 * 9.5, got
     assert got["alice"] + got["eve"] <= 1000 * 10.5
+
+
+def test_a_flood_of_server_names_from_notices_shares_one_budget_past_the_cap(tmp_path, monkeypatch):
+    """Hostile notices naming ever new servers: files stop growing at the cap (all the
+    names after it share one overflow budget), and the process holds a bounded number
+    of pacers (each one an open file)."""
+    import sarra.transfer.bandwidth as bw
+
+    monkeypatch.setattr(bw, "MAX_FILES", 8)
+    clock = Clock()
+    b = budgets(tmp_path, clock, per_host=1000)
+    paths = set()
+    for i in range(200):
+        p = b.pacing(f"http://h{i}.example/")
+        assert p is not None
+        paths.add(p.pacers[0].bucket.path)
+    files = list((tmp_path / "state" / "bandwidth").iterdir())
+    assert len(files) <= 8 * 4 + 1
+    assert any(path.name == "host-overflow" for path in paths)
+    assert len(b._pacers) <= bw.MAX_PACINGS
